@@ -1,0 +1,18 @@
+"""recommender: related-content links for static content sites.
+
+Load a site of Markdown pages (:func:`load_corpus`), compute the most related
+pages for each (:class:`Recommender`), and write them back into each page's
+front matter (:mod:`recommender.export`).
+"""
+
+import logging
+
+from .corpus import Corpus, load_corpus
+from .errors import RecommenderError
+
+__version__ = "0.1.0"
+
+# A library configures no logging output of its own; applications (and the CLI) do.
+logging.getLogger(__name__).addHandler(logging.NullHandler())
+
+__all__ = ["Corpus", "RecommenderError", "__version__", "load_corpus"]

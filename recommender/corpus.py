@@ -1,0 +1,582 @@
+"""Reading a whole site of Markdown pages into pandas DataFrames.
+
+:func:`load_corpus` walks a site, parses each page's YAML front matter with
+libyaml's safe C loader, checks the fields the recommender relies on, cleans
+the text fields for vectorising (:mod:`recommender.text`) and returns a
+:class:`Corpus`: the pages that loaded, one row per page that did not, and the
+related links the pages hold today.  One bad page never stops the others.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import math
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import joblib
+import pandas as pd
+import yaml
+from tqdm.auto import tqdm
+from yaml.nodes import MappingNode, ScalarNode, SequenceNode
+
+from .errors import PageError, SiteNotFoundError
+from .text import clean_text, split_keywords
+
+__all__ = ["PAGE_COLUMNS", "Corpus", "load_corpus", "load_yaml", "read_page", "split_front_matter"]
+
+logger = logging.getLogger(__name__)
+
+try:  # libyaml's C parser is several times faster; fall back (with a warning) where absent
+    _SAFE_LOADER: Any = yaml.CSafeLoader
+except AttributeError:  # pragma: no cover - depends on how PyYAML was built
+    _SAFE_LOADER = yaml.SafeLoader
+    logger.warning("PyYAML has no libyaml: pages load several times slower")
+
+_STR, _MAP, _SEQ = (f"tag:yaml.org,2002:{kind}" for kind in ("str", "map", "seq"))
+_OPENING = re.compile(r"---[ \t]*\r?\n")
+_CLOSING_LINE = re.compile(r"---[ \t]*(?:\r?\n|\r?$)")
+_RELATED_KEY = re.compile(r"related_article(\d+)")
+_BLANK = re.compile(r"\s+")
+#: Below this many pages, starting worker processes costs more than it saves.
+PARALLEL_MIN_PAGES = 2000
+
+#: Columns of :attr:`Corpus.pages`, in order, with what each holds.  The index is ``url``.
+PAGE_COLUMNS: dict[str, str] = {
+    "path": "file path relative to the site root, with '/' separators",
+    "folder": "first folder of the path (the subject folder on the reference site); '' at the root",
+    "slug": "file name without '.md'; cross-listed copies of a question share it",
+    "id": "front matter `id` (nullable Int64: ids are neither unique nor always present)",
+    "title": "front matter `title`",
+    "subject": "front matter `subject` as written ('' when absent)",
+    "subject_key": "subject, case and spacing folded: 'Computer  science' -> 'computer science'",
+    "keywords": "`seo.page_keywords` split on commas and stripped (list of str)",
+    "description": "`seo.page_description` ('' when absent)",
+    "question": "front matter `question` ('' when absent)",
+    "answer": "front matter `answer` as written: literal \\n, Markdown, LaTeX ('' when absent)",
+    "date": "front matter `date`, the day only (datetime64; NaT when absent)",
+    "score": "front matter `score` (float; NaN when absent)",
+    "no_index": "front matter `no_index` (bool; False when absent)",
+    "related_urls": "urls of the existing related_article1..N blocks, in order (list of str)",
+    "title_text": "title cleaned for vectorising (see recommender.text.clean_text)",
+    "keywords_text": "keywords joined with ', ', cleaned",
+    "description_text": "description cleaned",
+    "question_text": "question cleaned",
+    "answer_text": "answer cleaned: real line breaks, no Markdown or LaTeX markup, words kept",
+}
+
+#: Columns of :attr:`Corpus.errors`.
+ERROR_COLUMNS: dict[str, str] = {
+    "path": "file path relative to the site root",
+    "line": "1-based line of the problem where known (nullable Int64)",
+    "problem": "short category, e.g. 'invalid YAML', 'duplicate url'",
+    "detail": "what is wrong, for a person",
+    "message": "the whole message: 'path:line: problem: detail'",
+}
+
+#: Columns of :attr:`Corpus.links` (the related links the pages hold today).
+LINK_COLUMNS: dict[str, str] = {
+    "source_url": "url of the page holding the link",
+    "rank": "N of its related_articleN block (1-based)",
+    "target_url": "the block's url",
+    "target_id": "the block's id (nullable Int64)",
+    "target_title": "the block's title (None when absent)",
+    "target_subject": "the block's subject (None when absent)",
+}
+
+
+@dataclass(frozen=True)
+class Corpus:
+    """A loaded site.
+
+    Attributes
+    ----------
+    root : Path
+        The folder the pages were read from.
+    pages : pandas.DataFrame
+        One row per loaded page, indexed by ``url`` and sorted by it; columns
+        as in :data:`PAGE_COLUMNS`.
+    errors : pandas.DataFrame
+        One row per page that could not be loaded, sorted by path; columns as
+        in :data:`ERROR_COLUMNS`.
+    links : pandas.DataFrame
+        The related links the loaded pages hold today, one row per block;
+        columns as in :data:`LINK_COLUMNS`.
+    """
+
+    root: Path
+    pages: pd.DataFrame
+    errors: pd.DataFrame
+    links: pd.DataFrame
+
+    def __repr__(self) -> str:
+        return (
+            f"<Corpus {str(self.root)!r}: {len(self.pages):,} pages, "
+            f"{len(self.errors):,} errors, {len(self.links):,} existing links>"
+        )
+
+
+def split_front_matter(text: str) -> tuple[int, int, int] | None:
+    """Locate the YAML front matter of a page's text.
+
+    The text must open with a ``---`` line; the front matter ends at the next
+    line that is exactly ``---`` (trailing blanks allowed).  A leading UTF-8 BOM
+    and CRLF line endings are accepted.
+
+    Returns
+    -------
+    (start, end, after) or None
+        ``text[start:end]`` is the YAML, ``text[end:after]`` the closing
+        delimiter line with its line break, ``text[after:]`` the body.
+        ``None`` when the text does not open with ``---``.
+
+    Raises
+    ------
+    ValueError
+        When the opening ``---`` has no closing line.
+    """
+    offset = 1 if text.startswith("\ufeff") else 0
+    opening = _OPENING.match(text, offset)
+    if opening is None:
+        return None
+    start = opening.end()
+    if _CLOSING_LINE.match(text, start):  # empty front matter
+        return start, start, _CLOSING_LINE.match(text, start).end()
+    position = start
+    while (position := text.find("\n---", position)) != -1:
+        closing = _CLOSING_LINE.match(text, position + 1)
+        if closing is not None:
+            return start, position + 1, closing.end()
+        position += 4
+    raise ValueError("the opening '---' has no closing '---' line")
+
+
+def load_yaml(text: str) -> Any:
+    """Parse YAML safely with libyaml, building plain dicts, lists and strings.
+
+    Gives the same values as ``yaml.load(text, Loader=yaml.CSafeLoader)``
+    (only YAML's standard tags; no arbitrary objects), about 1.5 times faster:
+    libyaml composes the node tree, strings and plain mappings are built
+    directly, and every other node goes through PyYAML's safe constructor.
+
+    Raises
+    ------
+    yaml.YAMLError
+        For invalid YAML, unknown tags, unhashable keys or recursive aliases.
+    """
+    loader = _SAFE_LOADER(text)
+    try:
+        node = loader.get_single_node()
+        return None if node is None else _build(node, loader)
+    except (TypeError, RecursionError) as exc:
+        raise yaml.YAMLError(f"cannot build the front matter: {exc}") from None
+    finally:
+        loader.dispose()
+
+
+def _build(node: Any, loader: Any) -> Any:
+    kind = node.__class__
+    if kind is ScalarNode and node.tag == _STR:
+        return node.value
+    if kind is MappingNode and node.tag == _MAP:
+        if any(key.tag == "tag:yaml.org,2002:merge" for key, _ in node.value):
+            return loader.construct_object(node, deep=True)
+        return {_build(key, loader): _build(value, loader) for key, value in node.value}
+    if kind is SequenceNode and node.tag == _SEQ:
+        return [_build(item, loader) for item in node.value]
+    return loader.construct_object(node, deep=True)
+
+
+def _key_line(front_matter: str, key: str, nested: bool = False) -> int | None:
+    """1-based file line of a key in the front matter (which starts on file line 2)."""
+    indent = r"[ \t]+" if nested else ""
+    match = re.search(rf"^{indent}{re.escape(key)}[ \t]*:", front_matter, re.MULTILINE)
+    return front_matter.count("\n", 0, match.start()) + 2 if match else None
+
+
+_TYPE_NAMES = {
+    list: "a list",
+    dict: "a mapping",
+    bool: "true/false",
+    str: "text",
+    int: "a number",
+    float: "a number",
+    dt.date: "a date",
+    dt.datetime: "a date",
+}
+
+
+def _describe(value: object) -> str:
+    return _TYPE_NAMES.get(type(value), type(value).__name__)
+
+
+class _Checker:
+    """Field checks for one page, raising :class:`PageError` with the key's line."""
+
+    def __init__(self, path: str, front_matter: str, data: dict):
+        self.path, self.front_matter, self.data = path, front_matter, data
+
+    def fail(self, problem: str, detail: str, key: str | None = None, nested: bool = False):
+        line = _key_line(self.front_matter, key, nested) if key else None
+        raise PageError(self.path, problem, detail, line)
+
+    def text(self, key: str, value: object, required: bool = False, nested: bool = False) -> str:
+        if value is None or value == "":
+            if required:
+                self.fail(f"missing {key}", f"the front matter has no `{key}`", key, nested)
+            return ""
+        if not isinstance(value, str):
+            self.fail(
+                "wrong type",
+                f"`{key}` is {_describe(value)} ({value!r:.60}), expected text; quote it",
+                key,
+                nested,
+            )
+        return value
+
+
+def read_page(path: Path, rel: str) -> dict[str, Any]:
+    """Read and check one page; return its row of :attr:`Corpus.pages` as a dict.
+
+    Parameters
+    ----------
+    path : Path
+        The file to read.
+    rel : str
+        Its path relative to the site root, used in messages and the ``path`` column.
+
+    Raises
+    ------
+    PageError
+        With the file, the line where known, and what is wrong.
+    """
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise PageError(rel, "unreadable file", exc.strerror or str(exc)) from None
+    if not raw.strip():
+        raise PageError(rel, "empty file", "the file has no content")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        raise PageError(
+            rel,
+            "invalid UTF-8",
+            f"byte {raw[exc.start]:#04x} at offset {exc.start} is not UTF-8; save it as UTF-8",
+            line,
+        ) from None
+    try:
+        span = split_front_matter(text)
+    except ValueError as exc:
+        raise PageError(rel, "unterminated front matter", str(exc), 1) from None
+    if span is None:
+        raise PageError(rel, "no front matter", "the file does not open with a '---' line", 1)
+    front_matter = text[span[0] : span[1]]
+    try:
+        data = load_yaml(front_matter)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        detail = " ".join(part for part in (exc.context, exc.problem) if part)
+        line = mark.line + 2 if mark is not None else None
+        raise PageError(rel, "invalid YAML", detail or str(exc), line) from None
+    except yaml.YAMLError as exc:
+        raise PageError(rel, "invalid YAML", str(exc)) from None
+    if data is None:
+        raise PageError(rel, "empty front matter", "there is nothing between the '---' lines", 1)
+    if not isinstance(data, dict):
+        raise PageError(
+            rel,
+            "front matter is not a mapping",
+            f"it is {_describe(data)}; expected `key: value` lines",
+            2,
+        )
+    return _page_record(rel, front_matter, data)
+
+
+def _page_record(rel: str, front_matter: str, data: dict) -> dict[str, Any]:
+    check = _Checker(rel, front_matter, data)
+    url = check.text("url", data.get("url"), required=True)
+    title = check.text("title", data.get("title"), required=True)
+    subject = check.text("subject", data.get("subject"))
+    question = check.text("question", data.get("question"))
+    answer = check.text("answer", data.get("answer"))
+
+    page_id = data.get("id")
+    if page_id is not None and (isinstance(page_id, bool) or not isinstance(page_id, int)):
+        check.fail(
+            "wrong type",
+            f"`id` is {_describe(page_id)} ({page_id!r:.40}), expected an integer",
+            "id",
+        )
+
+    seo = data.get("seo")
+    if seo is None:
+        seo = {}
+    elif not isinstance(seo, dict):
+        check.fail("wrong type", f"`seo` is {_describe(seo)}, expected a mapping", "seo")
+    raw_keywords = seo.get("page_keywords")
+    if isinstance(raw_keywords, list) and all(isinstance(k, str) for k in raw_keywords):
+        keywords = split_keywords(raw_keywords)
+    else:
+        keywords = split_keywords(check.text("page_keywords", raw_keywords, nested=True))
+    description = check.text("page_description", seo.get("page_description"), nested=True)
+
+    date = data.get("date")
+    if isinstance(date, str):
+        try:
+            date = dt.date.fromisoformat(date.strip())
+        except ValueError:
+            check.fail("wrong type", f"`date` {date!r:.40} is not a YYYY-MM-DD date", "date")
+    elif isinstance(date, dt.datetime):
+        date = date.date()
+    elif date is not None and not isinstance(date, dt.date):
+        check.fail("wrong type", f"`date` is {_describe(date)}, expected a YYYY-MM-DD date", "date")
+
+    score = data.get("score")
+    if score is None:
+        score = math.nan
+    elif isinstance(score, bool) or not isinstance(score, int | float):
+        check.fail(
+            "wrong type",
+            f"`score` is {_describe(score)} ({score!r:.40}), expected a number",
+            "score",
+        )
+
+    no_index = data.get("no_index", False)
+    if no_index is None:
+        no_index = False
+    elif not isinstance(no_index, bool):
+        check.fail(
+            "wrong type", f"`no_index` is {_describe(no_index)}, expected true or false", "no_index"
+        )
+
+    related = []
+    for key, block in data.items():
+        match = _RELATED_KEY.fullmatch(str(key))
+        if match is None:
+            continue
+        if not isinstance(block, dict) or not isinstance(block.get("url"), str):
+            check.fail("bad related block", f"`{key}` must be a mapping with a text `url`", key)
+        related.append((int(match.group(1)), block))
+    related.sort(key=lambda item: item[0])
+
+    parts = rel.split("/")
+    title_text = clean_text(title)
+    return {
+        "path": rel,
+        "folder": parts[0] if len(parts) > 1 else "",
+        "slug": parts[-1][:-3] if parts[-1].endswith(".md") else parts[-1],
+        "id": page_id,
+        "url": url,
+        "title": title,
+        "subject": subject,
+        "subject_key": _BLANK.sub(" ", subject).strip().casefold(),
+        "keywords": keywords,
+        "description": description,
+        "question": question,
+        "answer": answer,
+        "date": date,
+        "score": float(score),
+        "no_index": no_index,
+        "related": [
+            (rank, block["url"], block.get("id"), block.get("title"), block.get("subject"))
+            for rank, block in related
+        ],
+        "title_text": title_text,
+        "keywords_text": clean_text(", ".join(keywords)),
+        "description_text": clean_text(description),
+        "question_text": title_text if question == title else clean_text(question),
+        "answer_text": clean_text(answer),
+    }
+
+
+def _read_chunk(root: Path, rels: list[str]) -> tuple[pd.DataFrame, pd.DataFrame, list[PageError]]:
+    """Read some pages; return their pages and links frames (unindexed) and their errors.
+
+    Frames rather than records, so that a worker process sends Arrow buffers
+    back instead of pickling a Python string per field.
+    """
+    records: list[dict[str, Any]] = []
+    problems: list[PageError] = []
+    for rel in rels:
+        try:
+            records.append(read_page(root / rel, rel))
+        except PageError as exc:
+            problems.append(exc)
+    return *_frames(records), problems
+
+
+def _find_pages(root: Path) -> tuple[list[str], list[PageError]]:
+    """Every ``*.md`` under root (following folder symlinks, skipping dot-folders), sorted."""
+    found: list[str] = []
+    problems: list[PageError] = []
+    seen_dirs: dict[str, str] = {}
+
+    def unreadable(exc: OSError) -> None:
+        rel = Path(exc.filename).relative_to(root).as_posix() if exc.filename else "."
+        problems.append(PageError(rel, "unreadable folder", exc.strerror or str(exc)))
+
+    for folder, dirs, files in os.walk(root, followlinks=True, onerror=unreadable):
+        here = Path(folder)
+        rel_here = here.relative_to(root).as_posix()
+        real = os.path.realpath(folder)
+        if real in seen_dirs:
+            problems.append(
+                PageError(
+                    rel_here,
+                    "symlink loop",
+                    f"this folder is {seen_dirs[real]!r} again, which is already read; skipped",
+                )
+            )
+            dirs.clear()
+            continue
+        seen_dirs[real] = rel_here
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        for name in files:
+            if name.endswith(".md"):
+                found.append((here / name).relative_to(root).as_posix())
+    found.sort()
+    return found, problems
+
+
+def load_corpus(
+    root: str | os.PathLike[str],
+    *,
+    strict: bool = False,
+    n_jobs: int | None = None,
+    progress: bool = False,
+) -> Corpus:
+    """Load every ``*.md`` page under ``root``.
+
+    Parameters
+    ----------
+    root : path
+        The site's content folder.  Folder symlinks are followed (a loop is
+        reported, not fatal); folders whose name starts with '.' are skipped.
+    strict : bool, default False
+        Raise the first bad page's :class:`~recommender.errors.PageError` (in
+        path order) instead of listing it in ``errors``.
+    n_jobs : int or None, default None
+        Processes to read with, as in scikit-learn: None means 1, -1 all cores.
+        Small sites are always read in this process.
+    progress : bool, default False
+        Show a progress bar.
+
+    Returns
+    -------
+    Corpus
+        ``pages`` (indexed by url), ``errors`` and the existing ``links``.
+
+    Raises
+    ------
+    SiteNotFoundError
+        When root is not a folder.
+    PageError
+        In strict mode, for the first bad page.
+
+    Examples
+    --------
+    >>> corpus = load_corpus("data/sample")
+    >>> corpus.pages.loc[url, ["title", "subject_key", "keywords"]]  # doctest: +SKIP
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise SiteNotFoundError(f"{root}: not a folder")
+    rels, problems = _find_pages(root)
+    logger.info("reading %d pages under %s", len(rels), root)
+
+    workers = joblib.effective_n_jobs(n_jobs)
+    if workers > 1 and len(rels) >= PARALLEL_MIN_PAGES:
+        n_chunks = workers * 8
+        chunks = [rels[i::n_chunks] for i in range(n_chunks)]
+        parallel = joblib.Parallel(n_jobs=workers, return_as="generator")
+        results = parallel(joblib.delayed(_read_chunk)(root, chunk) for chunk in chunks)
+    else:
+        chunk_size = 1000
+        chunks = [rels[i : i + chunk_size] for i in range(0, len(rels), chunk_size)]
+        results = (_read_chunk(root, chunk) for chunk in chunks)
+
+    page_parts, link_parts = [_frames([])[0]], [_frames([])[1]]
+    with tqdm(total=len(rels), desc="loading", unit="page", disable=not progress) as bar:
+        for chunk, (pages, links, chunk_problems) in zip(chunks, results, strict=True):
+            page_parts.append(pages)
+            link_parts.append(links)
+            problems.extend(chunk_problems)
+            bar.update(len(chunk))
+    pages = pd.concat(page_parts, ignore_index=True).sort_values("path", ignore_index=True)
+    links = pd.concat(link_parts, ignore_index=True)
+
+    duplicate = pages["url"].duplicated(keep="first")
+    if duplicate.any():
+        first_path = pages.drop_duplicates("url").set_index("url")["path"]
+        for path, url in pages.loc[duplicate, ["path", "url"]].itertuples(index=False):
+            problems.append(
+                PageError(path, "duplicate url", f"url {url} is also used by {first_path[url]}")
+            )
+        links = links[~links["source_path"].isin(pages.loc[duplicate, "path"])]
+        pages = pages[~duplicate]
+
+    problems.sort(key=lambda p: p.path)
+    if strict and problems:
+        raise problems[0]
+    for problem in problems:
+        logger.debug("%s", problem)
+    if problems:
+        logger.warning("%d pages could not be loaded; see Corpus.errors", len(problems))
+    pages = pages.set_index("url").sort_index()
+    links = links.drop(columns="source_path").sort_values(["source_url", "rank"], ignore_index=True)
+    errors = pd.DataFrame(
+        {
+            "path": [p.path for p in problems],
+            "line": pd.array([p.line for p in problems], dtype="Int64"),
+            "problem": [p.problem for p in problems],
+            "detail": [p.detail for p in problems],
+            "message": [str(p) for p in problems],
+        },
+        columns=list(ERROR_COLUMNS),
+    )
+    logger.info("loaded %d pages, %d errors", len(pages), len(errors))
+    return Corpus(root=root, pages=pages, errors=errors, links=links)
+
+
+def _frames(records: list[dict[str, Any]]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Pages (with a url column) and links (with a source_path column) of some page records."""
+    links = pd.DataFrame(
+        [
+            (record["path"], record["url"], rank, url, block_id, title, subject)
+            for record in records
+            for rank, url, block_id, title, subject in record["related"]
+        ],
+        columns=["source_path", *LINK_COLUMNS],
+    )
+    links["rank"] = links["rank"].astype("int64")
+    links["target_id"] = pd.array(
+        [v if isinstance(v, int) and not isinstance(v, bool) else None for v in links["target_id"]],
+        dtype="Int64",
+    )
+    for name in ("target_title", "target_subject"):
+        links[name] = links[name].astype(object)
+
+    columns: dict[str, Any] = {
+        name: [record[name] for record in records]
+        for name in ("url", *PAGE_COLUMNS)
+        if name != "related_urls"
+    }
+    columns["related_urls"] = [[url for _, url, *_ in record["related"]] for record in records]
+    columns["id"] = pd.array(columns["id"], dtype="Int64")
+    columns["date"] = pd.to_datetime(pd.Series(columns["date"], dtype=object)).astype(
+        "datetime64[s]"
+    )
+    columns["score"] = pd.array(columns["score"], dtype="float64")
+    columns["no_index"] = pd.array(columns["no_index"], dtype=bool)
+    for name in ("keywords", "related_urls"):
+        columns[name] = pd.Series(columns[name], dtype=object)
+    for name, values in columns.items():
+        if isinstance(values, list):
+            columns[name] = pd.array(values, dtype="str")
+    return pd.DataFrame(columns, columns=["url", *PAGE_COLUMNS]), links

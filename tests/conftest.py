@@ -1,0 +1,45 @@
+"""Shared fixtures: the real corpus, extracted once per test session where it exists."""
+
+from __future__ import annotations
+
+import os
+import tarfile
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLE = ROOT / "data" / "sample"
+BROKEN = ROOT / "data" / "broken"
+FIXTURES = Path(__file__).parent / "fixtures"
+#: The real site (35,915 pages), kept beside the checkout, never in it.
+ARCHIVE = Path(
+    os.environ.get(
+        "RECOMMENDER_CORPUS", ROOT.parent / "shared" / "corpora" / "quicktakes-pages.tar.xz"
+    )
+)
+
+
+def extract_real_corpus(target: Path) -> Path:
+    """Extract the real corpus into target, or skip (fail where CI requires it)."""
+    if not ARCHIVE.is_file():
+        message = f"real corpus not found at {ARCHIVE} (set RECOMMENDER_CORPUS to its path)"
+        if os.environ.get("RECOMMENDER_REQUIRE_CORPUS"):
+            pytest.fail(message)
+        pytest.skip(message)
+    with tarfile.open(ARCHIVE, "r:xz") as archive:
+        archive.extractall(target, filter="data")
+    return target
+
+
+@pytest.fixture(scope="session")
+def real_site(tmp_path_factory) -> Path:
+    """A read-only-by-convention extracted copy of the real corpus (do not modify it)."""
+    return extract_real_corpus(tmp_path_factory.mktemp("real-site"))
+
+
+@pytest.fixture(scope="session")
+def real_corpus(real_site):
+    from recommender import load_corpus
+
+    return load_corpus(real_site, n_jobs=-1)
