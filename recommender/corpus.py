@@ -19,15 +19,26 @@ from pathlib import Path
 from typing import Any
 
 import joblib
+import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 import yaml
+from scipy.sparse.csgraph import connected_components
 from tqdm.auto import tqdm
 from yaml.nodes import MappingNode, ScalarNode, SequenceNode
 
 from .errors import PageError, SiteNotFoundError
 from .text import clean_text, split_keywords
 
-__all__ = ["PAGE_COLUMNS", "Corpus", "load_corpus", "load_yaml", "read_page", "split_front_matter"]
+__all__ = [
+    "PAGE_COLUMNS",
+    "Corpus",
+    "copy_groups",
+    "load_corpus",
+    "load_yaml",
+    "read_page",
+    "split_front_matter",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -42,6 +53,7 @@ _OPENING = re.compile(r"---[ \t]*\r?\n")
 _CLOSING_LINE = re.compile(r"---[ \t]*(?:\r?\n|\r?$)")
 _RELATED_KEY = re.compile(r"related_article(\d+)")
 _BLANK = re.compile(r"\s+")
+_NOT_WORD = re.compile(r"\W+")
 #: Below this many pages, starting worker processes costs more than it saves.
 PARALLEL_MIN_PAGES = 2000
 
@@ -580,3 +592,56 @@ def _frames(records: list[dict[str, Any]]) -> tuple[pd.DataFrame, pd.DataFrame]:
         if isinstance(values, list):
             columns[name] = pd.array(values, dtype="str")
     return pd.DataFrame(columns, columns=["url", *PAGE_COLUMNS]), links
+
+
+def copy_groups(pages: pd.DataFrame) -> np.ndarray:
+    """Label cross-listed copies: pages that are the same question under other folders.
+
+    Two pages are copies when they share a slug (file name) or the same
+    question once case, punctuation and spacing are folded (the title where
+    there is no question).  Copies of copies are copies: the labels are the
+    connected components of that relation.
+
+    Returns
+    -------
+    ndarray of int64, one label per row of ``pages``; equal labels are copies.
+    """
+    questions = pages["question"].where(pages["question"] != "", pages["title"])
+    keys = [
+        pages["slug"],
+        questions.map(lambda q: _NOT_WORD.sub(" ", q.casefold()).strip()),
+    ]
+    return connected_labels(len(pages), [pd.factorize(key)[0] for key in keys])
+
+
+def connected_labels(
+    n: int, codes: list[np.ndarray], pairs: np.ndarray | None = None
+) -> np.ndarray:
+    """Connected components of n items linked when they share a code (or are a pair).
+
+    ``codes`` are integer arrays (one code per item, -1 for none); ``pairs``
+    an optional (m, 2) array of item indices.  Labels are numbered by each
+    component's first item, so they are deterministic.
+    """
+    rows, cols = [], []
+    items = np.arange(n)
+    for code in codes:
+        code = np.asarray(code)
+        has = code >= 0
+        first = np.full(code.max() + 1 if has.any() else 0, -1, dtype=np.int64)
+        # the first item with each code (scanning backwards so the smallest index wins)
+        first[code[has][::-1]] = items[has][::-1]
+        rows.append(items[has])
+        cols.append(first[code[has]])
+    if pairs is not None and len(pairs):
+        rows.append(pairs[:, 0])
+        cols.append(pairs[:, 1])
+    graph = sp.coo_matrix(
+        (np.ones(sum(map(len, rows)), dtype=np.int8), (np.concatenate(rows), np.concatenate(cols))),
+        shape=(n, n),
+    )
+    _, labels = connected_components(graph, directed=False)
+    # renumber by first occurrence, independent of the graph library's numbering
+    _, first_index, inverse = np.unique(labels, return_index=True, return_inverse=True)
+    order = np.argsort(np.argsort(first_index))
+    return order[inverse].astype(np.int64)

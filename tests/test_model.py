@@ -1,0 +1,357 @@
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.base import clone
+
+import recommender.model as model_module
+from recommender import Recommender, evaluate, load_corpus
+from recommender.errors import ConfigError, ModelFileError
+from recommender.model import LINK_COLUMNS, _spread_links
+
+from .conftest import SAMPLE
+
+
+def write_site(root, pages):
+    """Write pages (dicts with folder, slug, title, answer, ...) as a site; return its pages frame."""
+    for page in pages:
+        folder = root / page.get("folder", "topics")
+        folder.mkdir(parents=True, exist_ok=True)
+        lines = [
+            "---",
+            f"title: {page['title']}",
+            f"question: {page.get('question', page['title'])}",
+            f"answer: {page['answer']}",
+            f"subject: {page.get('subject', 'Topics')}",
+            "seo:",
+            f"  page_keywords: {page.get('keywords', '')}",
+            f"url: /{page.get('folder', 'topics')}/{page['slug']}",
+        ]
+        if page.get("no_index"):
+            lines.append("no_index: true")
+        (folder / f"{page['slug']}.md").write_text("\n".join([*lines, "---", ""]), encoding="utf-8")
+    corpus = load_corpus(root)
+    assert corpus.errors.empty, corpus.errors["message"].tolist()
+    return corpus.pages
+
+
+TOPICS = {
+    "cells": "cell membrane nucleus mitochondria organelle",
+    "trade": "tariff import export trade quota",
+    "stars": "star galaxy telescope nebula orbit",
+}
+
+
+def topic_pages(per_topic=6):
+    pages = []
+    for topic, words in TOPICS.items():
+        vocabulary = words.split()
+        for i in range(per_topic):
+            picked = " ".join(vocabulary[j % 5] for j in range(i, i + 3))
+            pages.append(
+                {
+                    "slug": f"{topic}-{i}",
+                    "title": f"Question {i} about {topic} {vocabulary[i % 5]}",
+                    "answer": f"An answer on {picked} and {vocabulary[(i + 1) % 5]} number{i}.",
+                    "keywords": f"{topic}, {vocabulary[i % 5]}",
+                }
+            )
+    return pages
+
+
+@pytest.fixture(scope="module")
+def sample_pages():
+    return load_corpus(SAMPLE).pages
+
+
+@pytest.fixture(scope="module")
+def sample_model(sample_pages):
+    return Recommender(min_df=1, max_df=0.5).fit(sample_pages)
+
+
+# ---------------------------------------------------------------- estimator conventions
+
+
+def test_init_is_keyword_only_and_only_stores():
+    with pytest.raises(TypeError):
+        Recommender(5)
+    model = Recommender(n_links=3, field_weights={"title": 2.0}, max_df=0.7)
+    assert model.get_params()["n_links"] == 3
+    assert model.field_weights == {"title": 2.0}
+    assert not hasattr(model, "related_")
+    assert model.set_params(n_links=4) is model and model.n_links == 4
+    assert clone(model).get_params() == model.get_params()
+
+
+def test_fit_returns_self_with_documented_links(sample_pages, sample_model):
+    assert isinstance(sample_model, Recommender)
+    related = sample_model.related_
+    assert list(related.columns) == list(LINK_COLUMNS)
+    assert related["rank"].between(1, 5).all()
+    assert (related.groupby("source_url").size() == 5).all()
+    assert set(related["source_url"]) == set(sample_pages.index)
+    assert related["score"].between(0, 1.0001).all()
+    # within each page, ranks follow score descending
+    for _, links in related.groupby("source_url"):
+        assert links["rank"].tolist() == list(range(1, len(links) + 1))
+        assert links["score"].is_monotonic_decreasing
+
+
+def test_fit_does_not_modify_the_pages(sample_pages):
+    before = sample_pages.copy(deep=True)
+    Recommender(min_df=1).fit(sample_pages.sample(frac=1, random_state=0))
+    pd.testing.assert_frame_equal(sample_pages, before)
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({"n_links": 0}, "n_links must be a positive integer, got 0"),
+        ({"n_links": 2.5}, "n_links must be a positive integer, got 2.5"),
+        ({"n_links": True}, "n_links must be a positive integer, got True"),
+        ({"n_candidates": 3}, r"n_candidates must be at least n_links \(5\), got 3"),
+        ({"field_weights": {"title": -1}}, "field_weights must be a mapping"),
+        ({"field_weights": {"title": 0}}, "field_weights must be a mapping"),
+        ({"field_weights": ["title"]}, "field_weights must be a mapping"),
+        ({"max_df": 1.5}, "max_df must be a positive integer .* got 1.5"),
+        ({"min_df": 0}, "min_df must be a positive integer .* got 0"),
+        ({"ngram_range": (2, 1)}, "ngram_range must be a pair"),
+        ({"ngram_range": {"title": (0, 1)}}, "ngram_range must be a pair"),
+        ({"duplicate_threshold": 2}, "duplicate_threshold must be a number from 0.0 to 1.0, got 2"),
+        ({"coverage_tolerance": -0.1}, "coverage_tolerance must be a number"),
+        ({"min_score": "high"}, "min_score must be a number from 0.0 to 1.0, got 'high'"),
+        ({"stop_words": "french"}, "stop_words must be 'english', a list of words or None"),
+        ({"coverage": "yes"}, "coverage must be True or False, got 'yes'"),
+        ({"n_jobs": 0}, "n_jobs must be None, a positive integer or a negative one"),
+        ({"max_in_links": 0}, "max_in_links must be a positive integer, got 0"),
+        ({"block_size": -1}, "block_size must be a positive integer, got -1"),
+    ],
+)
+def test_bad_parameters_raise_value_errors_naming_the_value(sample_pages, params, message):
+    with pytest.raises(ValueError, match=message):
+        Recommender(**params).fit(sample_pages)
+
+
+def test_bad_pages_are_refused(sample_pages):
+    with pytest.raises(ConfigError, match="pages must be a DataFrame"):
+        Recommender().fit([1, 2])
+    with pytest.raises(ConfigError, match=r"lacks the columns \['answer_text'\]"):
+        Recommender().fit(sample_pages.drop(columns="answer_text"))
+    with pytest.raises(ConfigError, match="at least 2 pages"):
+        Recommender().fit(sample_pages.iloc[:1])
+    with pytest.raises(ConfigError, match="cannot vectorise"):
+        Recommender(min_df=1000).fit(sample_pages)
+
+
+# ---------------------------------------------------------------- the rules
+
+
+def test_rules_hold_on_the_sample(sample_pages, sample_model):
+    metrics = evaluate(sample_pages, sample_model.related_).set_index("metric")["value"]
+    for metric in (
+        "self_links",
+        "repeated_links",
+        "copy_links",
+        "no_index_links",
+        "unresolved_links",
+    ):
+        assert metrics[metric] == 0, metric
+    assert metrics["pages_with_k_links"] == len(sample_pages)
+
+
+def test_cross_listed_copies_are_never_recommended(tmp_path):
+    pages = topic_pages()
+    # the same question under another folder (same slug), and again under a new slug
+    pages.append(dict(pages[0], folder="elsewhere", subject="Elsewhere"))
+    pages.append(dict(pages[0], slug="cells-renamed", folder="third", subject="Third"))
+    frame = write_site(tmp_path, pages)
+    related = Recommender(min_df=1, max_df=1.0, n_links=4).fit(frame).related_
+    copies = {"/topics/cells-0", "/elsewhere/cells-0", "/third/cells-renamed"}
+    for source in copies:
+        targets = set(related.loc[related["source_url"] == source, "target_url"])
+        assert not targets & copies
+    # no page shows two copies of one question
+    shown = related[related["target_url"].isin(copies)].groupby("source_url").size()
+    assert (shown == 1).all()
+
+
+def test_the_copy_in_the_readers_subject_is_preferred(tmp_path):
+    pages = topic_pages()
+    copy = dict(pages[1], folder="other", subject="Other")
+    frame = write_site(tmp_path, [*pages, copy])
+    related = Recommender(min_df=1, max_df=1.0, coverage=False).fit(frame).related_
+    targets = related.loc[related["source_url"] == "/topics/cells-0", "target_url"].tolist()
+    assert "/topics/cells-1" in targets and "/other/cells-1" not in targets
+
+
+def test_near_identical_text_counts_as_a_copy(tmp_path):
+    pages = topic_pages()
+    twin = dict(
+        pages[2], slug="cells-twin", title=pages[2]["title"] + " revisited", question="Other?"
+    )
+    frame = write_site(tmp_path, [*pages, twin])
+    strict = Recommender(min_df=1, max_df=1.0, duplicate_threshold=0.8).fit(frame).related_
+    twins = {"/topics/cells-2", "/topics/cells-twin"}
+    assert not (strict["source_url"].isin(twins) & strict["target_url"].isin(twins)).any()
+    lax = Recommender(min_df=1, max_df=1.0, duplicate_threshold=1.0).fit(frame).related_
+    assert (lax["source_url"].isin(twins) & lax["target_url"].isin(twins)).any()
+
+
+def test_no_index_pages_are_not_recommended_unless_asked(tmp_path):
+    pages = topic_pages()
+    pages[3]["no_index"] = True
+    frame = write_site(tmp_path, pages)
+    hidden = "/topics/cells-3"
+    default = Recommender(min_df=1, max_df=1.0).fit(frame).related_
+    assert hidden not in set(default["target_url"])
+    assert hidden in set(default["source_url"])  # it still gets links of its own
+    shown = Recommender(min_df=1, max_df=1.0, exclude_no_index=False).fit(frame).related_
+    assert hidden in set(shown["target_url"])
+
+
+def test_min_score_leaves_places_empty_rather_than_linking_unrelated_pages(tmp_path):
+    frame = write_site(tmp_path, topic_pages())
+    full = Recommender(min_df=1, max_df=1.0).fit(frame).related_
+    assert (full.groupby("source_url").size() == 5).all()
+    strict = Recommender(min_df=1, max_df=1.0, min_score=0.2).fit(frame).related_
+    assert (strict["score"] > 0.2).all()
+    topic = strict["source_url"].str.split("/").str[-1].str.split("-").str[0]
+    target_topic = strict["target_url"].str.split("/").str[-1].str.split("-").str[0]
+    assert (topic == target_topic).all()
+
+
+def test_same_input_same_output_byte_for_byte(sample_pages):
+    first = Recommender(min_df=1).fit(sample_pages).related_
+    shuffled = sample_pages.sample(frac=1, random_state=3)
+    second = Recommender(min_df=1).fit(shuffled).related_
+    assert first.to_csv() == second.to_csv()
+
+
+# ---------------------------------------------------------------- coverage
+
+
+def test_spread_links_caps_in_degree_and_keeps_the_most_similar_proposers():
+    # pages 1..4 all want page 0 first; page 0 may take only 2 of them
+    candidates = np.array([[1, 2, -1], [0, 2, 3], [0, 3, 1], [0, 1, 2], [0, 3, 2]])
+    scores = np.array(
+        [[0.5, 0.4, 0], [0.9, 0.3, 0.2], [0.8, 0.3, 0.1], [0.7, 0.4, 0.3], [0.6, 0.5, 0.2]],
+        dtype=np.float32,
+    )
+    chosen = _spread_links(
+        candidates, scores, n_links=1, max_in_links=2, tolerance=0.0, is_target=np.ones(5, bool)
+    )
+    picked = candidates[np.arange(5), chosen[:, 0]]
+    assert picked.tolist() == [1, 0, 0, 1, 3]  # 1 and 2 are most similar to 0; 3 and 4 move on
+
+
+def test_spread_links_fills_from_full_pages_when_nothing_else_is_left():
+    candidates = np.array([[1, -1], [0, -1], [0, -1]])
+    scores = np.array([[0.5, 0], [0.9, 0], [0.8, 0]], dtype=np.float32)
+    chosen = _spread_links(
+        candidates, scores, n_links=1, max_in_links=1, tolerance=0.0, is_target=np.ones(3, bool)
+    )
+    assert (chosen[:, 0] == 0).all()  # page 2 still gets its only candidate
+
+
+def test_spread_links_rescues_an_orphan_at_the_cheapest_place():
+    # page 3 is nobody's first choice; page 1 loses least by swapping to it
+    candidates = np.array([[1, 3, 2], [0, 3, 2], [0, 3, 1], [0, 1, 2]])
+    scores = np.array(
+        [[0.9, 0.5, 0.1], [0.9, 0.8, 0.1], [0.9, 0.3, 0.2], [0.9, 0.5, 0.2]], dtype=np.float32
+    )
+    kwargs = {"n_links": 1, "max_in_links": 10, "is_target": np.ones(4, bool)}
+    chosen = _spread_links(candidates, scores, tolerance=0.3, **kwargs)
+    picked = candidates[np.arange(4), chosen[:, 0]]
+    assert picked.tolist() == [1, 3, 0, 0]
+    # a tolerance too small for the loss (0.8 < 0.9 * 0.95) leaves the orphan alone
+    chosen = _spread_links(candidates, scores, tolerance=0.05, **kwargs)
+    assert candidates[np.arange(4), chosen[:, 0]].tolist() == [1, 0, 0, 0]
+
+
+def test_spread_links_never_orphans_the_dropped_page():
+    # page 2 is linked only from page 0; swapping it out for orphan 3 is not allowed
+    candidates = np.array([[2, 3, -1], [0, 3, -1], [0, 1, -1], [0, 1, -1]])
+    scores = np.array(
+        [[0.9, 0.85, 0], [0.9, 0.1, 0], [0.9, 0.1, 0], [0.9, 0.1, 0]], dtype=np.float32
+    )
+    chosen = _spread_links(
+        candidates, scores, n_links=1, max_in_links=10, tolerance=0.5, is_target=np.ones(4, bool)
+    )
+    assert candidates[np.arange(4), chosen[:, 0]].tolist() == [2, 0, 0, 0]
+
+
+def test_coverage_links_more_pages_on_the_sample(sample_pages):
+    plain = Recommender(min_df=1, coverage=False).fit(sample_pages).related_
+    spread = Recommender(min_df=1, max_in_links=6).fit(sample_pages).related_
+    before = evaluate(sample_pages, plain).set_index("metric")["value"]
+    after = evaluate(sample_pages, spread).set_index("metric")["value"]
+    assert after["orphan_pages"] <= before["orphan_pages"]
+    assert after["max_in_degree"] <= 6 < before["max_in_degree"]
+
+
+# ---------------------------------------------------------------- explain, save, load
+
+
+def test_explain_shows_the_shared_terms_that_make_the_score(sample_model):
+    link = sample_model.related_.iloc[0]
+    table = sample_model.explain(link["source_url"], link["target_url"], top=1000)
+    assert list(table.columns) == [
+        "field",
+        "term",
+        "contribution",
+        "source_weight",
+        "target_weight",
+    ]
+    assert table["contribution"].sum() == pytest.approx(link["score"], rel=1e-4)
+    assert set(table["field"]) <= {"title", "keywords", "answer"}
+    top = sample_model.explain(link["source_url"], link["target_url"], top=2)
+    assert top.groupby("field").size().max() <= 2
+    assert top.groupby("field")["contribution"].apply(lambda c: c.is_monotonic_decreasing).all()
+    with pytest.raises(KeyError, match="not a page"):
+        sample_model.explain("/nowhere", link["target_url"])
+
+
+def test_save_and_load_round_trip(tmp_path, sample_model):
+    path = tmp_path / "model.joblib"
+    sample_model.save(path)
+    loaded = Recommender.load(path)
+    pd.testing.assert_frame_equal(loaded.related_, sample_model.related_)
+    assert loaded.get_params() == sample_model.get_params()
+
+
+def test_load_names_the_versions_that_differ(tmp_path, sample_model, monkeypatch):
+    path = tmp_path / "model.joblib"
+    real_versions = model_module._versions()
+    monkeypatch.setattr(model_module, "_versions", lambda: dict(real_versions, numpy="0.0.1"))
+    sample_model.save(path)
+    monkeypatch.setattr(model_module, "_versions", lambda: real_versions)
+    with pytest.raises(ModelFileError, match=rf"numpy 0.0.1 \(saved\) != {real_versions['numpy']}"):
+        Recommender.load(path)
+
+
+def test_load_refuses_other_files(tmp_path):
+    path = tmp_path / "model.joblib"
+    path.write_bytes(b"not a pickle")
+    with pytest.raises(ModelFileError, match="cannot read the model"):
+        Recommender.load(path)
+    with pytest.raises(ModelFileError, match="cannot read"):
+        Recommender.load(tmp_path / "missing.joblib")
+
+
+def test_unfitted_model_says_so():
+    with pytest.raises(ConfigError, match="not fitted yet"):
+        Recommender().explain("/a", "/b")
+
+
+# ---------------------------------------------------------------- the real corpus
+
+
+@pytest.mark.real_corpus
+def test_real_corpus_figures(real_corpus):
+    model = Recommender(n_jobs=-1).fit(real_corpus.pages)
+    metrics = evaluate(real_corpus.pages, model.related_).set_index("metric")["value"]
+    assert metrics["pages_with_k_links"] == 35_915
+    for metric in ("self_links", "repeated_links", "copy_links", "no_index_links"):
+        assert metrics[metric] == 0, metric
+    assert metrics["keyword_share"] >= 0.86
+    assert metrics["orphan_share"] <= 0.02
+    assert metrics["max_in_degree"] <= 25

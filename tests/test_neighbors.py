@@ -1,0 +1,74 @@
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from sklearn.preprocessing import normalize
+
+from recommender.neighbors import brute_force_top_k, top_k_cosine
+
+
+def random_rows(n: int, features: int, density: float, seed: int) -> sp.csr_matrix:
+    rng = np.random.default_rng(seed)
+    matrix = sp.random(
+        n, features, density=density, format="csr", random_state=rng, dtype=np.float32
+    )
+    return normalize(matrix).astype(np.float32)
+
+
+@pytest.mark.parametrize("block_size", [1, 7, 50, 10_000])
+@pytest.mark.parametrize("k", [1, 5, 12])
+def test_equals_brute_force_for_any_block_size(block_size, k):
+    X = random_rows(83, 40, 0.15, seed=1)
+    indices, scores = top_k_cosine(X, k=k, block_size=block_size)
+    expected_indices, expected_scores = brute_force_top_k(X, X, k=k)
+    np.testing.assert_array_equal(indices, expected_indices)
+    np.testing.assert_allclose(scores, expected_scores, rtol=1e-6)
+
+
+def test_queries_against_other_targets_and_threads():
+    X, Y = random_rows(31, 25, 0.2, seed=2), random_rows(57, 25, 0.2, seed=3)
+    indices, scores = top_k_cosine(X, Y, k=6, block_size=7, n_jobs=2)
+    expected_indices, expected_scores = brute_force_top_k(X, Y, k=6)
+    np.testing.assert_array_equal(indices, expected_indices)
+    np.testing.assert_allclose(scores, expected_scores, rtol=1e-6)
+
+
+def test_ties_break_by_index_whatever_the_order_of_computation():
+    # rows 1..6 are identical, so every query ties between them
+    base = np.array([[1.0, 1.0, 0.0], [0.0, 1.0, 1.0]])
+    rows = np.vstack([base[0], *[base[1]] * 6, base[0]])
+    X = sp.csr_matrix(normalize(rows))
+    indices, _ = top_k_cosine(X, k=3, block_size=2)
+    assert indices[0].tolist() == [0, 7, 1]  # 0 and 7 score 1.0; then the first of the ties
+    assert indices[3].tolist() == [1, 2, 3]
+    expected, _ = brute_force_top_k(X, X, k=3)
+    np.testing.assert_array_equal(indices, expected)
+
+
+def test_rows_without_positive_scores_are_padded():
+    X = sp.csr_matrix(np.array([[1.0, 0.0], [0.0, 1.0], [0.0, 1.0]], dtype=np.float32))
+    indices, scores = top_k_cosine(X, k=3)
+    assert indices.tolist() == [[0, -1, -1], [1, 2, -1], [1, 2, -1]]
+    assert scores[0].tolist() == [1.0, 0.0, 0.0]
+    empty = sp.csr_matrix((2, 2), dtype=np.float32)
+    assert top_k_cosine(empty, X, k=2)[0].tolist() == [[-1, -1], [-1, -1]]
+
+
+def test_k_larger_than_the_targets():
+    X = random_rows(5, 8, 0.9, seed=4)
+    indices, _ = top_k_cosine(X, k=9)
+    expected, _ = brute_force_top_k(X, X, k=9)
+    np.testing.assert_array_equal(indices, expected)
+    assert (indices[:, 5:] == -1).all()
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"k": 0}, "k must be a positive integer, got 0"),
+        ({"k": 2, "block_size": 0}, "block_size must be a positive integer, got 0"),
+        ({"k": 2, "Y": sp.csr_matrix((3, 5))}, "X has 4 features but Y has 5"),
+    ],
+)
+def test_bad_arguments(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        top_k_cosine(sp.csr_matrix((3, 4)), **kwargs)
