@@ -539,7 +539,7 @@ def load_corpus(
     for problem in problems:
         logger.debug("%s", problem)
     if problems:
-        logger.warning("%d pages could not be loaded; see Corpus.errors", len(problems))
+        logger.info("%d pages could not be loaded; see Corpus.errors", len(problems))
     pages = pages.set_index("url").sort_index()
     links = links.drop(columns="source_path").sort_values(["source_url", "rank"], ignore_index=True)
     errors = pd.DataFrame(

@@ -29,6 +29,7 @@ import pandas as pd
 import scipy.sparse as sp
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.preprocessing import normalize
+from tqdm.auto import tqdm
 
 __all__ = ["TAG_FIELDS", "FieldFeatures", "TagAnalyzer", "text_column"]
 
@@ -74,19 +75,24 @@ class FieldFeatures:
         self.ngram_ranges = dict(ngram_ranges or {})
         self.tfidf = tfidf
 
-    def fit_transform(self, pages: pd.DataFrame) -> sp.csr_matrix:
+    def fit_transform(self, pages: pd.DataFrame, *, progress: bool = False) -> sp.csr_matrix:
         """Fit one vectorizer per field on ``pages[<field>_text]``; return the combined matrix."""
         self.vectorizers_: dict[str, TfidfVectorizer] = {}
         self.slices_: dict[str, slice] = {}
-        blocks = []
+        blocks, problems = [], []
         start = 0
-        for field, weight in self.weights.items():
-            if weight <= 0:
-                continue
+        fields = [field for field, weight in self.weights.items() if weight > 0]
+        tfidf = dict(self.tfidf)
+        if isinstance(tfidf.get("max_df"), float):
+            # As a count (the same cut: document frequencies are whole), never under 2,
+            # so that on a handful of pages a share does not prune every word.
+            tfidf["max_df"] = max(int(tfidf["max_df"] * len(pages)), 2)
+        for field in tqdm(fields, desc="vectorising", unit="field", disable=not progress):
+            weight = self.weights[field]
             vectorizer = TfidfVectorizer(
                 dtype=np.float32,
                 ngram_range=tuple(self.ngram_ranges.get(field, (1, 1))),
-                **self.tfidf,
+                **tfidf,
             )
             if field in TAG_FIELDS:
                 words = vectorizer.build_analyzer()
@@ -95,13 +101,17 @@ class FieldFeatures:
                 )
             try:
                 block = vectorizer.fit_transform(pages[text_column(field)])
-            except ValueError as exc:  # an empty vocabulary: every word pruned or no text
-                raise ValueError(f"field {field!r}: {exc}") from None
+            except ValueError as exc:  # an empty vocabulary: every word pruned, or no text
+                problems.append(f"{field}: {exc}")
+                logger.warning("field %r left out: %s", field, exc)
+                continue
             logger.info("%s: %d terms", field, block.shape[1])
             self.vectorizers_[field] = vectorizer
             self.slices_[field] = slice(start, start + block.shape[1])
             start += block.shape[1]
             blocks.append(block * np.float32(np.sqrt(weight)))
+        if not blocks:
+            raise ValueError("no field has any term left: " + "; ".join(problems))
         return self._combine(blocks)
 
     def transform(self, pages: pd.DataFrame) -> sp.csr_matrix:

@@ -299,7 +299,7 @@ class Recommender(BaseEstimator):
             stop_words=self.stop_words,
         )
         try:
-            features = features_model.fit_transform(pages)
+            features = features_model.fit_transform(pages, progress=self.progress)
         except ValueError as exc:
             raise ConfigError(f"cannot vectorise the pages: {exc}") from None
         lap("vectorise")

@@ -1,0 +1,418 @@
+"""Writing related links back into pages, changing nothing else.
+
+A page's related links live in its front matter as ``related_article1`` to
+``related_articleN`` blocks::
+
+    related_article1:
+        id: 160493
+        title: >-
+            How has the COVID-19 pandemic influenced ...?
+        subject: Sociology
+        url: /learn/sociology/questions/how-has-the-covid19-...
+
+:func:`replace_related` edits a page's text surgically: the old blocks are cut
+out, the new ones go where the first old one was (or at the end of the front
+matter), and every other byte stays as it was: key order, folded scalars,
+indentation, the body, the final newline or its absence, CRLF line endings,
+a BOM.  Values are written so that YAML reads back exactly what was meant
+(:func:`yaml_scalar`).  A page whose blocks already hold the wanted values is
+left alone, whatever their layout.
+
+:func:`export_links` does this for a whole site: it plans every page,
+reports what would change, and with ``write=True`` writes the pages whose
+text changes, each atomically (a temporary file in the same folder, the
+file's mode kept, then ``os.replace``), so that a killed run leaves every
+page either as it was or as it should be.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import difflib
+import logging
+import os
+import re
+import stat
+import tempfile
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+import yaml
+from tqdm.auto import tqdm
+
+from .corpus import load_yaml, split_front_matter
+from .errors import ExportError
+
+__all__ = [
+    "REPORT_COLUMNS",
+    "PageChange",
+    "export_links",
+    "related_blocks",
+    "replace_related",
+    "write_atomic",
+    "yaml_scalar",
+]
+
+logger = logging.getLogger(__name__)
+
+#: Columns of the report returned by :func:`export_links`, one row per page.
+REPORT_COLUMNS: dict[str, str] = {
+    "path": "file path relative to the site root",
+    "url": "the page's url",
+    "status": "'unchanged', 'changed' (would be written), 'written', or 'error'",
+    "links_added": "target urls in the new list and not in the old one",
+    "links_removed": "target urls in the old list and not in the new one",
+    "links_kept": "target urls in both",
+    "detail": "for errors, what went wrong",
+}
+
+_RELATED_HEADER = re.compile(r"related_article\d+[ \t]*:")
+_INDENTED_OR_BLANK_LINES = re.compile(r"(?:[ \t][^\n]*(?:\n|$)|\r?\n)*")
+_BLOCK_INDENT = " " * 4
+_PLAIN_SAFE = re.compile(r"[A-Za-z/][A-Za-z0-9 _./()&,'!?+-]*")
+_YAML_WORDS = frozenset({"yes", "no", "true", "false", "on", "off", "null"})
+
+
+# Not printable in a YAML stream, a line break, or a BOM: such text is double-quoted.
+_UNSAFE_IN_BLOCK = re.compile(
+    "[^\x20-\x7e\xa0-\ud7ff\ue000-\ufefe\uff00-\ufffd\U00010000-\U0010ffff]"
+)
+
+
+def _double_quoted(value: str) -> str:
+    out = []
+    for char in value:
+        if char in '"\\':
+            out.append("\\" + char)
+        elif not _UNSAFE_IN_BLOCK.match(char):
+            out.append(char)
+        elif ord(char) <= 0xFF:
+            out.append(f"\\x{ord(char):02x}")
+        elif ord(char) <= 0xFFFF:
+            out.append(f"\\u{ord(char):04x}")
+        else:
+            out.append(f"\\U{ord(char):08x}")
+    return '"' + "".join(out) + '"'
+
+
+def yaml_scalar(value: object, *, folded: bool = False) -> str:
+    """A YAML scalar that reads back as exactly ``value`` (int or str).
+
+    Text that is safely plain (letters, digits and harmless punctuation, not a
+    YAML word such as ``yes`` or ``null``) is written plain; with ``folded``,
+    single-line text is written as a folded block (``>-`` then the text on the
+    next line, as the reference site writes titles); anything else
+    double-quoted, with escapes.  The caller indents a folded block's second
+    line.
+
+    Examples
+    --------
+    >>> yaml_scalar("Sociology"), yaml_scalar("yes"), yaml_scalar('say "hi": now')
+    ('Sociology', '"yes"', '"say \\\\"hi\\\\": now"')
+    >>> yaml_scalar(-12)
+    '-12'
+    """
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise TypeError(f"cannot write {type(value).__name__} {value!r} as a related block value")
+    if isinstance(value, int):
+        return str(value)
+    if folded and value and value == value.strip() and not _UNSAFE_IN_BLOCK.search(value):
+        return ">-\n" + value
+    if (
+        _PLAIN_SAFE.fullmatch(value)
+        and not value.endswith(" ")
+        and value.lower() not in _YAML_WORDS
+    ):
+        return value
+    return _double_quoted(value)
+
+
+def render_related(
+    targets: Sequence[Mapping[str, object]],
+    newline: str = "\n",
+    *,
+    cache: dict[tuple[object, ...], str] | None = None,
+) -> str:
+    """The ``related_articleN`` blocks for a list of targets, in the site's layout.
+
+    Each target is a mapping with ``id``, ``title``, ``subject`` and ``url``;
+    a missing or empty ``id`` or ``subject`` is left out.  ``cache`` (any
+    dict, kept by the caller) saves rendering the same target again.
+    """
+    out = []
+    for number, target in enumerate(targets, 1):
+        values = _block_values(target)
+        key = (newline, *values.items())
+        body = None if cache is None else cache.get(key)
+        if body is None:
+            lines = []
+            for name, value in values.items():
+                scalar = yaml_scalar(value, folded=name == "title")
+                if scalar.startswith(">-\n"):
+                    lines.append(f"{_BLOCK_INDENT}{name}: >-{newline}")
+                    lines.append(f"{_BLOCK_INDENT * 2}{scalar[3:]}{newline}")
+                else:
+                    lines.append(f"{_BLOCK_INDENT}{name}: {scalar}{newline}")
+            body = "".join(lines)
+            if cache is not None:
+                cache[key] = body
+        out.append(f"related_article{number}:{newline}{body}")
+    return "".join(out)
+
+
+def related_blocks(front_matter: str) -> list[tuple[int, int]]:
+    """Spans ``(start, end)`` of the ``related_articleN`` blocks in front matter text.
+
+    A block is its unindented header line and the indented lines under it
+    (blank lines count only when more indented lines follow).
+    """
+    text, spans = front_matter, []
+    position = 0 if text.startswith("related_article") else _next_header(text, 0)
+    while position != -1:
+        end = _line_end(text, position)
+        if _RELATED_HEADER.match(text, position):
+            body = _INDENTED_OR_BLANK_LINES.match(text, end).group()
+            kept = len(body.rstrip(" \t\r\n"))  # trailing blank lines stay outside
+            if kept:
+                end = _line_end(text, end + kept - 1)
+            spans.append((position, end))
+        position = _next_header(text, end - 1)
+    return spans
+
+
+def _line_end(text: str, position: int) -> int:
+    end = text.find("\n", position)
+    return len(text) if end == -1 else end + 1
+
+
+def _next_header(text: str, position: int) -> int:
+    found = text.find("\nrelated_article", position)
+    return -1 if found == -1 else found + 1
+
+
+def replace_related(
+    text: str,
+    targets: Sequence[Mapping[str, object]],
+    *,
+    cache: dict[tuple[object, ...], str] | None = None,
+) -> str:
+    """Return a page's text with its related blocks replaced by ``targets``.
+
+    Every byte outside the old blocks is kept.  If the old blocks already
+    hold exactly these values (in order, whatever their layout), the text is
+    returned unchanged.  ``cache`` is passed to :func:`render_related`.
+
+    Raises
+    ------
+    ValueError
+        When the text has no (or an unterminated) front matter.
+    """
+    span = split_front_matter(text)
+    if span is None:
+        raise ValueError("the file does not open with a '---' line")
+    start, end, _ = span
+    front_matter = text[start:end]
+    blocks = related_blocks(front_matter)
+    wanted = [_block_values(target) for target in targets]
+    newline = "\r\n" if text[start - 2 : start] == "\r\n" else "\n"
+    rendered = render_related(wanted, newline, cache=cache)
+    old_text = "".join(front_matter[a:b] for a, b in blocks)
+    if old_text == rendered or (blocks and _holds(old_text, wanted)):
+        return text
+    pieces, position = [], 0
+    for a, b in blocks:
+        pieces.append(front_matter[position:a])
+        position = b
+    pieces.append(front_matter[position:])
+    # the new blocks go where the first old one was, else at the end
+    new_front_matter = (
+        pieces[0] + rendered + "".join(pieces[1:]) if blocks else front_matter + rendered
+    )
+    return text[:start] + new_front_matter + text[end:]
+
+
+def _block_values(target: Mapping[str, object]) -> dict[str, object]:
+    """The keys a block holds for a target, in order; a missing id or subject is left out."""
+    values: dict[str, object] = {}
+    for key in ("id", "title", "subject", "url"):
+        value = target.get(key)
+        if value is None or value == "" or (key == "id" and pd.isna(value)):
+            continue
+        values[key] = int(value) if key == "id" else value
+    return values
+
+
+def _holds(blocks_text: str, wanted: list[dict[str, object]]) -> bool:
+    """Do these related blocks already say exactly this, in this order, whatever their layout?"""
+    if blocks_text.count("related_article") != len(wanted) or not all(
+        values["url"] in blocks_text for values in wanted
+    ):
+        return False  # a cheap look first: most changed pages fail it
+    try:
+        old = load_yaml(blocks_text)
+    except yaml.YAMLError:
+        return False
+    expected = {f"related_article{n}": values for n, values in enumerate(wanted, 1)}
+    return isinstance(old, dict) and old == expected and list(old) == list(expected)
+
+
+def write_atomic(path: str | os.PathLike[str], data: bytes) -> None:
+    """Replace a file's content atomically, keeping its mode.
+
+    The data goes to a temporary file in the same folder, which then replaces
+    the file (``os.replace``), so a reader or a killed process sees either
+    the old content or the new, never a part.  A symlink is followed: the
+    file it points to is replaced, not the link.
+    """
+    path = Path(os.path.realpath(path))
+    try:
+        mode = stat.S_IMODE(path.stat().st_mode)
+    except FileNotFoundError:
+        mode = 0o666 & ~_umask()
+    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as stream:
+            stream.write(data)
+        os.chmod(temporary, mode)
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+@dataclass(frozen=True)
+class PageChange:
+    """A page whose text would change: its path, url and old and new text."""
+
+    path: str
+    url: str
+    old: str
+    new: str
+
+    def diff(self) -> str:
+        """A unified diff of the page, as ``diff -u`` would show it."""
+        return "".join(
+            difflib.unified_diff(
+                self.old.splitlines(keepends=True),
+                self.new.splitlines(keepends=True),
+                fromfile=f"a/{self.path}",
+                tofile=f"b/{self.path}",
+            )
+        )
+
+
+def export_links(
+    root: str | os.PathLike[str],
+    pages: pd.DataFrame,
+    links: pd.DataFrame,
+    *,
+    write: bool = False,
+    on_change: Callable[[PageChange], None] | None = None,
+    progress: bool = False,
+) -> pd.DataFrame:
+    """Write each page's links into its related blocks (or only say what would change).
+
+    Parameters
+    ----------
+    root : path
+        The site folder the pages were loaded from.
+    pages : pandas.DataFrame
+        ``Corpus.pages``: where each page is (``path``) and what its blocks
+        say of it as a target (``id``, ``title``, ``subject``).
+    links : pandas.DataFrame
+        ``source_url``, ``rank``, ``target_url``: the new links, for example
+        ``Recommender.related_``.  Every page in ``pages`` gets exactly the
+        links listed for it here (none if none are listed).
+    write : bool, default False
+        Write the pages whose text changes.  Without it nothing is written.
+    on_change : callable, optional
+        Called with a :class:`PageChange` for every page whose text changes
+        (for example to print its diff), before it is written.
+    progress : bool, default False
+        Show a progress bar.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per page, sorted by path; columns as in :data:`REPORT_COLUMNS`.
+        A page that can no longer be read or split gets status ``error``;
+        the others go on.
+
+    Raises
+    ------
+    ExportError
+        When a link's target is not one of the pages.
+    """
+    root = Path(root)
+    unknown = ~links["target_url"].isin(pages.index)
+    if unknown.any():
+        raise ExportError(
+            f"{int(unknown.sum())} links point to urls that are not pages of the site, "
+            f"for example {links.loc[unknown, 'target_url'].iloc[0]!r}"
+        )
+    ordered = links.sort_values(["source_url", "rank"], kind="stable")
+    new_targets = ordered.groupby("source_url", sort=False)["target_url"].agg(list)
+    target_fields = pages[["id", "title", "subject"]]
+    target_fields = target_fields.assign(url=target_fields.index)
+    as_block = {
+        url: {"id": None if pd.isna(i) else int(i), "title": t, "subject": s, "url": url}
+        for url, i, t, s in zip(
+            target_fields.index.tolist(),
+            target_fields["id"].tolist(),
+            target_fields["title"].tolist(),
+            target_fields["subject"].tolist(),
+            strict=True,
+        )
+    }
+    cache: dict[tuple[object, ...], str] = {}
+
+    rows = []
+    by_path = pages.reset_index().sort_values("path")
+    for url, path, old_urls in tqdm(
+        zip(
+            by_path["url"].tolist(),
+            by_path["path"].tolist(),
+            by_path["related_urls"].tolist(),
+            strict=True,
+        ),
+        total=len(by_path),
+        desc="writing" if write else "comparing",
+        unit="page",
+        disable=not progress,
+    ):
+        targets = new_targets.get(url, [])
+        old_set, new_set = set(old_urls), set(targets)
+        counts = (len(new_set - old_set), len(old_set - new_set), len(new_set & old_set))
+        file = root / path
+        try:
+            raw = file.read_bytes()
+            old = raw.decode("utf-8")
+            new = replace_related(old, [as_block[t] for t in targets], cache=cache)
+        except (OSError, UnicodeDecodeError, ValueError) as exc:
+            rows.append((path, url, "error", *counts, f"{path}: {exc}"))
+            logger.warning("%s: not exported: %s", path, exc)
+            continue
+        if new == old:
+            rows.append((path, url, "unchanged", *counts, ""))
+            continue
+        change = PageChange(path=path, url=url, old=old, new=new)
+        if on_change is not None:
+            on_change(change)
+        if write:
+            try:
+                write_atomic(file, new.encode("utf-8"))
+            except OSError as exc:
+                rows.append((path, url, "error", *counts, f"{path}: cannot write: {exc}"))
+                logger.warning("%s: cannot write: %s", path, exc)
+                continue
+        rows.append((path, url, "written" if write else "changed", *counts, ""))
+    return pd.DataFrame(rows, columns=list(REPORT_COLUMNS))

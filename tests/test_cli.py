@@ -1,0 +1,259 @@
+import json
+import shutil
+import tomllib
+
+import pandas as pd
+import pytest
+
+import recommender.cli as cli
+from recommender.cli import main
+from recommender.config import SETTINGS, load_settings
+
+from .conftest import BROKEN, SAMPLE
+
+
+@pytest.fixture
+def site(tmp_path):
+    root = tmp_path / "site"
+    shutil.copytree(SAMPLE, root)
+    return root
+
+
+def snapshot(root):
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*.md"))}
+
+
+def run(capsys, *argv):
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_help_documents_modes_and_exit_codes(capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["--help"])
+    assert info.value.code == 0
+    out = capsys.readouterr().out
+    for text in (
+        "--rewrite",
+        "--check",
+        "--diff",
+        "--output",
+        "--config",
+        "--print-config",
+        "--jobs",
+        "--quiet",
+        "--verbose",
+        "--strict",
+        "--evaluate",
+    ):
+        assert text in out
+    for code in ("0  done", "1  --check", "2  usage error", "3  some pages", "4  something else"):
+        assert code in out
+
+
+def test_default_mode_says_what_would_change_and_writes_nothing(site, capsys):
+    before = snapshot(site)
+    code, out, err = run(capsys, site)
+    assert code == 0 and err == ""
+    assert snapshot(site) == before
+    assert "64 loaded, 0 bad" in out
+    assert "320 for 64 pages (64 with 5)" in out
+    assert "64 would be rewritten, 0 unchanged" in out
+    assert "nothing written" in out
+
+
+def test_rewrite_then_check_then_hand_edit(site, capsys):
+    code, out, _ = run(capsys, site, "--rewrite")
+    assert code == 0 and "64 rewritten" in out
+    written = snapshot(site)
+    code, out, _ = run(capsys, site, "--rewrite")
+    assert code == 0 and "0 rewritten, 64 unchanged" in out
+    assert snapshot(site) == written
+    assert run(capsys, site, "--check")[0] == 0
+
+    page = next(site.rglob("*.md"))
+    text = page.read_text(encoding="utf-8")
+    start = text.index("related_article1:")
+    title_line = text.index("title:", start)
+    page.write_text(
+        text[:title_line]
+        + "title: Edited by hand\n"
+        + text[text.index("\n    subject:", title_line) + 1 :],
+        encoding="utf-8",
+    )
+    code, out, _ = run(capsys, site, "--check")
+    assert code == 1 and "1 would be rewritten" in out
+    assert page.read_text(encoding="utf-8").count("Edited by hand") == 1  # --check wrote nothing
+
+
+def test_diff_shows_exactly_the_pages_rewrite_writes(site, capsys):
+    # make the site partly up to date: rewrite, then spoil a few pages
+    run(capsys, site, "--rewrite")
+    spoiled = sorted(site.rglob("*.md"))[::9]
+    for page in spoiled:
+        text = page.read_text(encoding="utf-8")
+        page.write_text(text[: text.index("related_article1:")] + "---\n", encoding="utf-8")
+    before = snapshot(site)
+    code, out, _ = run(capsys, site, "--diff")
+    assert code == 0
+    diffed = {line[6:] for line in out.splitlines() if line.startswith("+++ b/")}
+    run(capsys, site, "--rewrite")
+    after = snapshot(site)
+    assert diffed == {path for path in after if after[path] != before[path]}
+    assert diffed == {page.relative_to(site).as_posix() for page in spoiled}
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet", ".jsonl"])
+def test_output_links_table(site, tmp_path, capsys, suffix):
+    target = tmp_path / f"links{suffix}"
+    code, out, _ = run(capsys, site, "--output", target)
+    assert code == 0 and f"320 links written to {target}" in out
+    if suffix == ".csv":
+        table = pd.read_csv(target)
+    elif suffix == ".parquet":
+        table = pd.read_parquet(target)
+    else:
+        table = pd.read_json(target, lines=True)
+    assert list(table.columns) == ["source_url", "rank", "target_url", "score"]
+    assert len(table) == 320
+
+
+def test_bad_output_suffix_is_a_usage_error_before_any_work(site, tmp_path, capsys):
+    code, _, err = run(capsys, site, "--output", tmp_path / "links.xlsx")
+    assert code == 2
+    assert "--output must end in .csv, .parquet, .jsonl" in err
+
+
+def test_config_file_and_flags(site, tmp_path, capsys):
+    config = tmp_path / "settings.toml"
+    config.write_text("n_links = 3\nmax_df = 0.5\n[field_weights]\ntitle = 1.0\nanswer = 1.0\n")
+    code, out, _ = run(capsys, site, "--config", config, "--output", tmp_path / "l.csv")
+    assert code == 0 and "192 for 64 pages (64 with 3)" in out
+    code, out, _ = run(capsys, "--config", config, "--jobs", "3", "--print-config")
+    assert code == 0
+    printed = tomllib.loads(out)
+    assert printed["n_links"] == 3 and printed["n_jobs"] == 3 and printed["max_df"] == 0.5
+    assert printed["field_weights"] == {"title": 1.0, "answer": 1.0}
+    assert set(printed) <= set(SETTINGS)
+    # what --print-config prints is a settings file that gives the same settings
+    again = tmp_path / "again.toml"
+    again.write_text(out)
+    assert load_settings(again)["n_links"] == 3
+
+
+def test_print_config_shows_every_default(capsys):
+    code, out, _ = run(capsys, "--print-config")
+    printed = tomllib.loads(out)
+    assert code == 0
+    assert printed["field_weights"] == {"title": 1.0, "keywords": 1.0, "answer": 2.0}
+    assert printed["ngram_range"] == {"title": [1, 2]}
+    assert printed["n_jobs"] == -1 and printed["coverage"] is True
+    assert set(printed) == set(SETTINGS)
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("n_linkz = 3\n", "unknown setting n_linkz; known: n_links"),
+        ("n_links = 0\n", "n_links must be a positive integer, got 0"),
+        ("max_df = [1\n", "not valid TOML"),
+        ('coverage = "yes"\n', "coverage must be True or False"),
+    ],
+)
+def test_bad_config_is_a_one_line_usage_error(site, tmp_path, capsys, content, message):
+    config = tmp_path / "bad.toml"
+    config.write_text(content)
+    code, _out, err = run(capsys, site, "--config", config)
+    assert code == 2
+    assert err.startswith(f"recommend: error: {config}: ") and message in err
+    assert err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_missing_config_and_site(tmp_path, capsys):
+    code, _, err = run(capsys, tmp_path, "--config", tmp_path / "none.toml")
+    assert code == 2 and "cannot read the settings" in err
+    code, _, err = run(capsys, tmp_path / "nowhere")
+    assert code == 2 and "not a folder" in err
+    code, _, err = run(capsys)
+    assert code == 2 and "PATH is required" in err
+
+
+def test_bad_pages_are_listed_and_skipped(site, capsys):
+    for name in ("invalid-yaml.md", "text-id.md"):
+        shutil.copy(BROKEN / name, site / name)
+    before = snapshot(site)
+    code, out, _ = run(capsys, site, "--rewrite")
+    assert code == 3
+    assert "64 loaded, 2 bad (skipped)" in out
+    assert "bad page invalid-yaml.md:4: invalid YAML" in out
+    assert "bad page text-id.md:2: wrong type" in out
+    after = snapshot(site)
+    assert after["invalid-yaml.md"] == before["invalid-yaml.md"]
+    assert sum(after[path] != before[path] for path in before) == 64
+
+
+def test_the_broken_examples_run(tmp_path, capsys):
+    site = tmp_path / "broken"
+    shutil.copytree(BROKEN, site)
+    code, out, _ = run(capsys, site)
+    assert code == 3 and "3 loaded, 12 bad (skipped)" in out
+
+
+def test_strict_fails_before_anything_is_written(tmp_path, capsys):
+    site = tmp_path / "broken"
+    shutil.copytree(BROKEN, site)
+    before = snapshot(site)
+    code, _out, err = run(capsys, site, "--rewrite", "--strict")
+    assert code == 3
+    assert err.startswith("recommend: bad page, nothing written: duplicate-url-2.md: duplicate url")
+    assert snapshot(site) == before
+
+
+def test_quiet_prints_nothing_on_success(site, capsys):
+    code, out, err = run(capsys, site, "--rewrite", "--quiet")
+    assert (code, out, err) == (0, "", "")
+
+
+def test_unexpected_errors_are_one_line_unless_verbose(site, capsys, monkeypatch):
+    def broken_fit(self, pages):
+        raise RuntimeError("something odd")
+
+    monkeypatch.setattr(cli.Recommender, "fit", broken_fit)
+    code, _, err = run(capsys, site)
+    assert code == 4
+    assert err == "recommend: internal error: something odd (--verbose shows the traceback)\n"
+    code, _, err = run(capsys, site, "--verbose")
+    assert code == 4 and "Traceback (most recent call last)" in err
+
+
+def test_failed_writes_exit_4_and_the_others_are_written(site, capsys, monkeypatch):
+    real = cli.export_links.__globals__["write_atomic"]
+    victim = sorted(site.rglob("*.md"))[0]
+
+    def flaky(path, data):
+        if path == victim:
+            raise PermissionError(13, "Permission denied")
+        real(path, data)
+
+    monkeypatch.setitem(cli.export_links.__globals__, "write_atomic", flaky)
+    code, out, err = run(capsys, site, "--rewrite")
+    assert code == 4
+    assert "63 rewritten, 0 unchanged, 1 failed" in out
+    assert "cannot write" in err and victim.name in err
+
+
+def test_evaluate_prints_both_sets_of_links(site, capsys):
+    code, out, _ = run(capsys, site, "--evaluate")
+    assert code == 0
+    assert "in the pages" in out and "recommended" in out
+    line = next(line for line in out.splitlines() if line.startswith("validity: self_links"))
+    assert line.split()[-1] == "0"
+    assert "topicality: keyword_share" in out
+
+
+def test_jsonl_is_one_object_per_line(site, tmp_path, capsys):
+    target = tmp_path / "links.jsonl"
+    run(capsys, site, "--output", target, "--quiet")
+    first = json.loads(target.read_text(encoding="utf-8").splitlines()[0])
+    assert set(first) == {"source_url", "rank", "target_url", "score"}

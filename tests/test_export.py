@@ -1,0 +1,288 @@
+import json
+import os
+import re
+import shutil
+import stat
+
+import pytest
+import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from recommender import Recommender, load_corpus
+from recommender.errors import ExportError
+from recommender.export import (
+    export_links,
+    related_blocks,
+    replace_related,
+    write_atomic,
+    yaml_scalar,
+)
+
+from .conftest import FIXTURES, SAMPLE
+
+EXPORT = FIXTURES / "export"
+CASES = sorted(p.name[: -len(".targets.json")] for p in EXPORT.glob("*.targets.json"))
+
+# Independent of the code under test: a related block is its header line and
+# the indented lines under it.
+BLOCK = re.compile(r"^related_article\d+:.*\r?\n(?:[ \t]+\S.*\r?\n|[ \t]*\r?\n(?=[ \t]+\S))*", re.M)
+
+
+def without_blocks(text: str) -> str:
+    return BLOCK.sub("", text)
+
+
+def front_matter(text: str) -> dict:
+    return yaml.safe_load(re.split(r"^---\r?$", text.lstrip("\ufeff"), maxsplit=2, flags=re.M)[1])
+
+
+def blocks_of(data: dict) -> list[dict]:
+    keys = sorted((k for k in data if k.startswith("related_article")), key=lambda k: int(k[15:]))
+    assert keys == [f"related_article{n}" for n in range(1, len(keys) + 1)]
+    return [data[k] for k in keys]
+
+
+def expected_blocks(targets: list[dict]) -> list[dict]:
+    return [{k: v for k, v in t.items() if v not in (None, "")} for t in targets]
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_fixture_page_gives_its_expected_text(case):
+    text = (EXPORT / f"{case}.md").read_bytes().decode("utf-8")
+    targets = json.loads((EXPORT / f"{case}.targets.json").read_text(encoding="utf-8"))
+    expected = (EXPORT / f"{case}.expected.md").read_bytes().decode("utf-8")
+    assert replace_related(text, targets) == expected
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_fixture_result_reads_back_and_keeps_every_other_byte(case):
+    text = (EXPORT / f"{case}.md").read_bytes().decode("utf-8")
+    targets = json.loads((EXPORT / f"{case}.targets.json").read_text(encoding="utf-8"))
+    result = replace_related(text, targets)
+    assert blocks_of(front_matter(result)) == expected_blocks(targets)
+    assert without_blocks(result) == without_blocks(text)
+    assert replace_related(result, targets) == result  # idempotent
+    if "\r\n" in text:
+        assert "\n" not in result.replace("\r\n", "")
+
+
+def test_pages_without_front_matter_are_refused():
+    with pytest.raises(ValueError, match="does not open with"):
+        replace_related("no front matter\n", [])
+
+
+def test_related_blocks_spans():
+    text = "a: 1\nrelated_article1:\n    id: 2\n\n    url: /u\n\nb: 2\nrelated_articles: 3\n"
+    assert [text[a:b] for a, b in related_blocks(text)] == [
+        "related_article1:\n    id: 2\n\n    url: /u\n"
+    ]
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "Sociology",
+        "yes",
+        "No",
+        "null",
+        "~",
+        "true",
+        "on",
+        "123",
+        "1e3",
+        ".inf",
+        "0x1F",
+        "2024-01-02",
+        "",
+        " leading",
+        "trailing ",
+        "a: b",
+        "a #b",
+        "#x",
+        "- x",
+        "-x",
+        "*x",
+        "&x",
+        "!x",
+        "%x",
+        "@x",
+        "`x",
+        "'x'",
+        '"x"',
+        "x\ny",
+        "tab\there",
+        "nel\x85",
+        "ls\u2028",
+        "bom\ufeff",
+        "ctrl\x07",
+        "back\\slash",
+        "[a]",
+        "{a}",
+        "|",
+        ">",
+        "?",
+        "?x",
+        ":x",
+        "caf\u00e9 \u4e2d \U0001f600",
+        "/learn/a-b/questions/c_d",
+    ],
+)
+@pytest.mark.parametrize("folded", [False, True])
+def test_yaml_scalar_reads_back_exactly(value, folded):
+    scalar = yaml_scalar(value, folded=folded)
+    document = f"key: >-\n    {scalar[3:]}\n" if scalar.startswith(">-\n") else f"key: {scalar}\n"
+    assert yaml.safe_load(document) == {"key": value}
+
+
+def test_yaml_scalar_integers_and_refusals():
+    assert yaml_scalar(-7) == "-7"
+    assert yaml.safe_load(f"k: {yaml_scalar(10**20)}") == {"k": 10**20}
+    with pytest.raises(TypeError):
+        yaml_scalar(True)
+    with pytest.raises(TypeError):
+        yaml_scalar(1.5)
+
+
+text_values = st.text(st.characters(blacklist_categories=("Cs",)), min_size=1, max_size=40)
+targets_strategy = st.lists(
+    st.fixed_dictionaries(
+        {
+            "id": st.one_of(st.none(), st.integers(-(10**12), 10**12)),
+            "title": text_values,
+            "subject": st.one_of(st.just(""), text_values),
+            "url": text_values,
+        }
+    ),
+    max_size=6,
+)
+
+
+@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+@given(targets=targets_strategy, crlf=st.booleans(), old=targets_strategy)
+def test_round_trip_any_values(targets, crlf, old):
+    page = "---\ntitle: T\nurl: /t\nanswer: >-\n    text\n---\nbody\n"
+    page = replace_related(page, old)
+    if crlf:
+        page = page.replace("\n", "\r\n")
+    result = replace_related(page, targets)
+    assert blocks_of(front_matter(result)) == expected_blocks(targets)
+    assert front_matter(result)["answer"] == "text"
+    assert result.endswith("---" + ("\r\n" if crlf else "\n") + "body" + ("\r\n" if crlf else "\n"))
+    assert replace_related(result, targets) == result
+
+
+# ---------------------------------------------------------------- whole sites
+
+
+@pytest.fixture
+def site(tmp_path):
+    root = tmp_path / "site"
+    shutil.copytree(SAMPLE, root)
+    return root
+
+
+def links_for(root):
+    corpus = load_corpus(root)
+    return corpus, Recommender().fit(corpus.pages).related_
+
+
+def snapshot(root):
+    return {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in sorted(root.rglob("*.md"))}
+
+
+def test_report_without_writing_then_write_then_nothing_left(site):
+    corpus, links = links_for(site)
+    before = snapshot(site)
+    seen = []
+    report = export_links(site, corpus.pages, links, on_change=seen.append)
+    assert snapshot(site) == before  # nothing written
+    assert set(report["status"]) == {"changed"}
+    assert sorted(c.path for c in seen) == sorted(report["path"])
+    assert seen[0].diff().startswith(f"--- a/{seen[0].path}\n+++ b/{seen[0].path}\n")
+
+    written = export_links(site, corpus.pages, links, write=True)
+    assert (written["status"] == "written").all()
+    after = snapshot(site)
+    for path, (data, _) in after.items():
+        assert without_blocks(data.decode()) == without_blocks(before[path][0].decode())
+
+    reloaded = load_corpus(site)
+    assert reloaded.errors.empty
+    again = export_links(
+        site, reloaded.pages, Recommender().fit(reloaded.pages).related_, write=True
+    )
+    assert (again["status"] == "unchanged").all()
+    assert snapshot(site) == after  # not a byte, not an mtime
+
+
+def test_written_blocks_equal_the_target_pages(site):
+    corpus, links = links_for(site)
+    export_links(site, corpus.pages, links, write=True)
+    pages = corpus.pages
+    for source, group in links.groupby("source_url"):
+        data = front_matter((site / pages.at[source, "path"]).read_text(encoding="utf-8"))
+        blocks = blocks_of(data)
+        assert [b["url"] for b in blocks] == group.sort_values("rank")["target_url"].tolist()
+        for block in blocks:
+            target = pages.loc[block["url"]]
+            assert block["id"] == target["id"]
+            assert (block["title"], block["subject"]) == (target["title"], target["subject"])
+
+
+def test_counts_of_links_added_removed_kept(site):
+    corpus, links = links_for(site)
+    report = export_links(site, corpus.pages, links).set_index("url")
+    for url, row in report.iterrows():
+        old = set(corpus.pages.at[url, "related_urls"])
+        new = set(links.loc[links["source_url"] == url, "target_url"])
+        assert (row["links_added"], row["links_removed"], row["links_kept"]) == (
+            len(new - old),
+            len(old - new),
+            len(new & old),
+        )
+
+
+def test_file_mode_and_symlinks_are_kept(site, tmp_path):
+    corpus, links = links_for(site)
+    first, second = corpus.pages["path"].iloc[0], corpus.pages["path"].iloc[1]
+    os.chmod(site / first, 0o640)
+    outside = tmp_path / "outside.md"
+    shutil.move(site / second, outside)
+    os.symlink(outside, site / second)
+    export_links(site, corpus.pages, links, write=True)
+    assert stat.S_IMODE((site / first).stat().st_mode) == 0o640
+    assert (site / second).is_symlink()
+    assert "related_article1" in outside.read_text(encoding="utf-8")
+    assert not list(site.rglob("*.tmp"))
+
+
+def test_a_page_that_broke_since_loading_is_reported_and_the_rest_written(site):
+    corpus, links = links_for(site)
+    broken = corpus.pages["path"].iloc[3]
+    (site / broken).write_text("no front matter any more\n", encoding="utf-8")
+    report = export_links(site, corpus.pages, links, write=True).set_index("path")
+    assert report.at[broken, "status"] == "error"
+    assert "does not open with" in report.at[broken, "detail"]
+    assert (report.drop(broken)["status"] == "written").all()
+
+
+def test_links_to_unknown_pages_are_refused(site):
+    corpus, links = links_for(site)
+    links.loc[0, "target_url"] = "/nowhere"
+    with pytest.raises(ExportError, match=r"not pages of the site.*'/nowhere'"):
+        export_links(site, corpus.pages, links)
+
+
+def test_write_atomic_leaves_the_old_file_when_interrupted(tmp_path, monkeypatch):
+    path = tmp_path / "page.md"
+    path.write_text("old", encoding="utf-8")
+
+    def killed(*_):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(os, "replace", killed)
+    with pytest.raises(KeyboardInterrupt):
+        write_atomic(path, b"new")
+    assert path.read_text(encoding="utf-8") == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["page.md"]
