@@ -22,7 +22,7 @@ from . import __version__
 from .config import effective_settings, load_settings, settings_toml
 from .corpus import load_corpus
 from .errors import ConfigError, PageError, RecommenderError, SiteNotFoundError
-from .evaluate import compare
+from .evaluate import churn, compare
 from .export import export_links, write_atomic
 from .model import Recommender
 
@@ -217,8 +217,10 @@ def _run(args: argparse.Namespace) -> int:
         table = compare(
             pages, {"in the pages": corpus.links, "recommended": links}, k=model.n_links
         )
+        changes = churn(corpus.links, links).set_index(["group", "metric"])[["value"]]
         say("")
         say(_format_metrics(table.drop(columns="definition")))
+        say(_format_metrics(changes.rename(columns={"value": "pages -> recommended"})))
     if not args.rewrite and changed and not args.check:
         say("  nothing written: --rewrite writes the changes, --diff shows them")
     say(f"  done in {time.perf_counter() - started:.1f} s")

@@ -493,8 +493,11 @@ def load_corpus(
 
     Examples
     --------
-    >>> corpus = load_corpus("data/sample")
-    >>> corpus.pages.loc[url, ["title", "subject_key", "keywords"]]  # doctest: +SKIP
+    ::
+
+        corpus = load_corpus("data/sample", n_jobs=-1)
+        corpus.pages[["title", "subject_key", "keywords"]].head()
+        corpus.errors["message"].tolist()
     """
     root = Path(root)
     if not root.is_dir():

@@ -22,7 +22,7 @@ import pandas as pd
 
 from .corpus import copy_groups
 
-__all__ = ["METRICS", "churn", "compare", "evaluate"]
+__all__ = ["METRICS", "churn", "compare", "evaluate", "in_degrees", "valid_links"]
 
 #: Every metric: (group, metric) -> definition.
 METRICS: dict[tuple[str, str], str] = {
@@ -90,6 +90,26 @@ def _ordered(links: pd.DataFrame) -> pd.DataFrame:
     return links.sort_values(["source_url", "rank"], kind="stable", ignore_index=True)
 
 
+def valid_links(pages: pd.DataFrame, links: pd.DataFrame) -> pd.DataFrame:
+    """The links that count: they resolve, are not self links, and do not repeat a target.
+
+    Sorted by source and rank (``rank`` is added from the table's order where absent).
+    """
+    links = _ordered(links)
+    keep = (
+        links["target_url"].isin(pages.index)
+        & (links["source_url"] != links["target_url"])
+        & ~links.duplicated(["source_url", "target_url"])
+    )
+    return links[keep]
+
+
+def in_degrees(pages: pd.DataFrame, links: pd.DataFrame) -> pd.Series:
+    """Per page (indexed by url), how many pages link to it with a valid link."""
+    good = valid_links(pages, links)
+    return good.groupby("target_url").size().reindex(pages.index, fill_value=0).rename("in_degree")
+
+
 def _keyword_sets(pages: pd.DataFrame) -> pd.Series:
     return pages["keywords"].map(lambda words: frozenset(w.casefold() for w in words))
 
@@ -134,8 +154,10 @@ def evaluate(
 
     Examples
     --------
-    >>> corpus = load_corpus("data/sample")  # doctest: +SKIP
-    >>> evaluate(corpus.pages, corpus.links).set_index("metric")["value"]  # doctest: +SKIP
+    ::
+
+        corpus = load_corpus("data/sample")
+        evaluate(corpus.pages, corpus.links).set_index("metric")["value"]
     """
     if k < 1:
         raise ValueError(f"k must be a positive integer, got {k!r}")
@@ -201,7 +223,7 @@ def evaluate(
         ("topicality", "same_subject_share"): _mean(same_subject),
     }
 
-    in_degree = good.groupby("target_url").size().reindex(urls, fill_value=0).to_numpy()
+    in_degree = in_degrees(pages, good).to_numpy()
     pairs = set(zip(good["source_url"], good["target_url"], strict=True))
     back = np.array(
         [(t, s) in pairs for s, t in zip(good["source_url"], good["target_url"], strict=True)]
@@ -267,7 +289,9 @@ def compare(
 
     Examples
     --------
-    >>> compare(corpus.pages, {"site": corpus.links, "model": model.related_})  # doctest: +SKIP
+    ::
+
+        compare(corpus.pages, {"site": corpus.links, "model": model.related_})
     """
     results = {name: evaluate(pages, links, k=k, labels=labels) for name, links in tables.items()}
     first = next(iter(results.values()))

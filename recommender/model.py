@@ -130,10 +130,13 @@ class Recommender(BaseEstimator):
 
     Examples
     --------
-    >>> from recommender import load_corpus, Recommender
-    >>> corpus = load_corpus("data/sample")
-    >>> model = Recommender(n_jobs=-1).fit(corpus.pages)
-    >>> model.related_.head()  # doctest: +SKIP
+    ::
+
+        from recommender import Recommender, load_corpus
+
+        corpus = load_corpus("data/sample")
+        model = Recommender(n_jobs=-1).fit(corpus.pages)
+        model.related_.head()
     """
 
     def __init__(
@@ -397,6 +400,30 @@ class Recommender(BaseEstimator):
         )
         table = table.sort_values(["field", "contribution", "term"], ascending=[True, False, True])
         return table.groupby("field", sort=False).head(top).reset_index(drop=True)
+
+    def explain_links(self, source_url: str, *, top: int = 5) -> pd.DataFrame:
+        """:meth:`explain` for each link of one page, in rank order.
+
+        Returns
+        -------
+        pandas.DataFrame
+            ``rank``, ``target_url``, ``score``, then the columns of :meth:`explain`.
+        """
+        self._check_fitted()
+        links = self.related_[self.related_["source_url"] == source_url]
+        if links.empty and source_url not in self.urls_:
+            raise KeyError(f"{source_url!r} is not a page of the fitted site")
+        parts = [
+            self.explain(source_url, link.target_url, top=top).assign(
+                rank=link.rank, target_url=link.target_url, score=link.score
+            )
+            for link in links.itertuples()
+        ]
+        columns = ["rank", "target_url", "score", "field", "term", "contribution"]
+        if not parts:
+            return pd.DataFrame(columns=[*columns, "source_weight", "target_weight"])
+        table = pd.concat(parts, ignore_index=True)
+        return table[[*columns, "source_weight", "target_weight"]]
 
     # ------------------------------------------------------------------ persistence
 

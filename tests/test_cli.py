@@ -250,6 +250,8 @@ def test_evaluate_prints_both_sets_of_links(site, capsys):
     line = next(line for line in out.splitlines() if line.startswith("validity: self_links"))
     assert line.split()[-1] == "0"
     assert "topicality: keyword_share" in out
+    changed = next(line for line in out.splitlines() if line.startswith("churn: pages_changed"))
+    assert changed.split()[-1] == "64"
 
 
 def test_jsonl_is_one_object_per_line(site, tmp_path, capsys):

@@ -1,0 +1,149 @@
+"""Metrics against small link graphs computed by hand."""
+
+import math
+
+import pandas as pd
+import pytest
+
+from recommender import churn, compare, evaluate, load_corpus
+from recommender.evaluate import METRICS
+
+from .conftest import SAMPLE
+
+
+@pytest.fixture
+def pages():
+    rows = [
+        # url, slug, question, keywords, subject_key, no_index, id, title, subject
+        ("/a", "a", "A?", ["x", "Y"], "math", False, 1, "A", "Math"),
+        ("/b", "b", "B?", ["y"], "math", False, 2, "B", "math"),
+        ("/c", "c", "C?", ["z"], "art", False, 3, "C", "Art"),
+        ("/d/c", "c", "C?", ["z"], "art", False, 3, "C", "Art"),  # a copy of /c
+        ("/e", "e", "E?", [], "math", True, 5, "E", "Math"),
+        ("/f", "f", "F?", [], "art", False, 6, "F", "Art"),
+    ]
+    columns = [
+        "url",
+        "slug",
+        "question",
+        "keywords",
+        "subject_key",
+        "no_index",
+        "id",
+        "title",
+        "subject",
+    ]
+    frame = pd.DataFrame(rows, columns=columns).set_index("url")
+    frame["id"] = frame["id"].astype("Int64")
+    return frame
+
+
+@pytest.fixture
+def links():
+    rows = [
+        ("/a", 1, "/b", "B"),
+        ("/a", 2, "/c", "C"),
+        ("/a", 3, "/a", "A"),  # self
+        ("/a", 4, "/b", "B"),  # repeated
+        ("/a", 5, "/z", "Z"),  # unresolved
+        ("/b", 1, "/a", "Old title"),  # stale
+        ("/b", 2, "/e", "E"),  # no_index
+        ("/c", 1, "/a", "A"),
+        ("/c", 2, "/d/c", "C"),  # a copy
+    ]
+    return pd.DataFrame(rows, columns=["source_url", "rank", "target_url", "target_title"])
+
+
+def values(table):
+    return table.set_index("metric")["value"]
+
+
+def test_metrics_of_a_hand_computed_graph(pages, links):
+    m = values(evaluate(pages, links, k=2))
+    assert m["pages"] == 6
+    assert (m["pages_with_k_links"], m["pages_with_fewer_links"], m["pages_with_no_links"]) == (
+        3,
+        0,
+        3,
+    )
+    assert m["links"] == 9
+    assert (m["unresolved_links"], m["self_links"], m["repeated_links"]) == (1, 1, 1)
+    assert m["pages_repeating_a_target"] == 1
+    assert (m["copy_links"], m["no_index_links"], m["stale_blocks"]) == (1, 1, 1)
+    # valid links: a>b a>c b>a b>e c>a c>d
+    assert m["keyword_share"] == pytest.approx(3 / 6)  # a>b, b>a (y, case-folded), c>d
+    assert m["keyword_jaccard"] == pytest.approx((1 / 2 + 0 + 1 / 2 + 0 + 0 + 1) / 6)
+    assert m["same_subject_share"] == pytest.approx(4 / 6)
+    assert (m["orphan_pages"], m["max_in_degree"]) == (1, 2)  # only /f; /a from b and c
+    assert m["orphan_share"] == pytest.approx(1 / 6)
+    assert m["in_degree_gini"] == pytest.approx(10 / 36)  # in-degrees 2,1,1,1,1,0
+    assert m["reciprocity"] == pytest.approx(4 / 6)
+    assert "recall_at_k" not in m
+
+
+def test_label_metrics(pages, links):
+    labels = pd.DataFrame({"source_url": ["/a", "/a", "/b"], "target_url": ["/c", "/d/c", "/c"]})
+    m = values(evaluate(pages, links, k=2, labels=labels))
+    assert m["labelled_pages"] == 2
+    assert m["recall_at_k"] == pytest.approx((1 / 2 + 0) / 2)  # /a finds /c of {/c, /d/c}
+    assert m["mrr_at_k"] == pytest.approx((1 / 2 + 0) / 2)  # /c is /a's second link
+    assert m["success_at_k"] == pytest.approx(1 / 2)
+    # with k=1 /a's only link is /b: nothing found
+    assert values(evaluate(pages, links, k=1, labels=labels))["success_at_k"] == 0
+
+
+def test_rank_is_optional_and_order_counts(pages, links):
+    without_rank = links.drop(columns="rank")
+    pd.testing.assert_frame_equal(evaluate(pages, without_rank, k=2), evaluate(pages, links, k=2))
+
+
+def test_every_metric_has_a_definition(pages, links):
+    labels = pd.DataFrame({"source_url": ["/a"], "target_url": ["/b"]})
+    table = evaluate(pages, links, labels=labels)
+    assert list(table.columns) == ["group", "metric", "value", "definition"]
+    assert all(
+        METRICS[g, m] == d
+        for g, m, d in zip(table["group"], table["metric"], table["definition"], strict=True)
+    )
+
+
+def test_empty_links(pages):
+    m = values(evaluate(pages, pd.DataFrame(columns=["source_url", "target_url"])))
+    assert m["pages_with_no_links"] == 6 and m["orphan_pages"] == 6
+    assert math.isnan(m["keyword_share"])
+
+
+def test_bad_tables_are_refused(pages):
+    with pytest.raises(ValueError, match="needs a 'target_url' column"):
+        evaluate(pages, pd.DataFrame({"source_url": ["/a"]}))
+    with pytest.raises(ValueError, match="k must be a positive integer, got 0"):
+        evaluate(pages, pd.DataFrame(columns=["source_url", "target_url"]), k=0)
+
+
+def test_churn_between_two_days():
+    old = pd.DataFrame(
+        {"source_url": ["/a", "/a", "/b"], "rank": [1, 2, 1], "target_url": ["/b", "/c", "/a"]}
+    )
+    new = pd.DataFrame(
+        {
+            "source_url": ["/a", "/a", "/b", "/c"],
+            "rank": [1, 2, 1, 1],
+            "target_url": ["/c", "/b", "/a", "/a"],
+        }
+    )
+    m = values(churn(old, new))
+    assert (m["pages"], m["pages_changed"]) == (3, 2)  # /a reordered, /c new
+    assert m["changed_share"] == pytest.approx(2 / 3)
+    assert (m["links_added"], m["links_dropped"], m["links_kept"]) == (1, 0, 3)
+    assert m["mean_rank_displacement"] == pytest.approx(2 / 3)
+    same = values(churn(old, old))
+    assert (same["pages_changed"], same["links_added"], same["mean_rank_displacement"]) == (0, 0, 0)
+
+
+def test_compare_puts_tables_side_by_side():
+    corpus = load_corpus(SAMPLE)
+    table = compare(corpus.pages, {"site": corpus.links, "again": corpus.links})
+    assert list(table.columns) == ["site", "again", "definition"]
+    assert (table["site"].fillna(-1) == table["again"].fillna(-1)).all()
+    assert table.loc[("validity", "self_links"), "site"] == 4
+    assert table.loc[("validity", "stale_blocks"), "site"] == 1  # the sample's stale id
