@@ -61,8 +61,8 @@ class FieldFeatures:
     ----------
     vectorizers_ : dict of str to TfidfVectorizer
         One fitted vectorizer per field with a positive weight.
-    slices_ : dict of str to slice
-        Where each field's columns sit in the combined matrix.
+    feature_names_ : pandas.DataFrame
+        One row per column of the combined matrix: its ``field`` and ``term``.
     """
 
     def __init__(
@@ -78,9 +78,7 @@ class FieldFeatures:
     def fit_transform(self, pages: pd.DataFrame, *, progress: bool = False) -> sp.csr_matrix:
         """Fit one vectorizer per field on ``pages[<field>_text]``; return the combined matrix."""
         self.vectorizers_: dict[str, TfidfVectorizer] = {}
-        self.slices_: dict[str, slice] = {}
         blocks, problems = [], []
-        start = 0
         fields = [field for field, weight in self.weights.items() if weight > 0]
         tfidf = dict(self.tfidf)
         if isinstance(tfidf.get("max_df"), float):
@@ -107,20 +105,10 @@ class FieldFeatures:
                 continue
             logger.info("%s: %d terms", field, block.shape[1])
             self.vectorizers_[field] = vectorizer
-            self.slices_[field] = slice(start, start + block.shape[1])
-            start += block.shape[1]
             blocks.append(block * np.float32(np.sqrt(weight)))
         if not blocks:
             raise ValueError("no field has any term left: " + "; ".join(problems))
-        return self._combine(blocks)
-
-    def transform(self, pages: pd.DataFrame) -> sp.csr_matrix:
-        """The combined matrix of new pages, with the fitted vocabularies."""
-        blocks = [
-            vectorizer.transform(pages[text_column(field)])
-            * np.float32(np.sqrt(self.weights[field]))
-            for field, vectorizer in self.vectorizers_.items()
-        ]
+        self.feature_names_ = self._feature_names()
         return self._combine(blocks)
 
     @staticmethod
@@ -130,7 +118,7 @@ class FieldFeatures:
         matrix.sort_indices()
         return matrix
 
-    def feature_names(self) -> pd.DataFrame:
+    def _feature_names(self) -> pd.DataFrame:
         """One row per column of the combined matrix: ``field`` and ``term``."""
         return pd.DataFrame(
             {

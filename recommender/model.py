@@ -380,7 +380,6 @@ class Recommender(BaseEstimator):
             ``target_weight`` (the term's value in each page's vector).
         """
         self._check_fitted()
-        rows = []
         for url in (source_url, target_url):
             if url not in self.urls_:
                 raise KeyError(f"{url!r} is not a page of the fitted site")
@@ -390,13 +389,16 @@ class Recommender(BaseEstimator):
         shared, source_pos, target_pos = np.intersect1d(
             source.indices, target.indices, assume_unique=True, return_indices=True
         )
-        names = self.features_model_.feature_names()
-        for column, a, b in zip(
-            shared, source.data[source_pos], target.data[target_pos], strict=True
-        ):
-            rows.append((names.at[column, "field"], names.at[column, "term"], a * b, a, b))
+        a, b = source.data[source_pos], target.data[target_pos]
+        names = self.features_model_.feature_names_
         table = pd.DataFrame(
-            rows, columns=["field", "term", "contribution", "source_weight", "target_weight"]
+            {
+                "field": names["field"].to_numpy()[shared],
+                "term": names["term"].to_numpy()[shared],
+                "contribution": a * b,
+                "source_weight": a,
+                "target_weight": b,
+            }
         )
         table = table.sort_values(["field", "contribution", "term"], ascending=[True, False, True])
         return table.groupby("field", sort=False).head(top).reset_index(drop=True)
@@ -463,7 +465,14 @@ class Recommender(BaseEstimator):
                         "fit the model again"
                     )
                 model = joblib.load(stream)
-        except (OSError, EOFError, pickle.UnpicklingError) as exc:
+        except (
+            OSError,
+            EOFError,
+            ValueError,
+            ImportError,
+            AttributeError,
+            pickle.UnpicklingError,
+        ) as exc:
             raise ModelFileError(f"{path}: cannot read the model: {exc}") from None
         if not isinstance(model, cls):
             raise ModelFileError(f"{path}: holds a {type(model).__name__}, not a {cls.__name__}")
