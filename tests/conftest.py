@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import tarfile
 from pathlib import Path
 
@@ -43,3 +44,11 @@ def real_corpus(real_site):
     from recommender import load_corpus
 
     return load_corpus(real_site, n_jobs=-1)
+
+
+@pytest.fixture
+def site(tmp_path) -> Path:
+    """A copy of the bundled sample site, free to rewrite."""
+    root = tmp_path / "site"
+    shutil.copytree(SAMPLE, root)
+    return root

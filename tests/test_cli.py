@@ -9,14 +9,7 @@ import recommender.cli as cli
 from recommender.cli import main
 from recommender.config import SETTINGS, load_settings
 
-from .conftest import BROKEN, SAMPLE
-
-
-@pytest.fixture
-def site(tmp_path):
-    root = tmp_path / "site"
-    shutil.copytree(SAMPLE, root)
-    return root
+from .conftest import BROKEN
 
 
 def snapshot(root):

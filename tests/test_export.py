@@ -19,7 +19,7 @@ from recommender.export import (
     yaml_scalar,
 )
 
-from .conftest import FIXTURES, SAMPLE
+from .conftest import FIXTURES
 
 EXPORT = FIXTURES / "export"
 CASES = sorted(p.name[: -len(".targets.json")] for p in EXPORT.glob("*.targets.json"))
@@ -173,13 +173,6 @@ def test_round_trip_any_values(targets, crlf, old):
 
 
 # ---------------------------------------------------------------- whole sites
-
-
-@pytest.fixture
-def site(tmp_path):
-    root = tmp_path / "site"
-    shutil.copytree(SAMPLE, root)
-    return root
 
 
 def links_for(root):
