@@ -291,7 +291,8 @@ class Recommender(BaseEstimator):
             timings[step] = now - clock
             clock = now
 
-        pages = pages.sort_index()
+        if not pages.index.is_monotonic_increasing:
+            pages = pages.sort_index()
         n = len(pages)
         features_model = FieldFeatures(
             weights,
