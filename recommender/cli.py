@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import io
 import logging
+import signal
 import sys
 import time
 import traceback
@@ -31,6 +32,7 @@ EXIT_CHANGES = 1  # --check: some pages would change
 EXIT_USAGE = 2  # bad command line, settings file or site folder
 EXIT_BAD_PAGES = 3  # some pages could not be loaded (skipped; with --strict, nothing written)
 EXIT_FAILED = 4  # anything else went wrong (a page could not be written, ...)
+EXIT_INTERRUPTED = 130  # stopped by Ctrl-C or SIGTERM
 
 EPILOG = """\
 modes (like black):
@@ -46,6 +48,7 @@ exit codes:
   3  some pages could not be loaded: they were listed and skipped
      (with --strict: nothing was written)
   4  something else failed, such as writing a page; the others were written
+  130  interrupted (Ctrl-C or SIGTERM); each page is either as it was or done
 
 settings: a TOML file of Recommender parameters (see --print-config);
 options given on the command line override it.
@@ -124,6 +127,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         stream=sys.stderr,
         force=True,
     )
+    previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
         return _run(args)
     except _Usage as exc:
@@ -137,8 +141,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"recommend: bad page, nothing written: {exc}", file=sys.stderr)
         return EXIT_BAD_PAGES
     except KeyboardInterrupt:
-        print("recommend: interrupted", file=sys.stderr)
-        return 130
+        print("recommend: interrupted; every page is as it was or as it should be", file=sys.stderr)
+        return EXIT_INTERRUPTED
     except (RecommenderError, OSError, Exception) as exc:
         if args.verbose:
             traceback.print_exc()
@@ -146,6 +150,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         hint = "" if args.verbose else " (--verbose shows the traceback)"
         print(f"recommend: {kind}: {exc}{hint}", file=sys.stderr)
         return EXIT_FAILED
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _interrupt(signum, frame) -> None:
+    """SIGTERM (a scheduler stopping the job) unwinds like Ctrl-C, so no temporary file is left."""
+    raise KeyboardInterrupt
 
 
 def _run(args: argparse.Namespace) -> int:

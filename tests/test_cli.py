@@ -1,11 +1,14 @@
 import json
+import os
 import shutil
+import signal
 import tomllib
 
 import pandas as pd
 import pytest
 
 import recommender.cli as cli
+from recommender import load_corpus
 from recommender.cli import main
 from recommender.config import SETTINGS, load_settings
 
@@ -252,3 +255,27 @@ def test_jsonl_is_one_object_per_line(site, tmp_path, capsys):
     run(capsys, site, "--output", target, "--quiet")
     first = json.loads(target.read_text(encoding="utf-8").splitlines()[0])
     assert set(first) == {"source_url", "rank", "target_url", "score"}
+
+
+def test_sigterm_mid_run_leaves_every_page_whole(site, capsys, monkeypatch):
+    real_replace = os.replace
+    replaced = []
+
+    def replace_then_terminate(source, target):
+        replaced.append(target)
+        if len(replaced) == 10:
+            os.kill(os.getpid(), signal.SIGTERM)  # as a scheduler stopping the job would
+        real_replace(source, target)
+
+    monkeypatch.setattr(os, "replace", replace_then_terminate)
+    before = signal.getsignal(signal.SIGTERM)
+    code, _, err = run(capsys, site, "--rewrite")
+    assert code == 130 and "interrupted" in err
+    assert signal.getsignal(signal.SIGTERM) is before
+    assert not [p for p in site.rglob("*") if p.name.endswith(".tmp")]
+    assert 9 <= len(replaced) <= 11
+    corpus = load_corpus(site)
+    assert corpus.errors.empty and len(corpus.pages) == 64
+    monkeypatch.undo()
+    code, out, _ = run(capsys, site, "--rewrite")  # the next run finishes the job
+    assert code == 0 and "rewritten" in out
