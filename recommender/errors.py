@@ -41,10 +41,6 @@ class PageError(RecommenderError):
         return (type(self), (self.path, self.problem, self.detail, self.line))
 
 
-class BadPagesError(RecommenderError):
-    """Raised in strict mode, or by a caller, when a site has pages that could not be loaded."""
-
-
 class SiteNotFoundError(RecommenderError):
     """The site root does not exist or is not a folder."""
 

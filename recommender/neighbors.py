@@ -3,9 +3,12 @@
 Plain functions over scipy sparse matrices and numpy arrays: nothing here
 knows about pages.  The product is never formed whole: each block of query
 rows is multiplied by the targets with ``sparse_dot_topn``, which keeps only
-the best products of each row while it computes (memory is bounded by the
-block size times the number of targets for its accumulators, plus k results
-per row), and spreads the rows of a block over ``n_jobs`` threads.
+the best products of each row while it computes (memory: one accumulator as
+long as the targets per thread, plus k + 1 results per row of the block) and
+spreads the rows of a block over ``n_jobs`` threads.  Blocks run one after
+the other: on the real corpus its multi-threaded kernel on 2 threads was 3
+times faster than its single-threaded one, and running single-threaded
+blocks in joblib threads gained nothing (that kernel holds the GIL).
 
 Results are exact and deterministic: within a row, targets are ordered by
 score descending, then by target index ascending; a row whose k-th and

@@ -257,6 +257,8 @@ def test_processes_give_the_same_result_as_one(monkeypatch):
     parallel = load_corpus(SAMPLE, n_jobs=2)
     pd.testing.assert_frame_equal(serial.pages, parallel.pages)
     pd.testing.assert_frame_equal(serial.links, parallel.links)
+    # bad pages travel back from the workers with every field
+    pd.testing.assert_frame_equal(load_corpus(BROKEN).errors, load_corpus(BROKEN, n_jobs=2).errors)
 
 
 # ---------------------------------------------------------------- the bundled sample
