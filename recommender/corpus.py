@@ -523,7 +523,8 @@ def load_corpus(
     else:
         results = (_read_chunk(root, chunk) for chunk in chunks)
 
-    page_parts, link_parts = [_frames([])[0]], [_frames([])[1]]
+    empty_pages, empty_links = _frames([])  # the columns and dtypes, even with no pages
+    page_parts, link_parts = [empty_pages], [empty_links]
     with tqdm(total=len(rels), desc="loading", unit="page", disable=not progress) as bar:
         for chunk, (pages, links, chunk_problems) in zip(chunks, results, strict=True):
             page_parts.append(pages)

@@ -106,8 +106,12 @@ def valid_links(pages: pd.DataFrame, links: pd.DataFrame) -> pd.DataFrame:
 
 def in_degrees(pages: pd.DataFrame, links: pd.DataFrame) -> pd.Series:
     """Per page (indexed by url), how many pages link to it with a valid link."""
-    good = valid_links(pages, links)
-    return good.groupby("target_url").size().reindex(pages.index, fill_value=0).rename("in_degree")
+    return _in_degrees(pages.index, valid_links(pages, links))
+
+
+def _in_degrees(urls: pd.Index, good: pd.DataFrame) -> pd.Series:
+    """In-degree per url of links already known to be valid."""
+    return good.groupby("target_url").size().reindex(urls, fill_value=0).rename("in_degree")
 
 
 def _keyword_sets(pages: pd.DataFrame) -> pd.Series:
@@ -223,7 +227,7 @@ def evaluate(
         ("topicality", "same_subject_share"): _mean(same_subject),
     }
 
-    in_degree = in_degrees(pages, good).to_numpy()
+    in_degree = _in_degrees(urls, good).to_numpy()
     pairs = set(zip(good["source_url"], good["target_url"], strict=True))
     back = np.array(
         [(t, s) in pairs for s, t in zip(good["source_url"], good["target_url"], strict=True)]

@@ -361,15 +361,13 @@ def export_links(
         )
     ordered = links.sort_values(["source_url", "rank"], kind="stable")
     new_targets = ordered.groupby("source_url", sort=False)["target_url"].agg(list)
-    target_fields = pages[["id", "title", "subject"]]
-    target_fields = target_fields.assign(url=target_fields.index)
     as_block = {
         url: {"id": None if pd.isna(i) else int(i), "title": t, "subject": s, "url": url}
         for url, i, t, s in zip(
-            target_fields.index.tolist(),
-            target_fields["id"].tolist(),
-            target_fields["title"].tolist(),
-            target_fields["subject"].tolist(),
+            pages.index.tolist(),
+            pages["id"].tolist(),
+            pages["title"].tolist(),
+            pages["subject"].tolist(),
             strict=True,
         )
     }
