@@ -8,11 +8,9 @@ prints what happened, and turns exceptions into one line and an exit code.
 from __future__ import annotations
 
 import argparse
-import io
 import logging
 import signal
 import sys
-import time
 import traceback
 from collections.abc import Sequence
 from pathlib import Path
@@ -21,11 +19,9 @@ import pandas as pd
 
 from . import __version__
 from .config import effective_settings, load_settings, settings_toml
-from .corpus import load_corpus
-from .errors import ConfigError, PageError, RecommenderError, SiteNotFoundError
-from .evaluate import churn, compare
-from .export import export_links, write_atomic
-from .model import Recommender
+from .errors import ConfigError, ExportError, PageError, RecommenderError, SiteNotFoundError
+from .export import LINKS_TABLE_SUFFIXES, PageChange, WriteBack
+from .job import JobResult, run_job
 
 EXIT_OK = 0  # done; with --check: no page would change
 EXIT_CHANGES = 1  # --check: some pages would change
@@ -33,6 +29,7 @@ EXIT_USAGE = 2  # bad command line, settings file or site folder
 EXIT_BAD_PAGES = 3  # some pages could not be loaded (skipped; with --strict, nothing written)
 EXIT_FAILED = 4  # anything else went wrong (a page could not be written, ...)
 EXIT_INTERRUPTED = 130  # stopped by Ctrl-C or SIGTERM
+# When several apply, the most serious wins: 4 over 3 over 1 (see _exit_code).
 
 EPILOG = """\
 modes (like black):
@@ -49,12 +46,11 @@ exit codes:
      (with --strict: nothing was written)
   4  something else failed, such as writing a page; the others were written
   130  interrupted (Ctrl-C or SIGTERM); each page is either as it was or done
+  when several apply, the highest wins: 4 over 3 over 1
 
 settings: a TOML file of Recommender parameters (see --print-config);
 options given on the command line override it.
 """
-
-OUTPUT_FORMATS = (".csv", ".parquet", ".jsonl")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -121,37 +117,52 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run ``recommend`` with the given arguments; return its exit code."""
     parser = _parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO if args.verbose else logging.WARNING,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-        force=True,
-    )
+    _configure_logging(args)
     previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
         return _run(args)
     except _Usage as exc:
         parser.print_usage(sys.stderr)
-        print(f"recommend: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        return _fail(f"error: {exc}", EXIT_USAGE)
     except (ConfigError, SiteNotFoundError) as exc:
-        print(f"recommend: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        return _fail(f"error: {exc}", EXIT_USAGE)
     except PageError as exc:  # --strict
-        print(f"recommend: bad page, nothing written: {exc}", file=sys.stderr)
-        return EXIT_BAD_PAGES
+        return _fail(f"bad page, nothing written: {exc}", EXIT_BAD_PAGES)
     except KeyboardInterrupt:
-        print("recommend: interrupted; every page is as it was or as it should be", file=sys.stderr)
-        return EXIT_INTERRUPTED
-    except (RecommenderError, OSError, Exception) as exc:
+        return _fail("interrupted; every page is as it was or as it should be", EXIT_INTERRUPTED)
+    except Exception as exc:
         if args.verbose:
             traceback.print_exc()
         kind = "error" if isinstance(exc, RecommenderError | OSError) else "internal error"
         hint = "" if args.verbose else " (--verbose shows the traceback)"
-        print(f"recommend: {kind}: {exc}{hint}", file=sys.stderr)
-        return EXIT_FAILED
+        return _fail(f"{kind}: {exc}{hint}", EXIT_FAILED)
     finally:
         signal.signal(signal.SIGTERM, previous)
+        logging.captureWarnings(False)
+
+
+def _configure_logging(args: argparse.Namespace) -> None:
+    """Library warnings as one plain line on stderr; steps with timings only with --verbose."""
+    level = logging.INFO if args.verbose else logging.ERROR if args.quiet else logging.WARNING
+    fmt = "%(asctime)s %(levelname)s %(name)s: %(message)s" if args.verbose else "recommend: "
+    fmt += "" if args.verbose else "%(levelname)s: %(message)s"
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_LowerLevelFormatter(fmt))
+    logging.basicConfig(level=level, handlers=[handler], force=True)
+    logging.captureWarnings(True)  # warnings.warn from the library: the same one line
+
+
+class _LowerLevelFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        record.levelname = record.levelname.lower()
+        if record.name == "py.warnings":  # "file:line: UserWarning: text" -> "text"
+            record.msg = str(record.msg).split("Warning: ", 1)[-1].splitlines()[0]
+        return super().format(record)
+
+
+def _fail(message: str, code: int) -> int:
+    print(f"recommend: {message}", file=sys.stderr)
+    return code
 
 
 def _interrupt(signum, frame) -> None:
@@ -160,103 +171,70 @@ def _interrupt(signum, frame) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    settings = load_settings(args.config) if args.config else {}
-    settings.setdefault("n_jobs", -1)
-    if args.jobs is not None:
-        settings["n_jobs"] = args.jobs
+    settings = _settings(args)
     if args.print_config:
         print(settings_toml(effective_settings(settings)), end="")
         return EXIT_OK
     if args.path is None:
         raise _Usage("the site folder PATH is required")
-    if args.output is not None and args.output.suffix.lower() not in OUTPUT_FORMATS:
-        raise _Usage(f"--output must end in {', '.join(OUTPUT_FORMATS)}; got {args.output}")
-    progress = not args.quiet and sys.stderr.isatty()
-    say = (lambda *_: None) if args.quiet else print
-
-    started = time.perf_counter()
-    corpus = load_corpus(
-        args.path, strict=args.strict, n_jobs=settings["n_jobs"], progress=progress
-    )
-    pages, errors = corpus.pages, corpus.errors
-    say(f"recommend {args.path}")
-    say(f"  pages    {len(pages):,} loaded, {len(errors):,} bad (skipped)")
-    for message in errors["message"]:
-        print(f"  bad page {message}", file=sys.stderr if args.quiet else sys.stdout)
-
-    clock = time.perf_counter()
-    model = Recommender(**settings, progress=progress).fit(pages)
-    links = model.related_
-    per_page = links.groupby("source_url").size().reindex(pages.index, fill_value=0)
-    say(
-        f"  links    {len(links):,} for {int((per_page > 0).sum()):,} pages "
-        f"({int((per_page == model.n_links).sum()):,} with {model.n_links}) "
-        f"in {time.perf_counter() - clock:.1f} s"
-    )
-
-    def show_diff(change) -> None:
-        sys.stdout.write(change.diff())
-
-    report = export_links(
-        corpus.root,
-        pages,
-        links,
-        write=args.rewrite,
-        on_change=show_diff if args.diff else None,
-        progress=progress,
-    )
-    status = report["status"].value_counts()
-    changed = int(status.get("written", 0) + status.get("changed", 0))
-    verb = "rewritten" if args.rewrite else "would be rewritten"
-    say(
-        f"  pages    {changed:,} {verb}, {int(status.get('unchanged', 0)):,} unchanged"
-        + (f", {int(status.get('error', 0)):,} failed" if status.get("error", 0) else "")
-    )
-    touched = report[report["status"] != "unchanged"]
-    say(
-        f"  links    {int(touched['links_added'].sum()):,} added, "
-        f"{int(touched['links_removed'].sum()):,} removed, "
-        f"{int(report['links_kept'].sum()):,} kept"
-    )
-    for detail in report.loc[report["status"] == "error", "detail"]:
-        print(f"  failed   {detail}", file=sys.stderr)
-
-    if args.output is not None:
-        _write_links(links, args.output)
-        say(f"  output   {len(links):,} links written to {args.output}")
-    if args.evaluate:
-        table = compare(
-            pages, {"in the pages": corpus.links, "recommended": links}, k=model.n_links
+    if args.output is not None and args.output.suffix.lower() not in LINKS_TABLE_SUFFIXES:
+        raise _Usage(f"--output must end in {', '.join(LINKS_TABLE_SUFFIXES)}; got {args.output}")
+    write_back = WriteBack.from_options(rewrite=args.rewrite, check=args.check, diff=args.diff)
+    try:
+        result = run_job(
+            args.path,
+            settings=settings,
+            write_back=write_back,
+            strict=args.strict,
+            output=args.output,
+            evaluate=args.evaluate,
+            on_change=_print_diff if write_back.shows_diff else None,
+            progress=not args.quiet and sys.stderr.isatty(),
         )
-        changes = churn(corpus.links, links).set_index(["group", "metric"])[["value"]]
-        say("")
-        say(_format_metrics(table.drop(columns="definition")))
-        say(_format_metrics(changes.rename(columns={"value": "pages -> recommended"})))
-    if not args.rewrite and changed and not args.check:
-        say("  nothing written: --rewrite writes the changes, --diff shows them")
-    say(f"  done in {time.perf_counter() - started:.1f} s")
+    except ExportError as exc:
+        if args.output is not None and str(exc).startswith(str(args.output)):
+            raise _Usage(str(exc)) from None
+        raise
+    _report(result, args)
+    return _exit_code(result)
 
-    if status.get("error", 0):
+
+def _settings(args: argparse.Namespace) -> dict:
+    settings = load_settings(args.config) if args.config else {}
+    settings.setdefault("n_jobs", -1)
+    if args.jobs is not None:
+        settings["n_jobs"] = args.jobs
+    return settings
+
+
+def _print_diff(change: PageChange) -> None:
+    sys.stdout.write(change.diff())
+
+
+def _report(result: JobResult, args: argparse.Namespace) -> None:
+    """The summary on stdout (stderr when stdout carries a diff); problems on stderr."""
+    for line in result.problem_lines():
+        print(line, file=sys.stderr)
+    if args.quiet:
+        return
+    stream = sys.stderr if result.write_back.shows_diff else sys.stdout
+    for line in result.summary_lines():
+        print(line, file=stream)
+    if result.metrics is not None:
+        print("", file=stream)
+        print(_format_metrics(result.metrics), file=stream)
+        print(_format_metrics(result.churn), file=stream)
+
+
+def _exit_code(result: JobResult) -> int:
+    """The one place a finished run becomes an exit code: 4 over 3 over 1 over 0."""
+    if result.pages_failed:
         return EXIT_FAILED
-    if len(errors):
+    if len(result.corpus.errors):
         return EXIT_BAD_PAGES
-    if args.check and changed:
+    if result.write_back.checks and result.pages_changed:
         return EXIT_CHANGES
     return EXIT_OK
-
-
-def _write_links(links: pd.DataFrame, path: Path) -> None:
-    """Write the links table in the format its suffix names, atomically."""
-    suffix = path.suffix.lower()
-    if suffix == ".parquet":
-        buffer = io.BytesIO()
-        links.to_parquet(buffer, index=False)
-        data = buffer.getvalue()
-    elif suffix == ".csv":
-        data = links.to_csv(index=False, lineterminator="\n").encode("utf-8")
-    else:
-        data = links.to_json(orient="records", lines=True, force_ascii=False).encode("utf-8")
-    write_atomic(path, data)
 
 
 def _format_metrics(table: pd.DataFrame) -> str:

@@ -32,7 +32,7 @@ import tomli_w
 from .errors import ConfigError
 from .model import DEFAULT_FIELD_WEIGHTS, DEFAULT_NGRAM_RANGES, Recommender
 
-__all__ = ["SETTINGS", "load_settings", "settings_toml"]
+__all__ = ["SETTINGS", "check_settings", "effective_settings", "load_settings", "settings_toml"]
 
 #: Keys a settings file may hold: every Recommender parameter but ``progress``
 #: (the command line decides on progress bars).
@@ -72,7 +72,7 @@ def load_settings(path: str | os.PathLike[str]) -> dict[str, Any]:
 def check_settings(settings: Mapping[str, Any], *, source: str = "settings") -> None:
     """Raise :class:`ConfigError`, naming ``source``, if a Recommender would refuse these."""
     try:
-        Recommender(**settings)._validate_params()
+        Recommender(**settings).check_params()
     except (ConfigError, TypeError) as exc:
         raise ConfigError(f"{source}: {exc}") from None
 

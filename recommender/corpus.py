@@ -20,41 +20,20 @@ from pathlib import Path
 from typing import Any
 
 import joblib
-import numpy as np
 import pandas as pd
-import scipy.sparse as sp
 import yaml
-from scipy.sparse.csgraph import connected_components
 from tqdm.auto import tqdm
-from yaml.nodes import MappingNode, ScalarNode, SequenceNode
 
 from .errors import PageError, SiteNotFoundError
+from .frontmatter import load_yaml, split_front_matter
 from .text import clean_text, split_keywords
 
-__all__ = [
-    "PAGE_COLUMNS",
-    "Corpus",
-    "copy_groups",
-    "load_corpus",
-    "load_yaml",
-    "read_page",
-    "split_front_matter",
-]
+__all__ = ["BLOCK_COLUMNS", "ERROR_COLUMNS", "PAGE_COLUMNS", "Corpus", "load_corpus", "read_page"]
 
 logger = logging.getLogger(__name__)
 
-try:  # libyaml's C parser is several times faster; fall back (with a warning) where absent
-    _SAFE_LOADER: Any = yaml.CSafeLoader
-except AttributeError:  # pragma: no cover - depends on how PyYAML was built
-    _SAFE_LOADER = yaml.SafeLoader
-    logger.warning("PyYAML has no libyaml: pages load several times slower")
-
-_STR, _MAP, _SEQ = (f"tag:yaml.org,2002:{kind}" for kind in ("str", "map", "seq"))
-_OPENING = re.compile(r"---[ \t]*\r?\n")
-_CLOSING_LINE = re.compile(r"---[ \t]*(?:\r?\n|\r?$)")
 _RELATED_KEY = re.compile(r"related_article(\d+)")
 _BLANK = re.compile(r"\s+")
-_NOT_WORD = re.compile(r"\W+")
 #: Below this many pages, starting worker processes costs more than it saves.
 PARALLEL_MIN_PAGES = 2000
 
@@ -92,7 +71,7 @@ ERROR_COLUMNS: dict[str, str] = {
 }
 
 #: Columns of :attr:`Corpus.links` (the related links the pages hold today).
-LINK_COLUMNS: dict[str, str] = {
+BLOCK_COLUMNS: dict[str, str] = {
     "source_url": "url of the page holding the link",
     "rank": "N of its related_articleN block (1-based)",
     "target_url": "the block's url",
@@ -118,7 +97,7 @@ class Corpus:
         in :data:`ERROR_COLUMNS`.
     links : pandas.DataFrame
         The related links the loaded pages hold today, one row per block;
-        columns as in :data:`LINK_COLUMNS`.
+        columns as in :data:`BLOCK_COLUMNS`.
     """
 
     root: Path
@@ -131,77 +110,6 @@ class Corpus:
             f"<Corpus {str(self.root)!r}: {len(self.pages):,} pages, "
             f"{len(self.errors):,} errors, {len(self.links):,} existing links>"
         )
-
-
-def split_front_matter(text: str) -> tuple[int, int, int] | None:
-    """Locate the YAML front matter of a page's text.
-
-    The text must open with a ``---`` line; the front matter ends at the next
-    line that is exactly ``---`` (trailing blanks allowed).  A leading UTF-8 BOM
-    and CRLF line endings are accepted.
-
-    Returns
-    -------
-    (start, end, after) or None
-        ``text[start:end]`` is the YAML, ``text[end:after]`` the closing
-        delimiter line with its line break, ``text[after:]`` the body.
-        ``None`` when the text does not open with ``---``.
-
-    Raises
-    ------
-    ValueError
-        When the opening ``---`` has no closing line.
-    """
-    offset = 1 if text.startswith("\ufeff") else 0
-    opening = _OPENING.match(text, offset)
-    if opening is None:
-        return None
-    start = opening.end()
-    if _CLOSING_LINE.match(text, start):  # empty front matter
-        return start, start, _CLOSING_LINE.match(text, start).end()
-    position = start
-    while (position := text.find("\n---", position)) != -1:
-        closing = _CLOSING_LINE.match(text, position + 1)
-        if closing is not None:
-            return start, position + 1, closing.end()
-        position += 4
-    raise ValueError("the opening '---' has no closing '---' line")
-
-
-def load_yaml(text: str) -> Any:
-    """Parse YAML safely with libyaml, building plain dicts, lists and strings.
-
-    Gives the same values as ``yaml.load(text, Loader=yaml.CSafeLoader)``
-    (only YAML's standard tags; no arbitrary objects), about 1.5 times faster:
-    libyaml composes the node tree, strings and plain mappings are built
-    directly, and every other node goes through PyYAML's safe constructor.
-
-    Raises
-    ------
-    yaml.YAMLError
-        For invalid YAML, unknown tags, unhashable keys or recursive aliases.
-    """
-    loader = _SAFE_LOADER(text)
-    try:
-        node = loader.get_single_node()
-        return None if node is None else _build(node, loader)
-    except (TypeError, RecursionError) as exc:
-        raise yaml.YAMLError(f"cannot build the front matter: {exc}") from None
-    finally:
-        loader.dispose()
-
-
-def _build(node: Any, loader: Any) -> Any:
-    kind = node.__class__
-    if kind is ScalarNode and node.tag == _STR:
-        return node.value
-    if kind is MappingNode and node.tag == _MAP:
-        if any(key.tag == "tag:yaml.org,2002:merge" for key, _ in node.value):
-            return loader.construct_object(node, deep=True)
-        return {_build(key, loader): _build(value, loader) for key, value in node.value}
-    if kind is SequenceNode and node.tag == _SEQ:
-        return [_build(item, loader) for item in node.value]
-    return loader.construct_object(node, deep=True)
 
 
 def _key_line(front_matter: str, key: str, nested: bool = False) -> int | None:
@@ -575,7 +483,7 @@ def _frames(records: list[dict[str, Any]]) -> tuple[pd.DataFrame, pd.DataFrame]:
             for record in records
             for rank, url, block_id, title, subject in record["related"]
         ],
-        columns=["source_path", *LINK_COLUMNS],
+        columns=["source_path", *BLOCK_COLUMNS],
     )
     links["rank"] = links["rank"].astype("int64")
     links["target_id"] = pd.array(
@@ -603,56 +511,3 @@ def _frames(records: list[dict[str, Any]]) -> tuple[pd.DataFrame, pd.DataFrame]:
         if isinstance(values, list):
             columns[name] = pd.array(values, dtype="str")
     return pd.DataFrame(columns, columns=["url", *PAGE_COLUMNS]), links
-
-
-def copy_groups(pages: pd.DataFrame) -> np.ndarray:
-    """Label cross-listed copies: pages that are the same question under other folders.
-
-    Two pages are copies when they share a slug (file name) or the same
-    question once case, punctuation and spacing are folded (the title where
-    there is no question).  Copies of copies are copies: the labels are the
-    connected components of that relation.
-
-    Returns
-    -------
-    ndarray of int64, one label per row of ``pages``; equal labels are copies.
-    """
-    questions = pages["question"].where(pages["question"] != "", pages["title"])
-    keys = [
-        pages["slug"],
-        questions.map(lambda q: _NOT_WORD.sub(" ", q.casefold()).strip()),
-    ]
-    return connected_labels(len(pages), [pd.factorize(key)[0] for key in keys])
-
-
-def connected_labels(
-    n: int, codes: list[np.ndarray], pairs: np.ndarray | None = None
-) -> np.ndarray:
-    """Connected components of n items linked when they share a code (or are a pair).
-
-    ``codes`` are integer arrays (one code per item, -1 for none); ``pairs``
-    an optional (m, 2) array of item indices.  Labels are numbered by each
-    component's first item, so they are deterministic.
-    """
-    rows, cols = [], []
-    items = np.arange(n)
-    for code in codes:
-        code = np.asarray(code)
-        has = code >= 0
-        first = np.full(code.max() + 1 if has.any() else 0, -1, dtype=np.int64)
-        # the first item with each code (scanning backwards so the smallest index wins)
-        first[code[has][::-1]] = items[has][::-1]
-        rows.append(items[has])
-        cols.append(first[code[has]])
-    if pairs is not None and len(pairs):
-        rows.append(pairs[:, 0])
-        cols.append(pairs[:, 1])
-    graph = sp.coo_matrix(
-        (np.ones(sum(map(len, rows)), dtype=np.int8), (np.concatenate(rows), np.concatenate(cols))),
-        shape=(n, n),
-    )
-    _, labels = connected_components(graph, directed=False)
-    # renumber by first occurrence, independent of the graph library's numbering
-    _, first_index, inverse = np.unique(labels, return_index=True, return_inverse=True)
-    order = np.argsort(np.argsort(first_index))
-    return order[inverse].astype(np.int64)

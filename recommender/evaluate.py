@@ -20,7 +20,7 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
-from .corpus import copy_groups
+from .rules import copy_groups
 
 __all__ = ["METRICS", "churn", "compare", "evaluate", "in_degrees", "valid_links"]
 

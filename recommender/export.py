@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import contextlib
 import difflib
+import io
 import logging
 import os
 import re
@@ -36,22 +37,27 @@ import stat
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from enum import Enum
 from pathlib import Path
 
 import pandas as pd
 import yaml
 from tqdm.auto import tqdm
 
-from .corpus import load_yaml, split_front_matter
 from .errors import ExportError
+from .frontmatter import load_yaml, split_front_matter
 
 __all__ = [
+    "LINKS_TABLE_SUFFIXES",
     "REPORT_COLUMNS",
     "PageChange",
+    "WriteBack",
+    "check_output_path",
     "export_links",
     "related_blocks",
     "replace_related",
     "write_atomic",
+    "write_links_table",
     "yaml_scalar",
 ]
 
@@ -219,7 +225,7 @@ def replace_related(
     newline = "\r\n" if text[start - 2 : start] == "\r\n" else "\n"
     rendered = render_related(wanted, newline, cache=cache)
     old_text = "".join(front_matter[a:b] for a, b in blocks)
-    if old_text == rendered or (blocks and _holds(old_text, wanted)):
+    if old_text == rendered or (blocks and _blocks_say(old_text, wanted)):
         return text
     pieces, position = [], 0
     for a, b in blocks:
@@ -244,7 +250,7 @@ def _block_values(target: Mapping[str, object]) -> dict[str, object]:
     return values
 
 
-def _holds(blocks_text: str, wanted: list[dict[str, object]]) -> bool:
+def _blocks_say(blocks_text: str, wanted: list[dict[str, object]]) -> bool:
     """Do these related blocks already say exactly this, in this order, whatever their layout?"""
     if blocks_text.count("related_article") != len(wanted) or not all(
         values["url"] in blocks_text for values in wanted
@@ -287,6 +293,49 @@ def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+class WriteBack(Enum):
+    """What a run does with the pages whose related blocks change (as black's ``WriteBack``).
+
+    ``NO`` says what would change; ``YES`` writes; ``CHECK`` writes nothing
+    and fails when a page would change; ``DIFF`` shows each change as a
+    unified diff and writes nothing; ``YES_DIFF`` and ``CHECK_DIFF`` show the
+    diff as well.
+    """
+
+    NO = "report"
+    YES = "rewrite"
+    CHECK = "check"
+    DIFF = "diff"
+    YES_DIFF = "rewrite+diff"
+    CHECK_DIFF = "check+diff"
+
+    @classmethod
+    def from_options(cls, *, rewrite: bool, check: bool, diff: bool) -> WriteBack:
+        """The mode for the command line's ``--rewrite``, ``--check`` and ``--diff``."""
+        if rewrite and check:
+            raise ValueError("--rewrite and --check cannot be given together")
+        if rewrite:
+            return cls.YES_DIFF if diff else cls.YES
+        if check:
+            return cls.CHECK_DIFF if diff else cls.CHECK
+        return cls.DIFF if diff else cls.NO
+
+    @property
+    def writes(self) -> bool:
+        """Pages that change are written."""
+        return self in (WriteBack.YES, WriteBack.YES_DIFF)
+
+    @property
+    def shows_diff(self) -> bool:
+        """Each change is shown as a unified diff."""
+        return self in (WriteBack.DIFF, WriteBack.YES_DIFF, WriteBack.CHECK_DIFF)
+
+    @property
+    def checks(self) -> bool:
+        """A page that would change makes the run fail (exit 1)."""
+        return self in (WriteBack.CHECK, WriteBack.CHECK_DIFF)
 
 
 @dataclass(frozen=True)
@@ -353,28 +402,11 @@ def export_links(
         When a link's target is not one of the pages.
     """
     root = Path(root)
-    unknown = ~links["target_url"].isin(pages.index)
-    if unknown.any():
-        raise ExportError(
-            f"{int(unknown.sum())} links point to urls that are not pages of the site, "
-            f"for example {links.loc[unknown, 'target_url'].iloc[0]!r}"
-        )
-    ordered = links.sort_values(["source_url", "rank"], kind="stable")
-    new_targets = ordered.groupby("source_url", sort=False)["target_url"].agg(list)
-    as_block = {
-        url: {"id": None if pd.isna(i) else int(i), "title": t, "subject": s, "url": url}
-        for url, i, t, s in zip(
-            pages.index.tolist(),
-            pages["id"].tolist(),
-            pages["title"].tolist(),
-            pages["subject"].tolist(),
-            strict=True,
-        )
-    }
+    targets_by_source = _targets_by_source(pages, links)
+    blocks_by_url = _blocks_by_url(pages)
     cache: dict[tuple[object, ...], str] = {}
-
-    rows = []
     by_path = pages.reset_index().sort_values("path")
+    rows = []
     for url, path, old_urls in tqdm(
         zip(
             by_path["url"].tolist(),
@@ -387,30 +419,115 @@ def export_links(
         unit="page",
         disable=not progress,
     ):
-        targets = new_targets.get(url, [])
-        old_set, new_set = set(old_urls), set(targets)
-        counts = (len(new_set - old_set), len(old_set - new_set), len(new_set & old_set))
-        file = root / path
-        try:
-            raw = file.read_bytes()
-            old = raw.decode("utf-8")
-            new = replace_related(old, [as_block[t] for t in targets], cache=cache)
-        except (OSError, UnicodeDecodeError, ValueError) as exc:
-            rows.append((path, url, "error", *counts, f"{path}: {exc}"))
-            logger.warning("%s: not exported: %s", path, exc)
-            continue
-        if new == old:
-            rows.append((path, url, "unchanged", *counts, ""))
-            continue
-        change = PageChange(path=path, url=url, old=old, new=new)
-        if on_change is not None:
-            on_change(change)
-        if write:
-            try:
-                write_atomic(file, new.encode("utf-8"))
-            except OSError as exc:
-                rows.append((path, url, "error", *counts, f"{path}: cannot write: {exc}"))
-                logger.warning("%s: cannot write: %s", path, exc)
-                continue
-        rows.append((path, url, "written" if write else "changed", *counts, ""))
+        targets = targets_by_source.get(url, [])
+        counts = _link_counts(old_urls, targets)
+        status, detail = _export_page(
+            root, path, url, [blocks_by_url[t] for t in targets], cache, write, on_change
+        )
+        rows.append((path, url, status, *counts, detail))
     return pd.DataFrame(rows, columns=list(REPORT_COLUMNS))
+
+
+def _targets_by_source(pages: pd.DataFrame, links: pd.DataFrame) -> pd.Series:
+    """Each source url's target urls in rank order; every target must be a page."""
+    unknown = ~links["target_url"].isin(pages.index)
+    if unknown.any():
+        raise ExportError(
+            f"{int(unknown.sum())} links point to urls that are not pages of the site, "
+            f"for example {links.loc[unknown, 'target_url'].iloc[0]!r}"
+        )
+    ordered = links.sort_values(["source_url", "rank"], kind="stable")
+    return ordered.groupby("source_url", sort=False)["target_url"].agg(list)
+
+
+def _blocks_by_url(pages: pd.DataFrame) -> dict[str, dict[str, object]]:
+    """What a related block says of each page as a target: id, title, subject, url."""
+    return {
+        url: {"id": None if pd.isna(i) else int(i), "title": t, "subject": s, "url": url}
+        for url, i, t, s in zip(
+            pages.index.tolist(),
+            pages["id"].tolist(),
+            pages["title"].tolist(),
+            pages["subject"].tolist(),
+            strict=True,
+        )
+    }
+
+
+def _link_counts(old_urls: list[str], new_urls: list[str]) -> tuple[int, int, int]:
+    """Targets added, removed and kept."""
+    old, new = set(old_urls), set(new_urls)
+    return len(new - old), len(old - new), len(new & old)
+
+
+def _export_page(
+    root: Path,
+    path: str,
+    url: str,
+    targets: list[dict[str, object]],
+    cache: dict[tuple[object, ...], str],
+    write: bool,
+    on_change: Callable[[PageChange], None] | None,
+) -> tuple[str, str]:
+    """Rewrite one page's blocks; return its status and, for an error, what went wrong."""
+    file = root / path
+    try:
+        old = file.read_bytes().decode("utf-8")
+        new = replace_related(old, targets, cache=cache)
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        logger.warning("%s: not exported: %s", path, exc)
+        return "error", f"{path}: {exc}"
+    if new == old:
+        return "unchanged", ""
+    if on_change is not None:
+        on_change(PageChange(path=path, url=url, old=old, new=new))
+    if not write:
+        return "changed", ""
+    try:
+        write_atomic(file, new.encode("utf-8"))
+    except OSError as exc:
+        logger.warning("%s: cannot write: %s", path, exc)
+        return "error", f"{path}: cannot write: {exc}"
+    return "written", ""
+
+
+# ---------------------------------------------------------------------- the links table
+
+#: Formats of :func:`write_links_table`, by file suffix.
+LINKS_TABLE_SUFFIXES = (".csv", ".parquet", ".jsonl")
+
+
+def check_output_path(path: str | os.PathLike[str]) -> None:
+    """Raise :class:`ExportError` unless a links table can be written at ``path``.
+
+    Called before any page is written, so that a bad ``--output`` fails first.
+    """
+    path = Path(path)
+    if path.suffix.lower() not in LINKS_TABLE_SUFFIXES:
+        raise ExportError(f"{path}: a links table must end in {', '.join(LINKS_TABLE_SUFFIXES)}")
+    folder = path.parent
+    if not folder.is_dir():
+        raise ExportError(f"{path}: the folder {folder} does not exist")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise ExportError(f"{path}: the folder {folder} is not writable")
+    if path.is_dir():
+        raise ExportError(f"{path}: is a folder")
+
+
+def write_links_table(links: pd.DataFrame, path: str | os.PathLike[str]) -> None:
+    """Write a links table in the format its suffix names (.csv, .parquet, .jsonl), atomically."""
+    path = Path(path)
+    check_output_path(path)
+    suffix = path.suffix.lower()
+    if suffix == ".parquet":
+        buffer = io.BytesIO()
+        links.to_parquet(buffer, index=False)
+        data = buffer.getvalue()
+    elif suffix == ".csv":
+        data = links.to_csv(index=False, lineterminator="\n").encode("utf-8")
+    else:
+        data = links.to_json(orient="records", lines=True, force_ascii=False).encode("utf-8")
+    try:
+        write_atomic(path, data)
+    except OSError as exc:
+        raise ExportError(f"{path}: cannot write the links table: {exc.strerror or exc}") from None

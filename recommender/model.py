@@ -20,20 +20,37 @@ from __future__ import annotations
 import logging
 import pickle
 import time
+import warnings
 from collections.abc import Mapping
+from numbers import Integral, Real
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import joblib
 import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator
+from sklearn.utils._param_validation import (
+    Interval,
+    InvalidParameterError,
+    RealNotInt,
+    StrOptions,
+)
+from sklearn.utils.validation import check_is_fitted
 
 from . import __version__
-from .corpus import connected_labels, copy_groups
+from .coverage import spread_links
 from .errors import ConfigError, ModelFileError
 from .features import FieldFeatures, text_column
 from .neighbors import top_k_cosine
+from .rules import (
+    apply_rules,
+    connected_labels,
+    copy_groups,
+    first_links,
+    near_duplicate_pairs,
+    target_mask,
+)
 
 __all__ = ["LINK_COLUMNS", "Recommender"]
 
@@ -66,8 +83,9 @@ class Recommender(BaseEstimator):
         Weight of each text field in the similarity; a field ``f`` is read
         from the pages column ``f_text``.  Default: :data:`DEFAULT_FIELD_WEIGHTS`.
     max_df : float or int, default 0.1
-        Ignore terms in more than this share (float) or number (int) of pages:
-        corpus-wide boilerplate says nothing about how two pages relate.
+        Ignore terms in more than this share (float in (0, 1]) or number (int,
+        at least 2) of pages: corpus-wide boilerplate says nothing about how
+        two pages relate.  ``1`` (one page) is refused: write ``1.0`` for all.
     min_df : float or int, default 1
         Ignore terms in fewer pages than this.  1 keeps every word: a word
         found in one page never adds to a score, but pruning it would leave
@@ -80,13 +98,13 @@ class Recommender(BaseEstimator):
         Use ``1 + log(tf)`` instead of raw term counts.
     stop_words : "english", list of str or None, default "english"
         Words to ignore.
-    duplicate_threshold : float, default 0.9
+    duplicate_threshold : float in (0, 1], default 0.9
         Pages at least this similar are treated as copies of each other (as
         well as pages with the same slug or question), so are never
         recommended for each other, nor both on one page.
     exclude_no_index : bool, default True
         Never recommend pages marked ``no_index: true``.
-    min_score : float, default 0.0
+    min_score : float in [0, 1), default 0.0
         Never recommend a page scoring this or less; with 0 every page gets
         ``n_links`` links wherever the site has that many candidates.
     coverage : bool, default True
@@ -102,8 +120,10 @@ class Recommender(BaseEstimator):
         unlinked page: it replaces a link scoring ``s`` only if it scores at
         least ``(1 - coverage_tolerance) * s``.
     n_candidates : int, default 40
-        Candidates examined per page before the rules; more finds links for
-        more unlinked pages at some cost in time.
+        Candidates examined per page before the rules, not counting the page
+        itself (the search asks for one more and drops it); at least
+        ``n_links``.  More finds links for more unlinked pages at some cost in
+        time.
     block_size : int, default 4096
         Pages whose similarities are computed at a time; bounds memory.
     n_jobs : int or None, default None
@@ -178,79 +198,89 @@ class Recommender(BaseEstimator):
         self.n_jobs = n_jobs
         self.progress = progress
 
+    _parameter_constraints: ClassVar[dict] = {
+        "n_links": [Interval(Integral, 1, None, closed="left")],
+        "field_weights": [Mapping, None],
+        "max_df": [
+            Interval(RealNotInt, 0, 1, closed="right"),
+            Interval(Integral, 2, None, closed="left"),
+        ],
+        "min_df": [
+            Interval(RealNotInt, 0, 1, closed="right"),
+            Interval(Integral, 1, None, closed="left"),
+        ],
+        "ngram_range": [tuple, list, Mapping, None],
+        "sublinear_tf": ["boolean"],
+        "stop_words": [StrOptions({"english"}), list, tuple, None],
+        "duplicate_threshold": [Interval(Real, 0, 1, closed="right")],
+        "exclude_no_index": ["boolean"],
+        "min_score": [Interval(Real, 0, 1, closed="left")],
+        "coverage": ["boolean"],
+        "max_in_links": [Interval(Integral, 1, None, closed="left")],
+        "coverage_tolerance": [Interval(Real, 0, 1, closed="both")],
+        "n_candidates": [Interval(Integral, 1, None, closed="left")],
+        "block_size": [Interval(Integral, 1, None, closed="left")],
+        "n_jobs": [Integral, None],
+        "progress": ["boolean"],
+    }
+
     # ------------------------------------------------------------------ checks
 
-    def _validate_params(self) -> tuple[dict[str, float], dict[str, tuple[int, int]]]:
-        def fail(name: str, expected: str) -> None:
-            raise ConfigError(f"{name} must be {expected}, got {getattr(self, name)!r}")
+    def check_params(self) -> tuple[dict[str, float], dict[str, tuple[int, int]]]:
+        """Check every parameter; return the field weights and n-gram ranges in effect.
 
-        def is_int(value: Any) -> bool:
-            return isinstance(value, int | np.integer) and not isinstance(value, bool)
-
-        def is_number(value: Any) -> bool:
-            return isinstance(value, int | float | np.number) and not isinstance(value, bool)
-
-        for name in ("n_links", "n_candidates", "block_size", "max_in_links"):
-            if not is_int(getattr(self, name)) or getattr(self, name) < 1:
-                fail(name, "a positive integer")
+        Raises
+        ------
+        ConfigError
+            A :class:`ValueError` naming the parameter, the value and what
+            was expected.
+        """
+        try:
+            self._validate_params()  # scikit-learn's, from _parameter_constraints
+        except InvalidParameterError as exc:
+            raise ConfigError(str(exc)) from None
+        for name in ("n_links", "n_candidates", "max_in_links", "block_size", "n_jobs"):
+            if isinstance(getattr(self, name), bool):
+                _refuse(name, getattr(self, name), "an integer, not True or False")
         if self.n_candidates < self.n_links:
-            fail("n_candidates", f"at least n_links ({self.n_links})")
+            _refuse("n_candidates", self.n_candidates, f"at least n_links ({self.n_links})")
+        if self.n_jobs == 0:
+            _refuse("n_jobs", 0, "None, a positive integer or a negative one (-1: all cores)")
+        if isinstance(self.stop_words, list | tuple) and not all(
+            isinstance(word, str) for word in self.stop_words
+        ):
+            _refuse("stop_words", self.stop_words, "'english', a list of words or None")
+        weights = self._field_weights()
+        return weights, self._ngram_ranges(weights)
+
+    def _field_weights(self) -> dict[str, float]:
         weights = DEFAULT_FIELD_WEIGHTS if self.field_weights is None else self.field_weights
         if (
-            not isinstance(weights, Mapping)
-            or not weights
-            or not all(isinstance(k, str) and is_number(v) and v >= 0 for k, v in weights.items())
+            not weights
+            or not all(isinstance(k, str) and _is_number(v) and v >= 0 for k, v in weights.items())
             or not any(v > 0 for v in weights.values())
         ):
-            fail("field_weights", "a mapping of field names to weights >= 0, one of them > 0")
-        for name, low, high in (
-            ("duplicate_threshold", 0.0, 1.0),
-            ("coverage_tolerance", 0.0, 1.0),
-            ("min_score", 0.0, 1.0),
-        ):
-            value = getattr(self, name)
-            if not is_number(value) or not low <= value <= high:
-                fail(name, f"a number from {low} to {high}")
-        for name in ("max_df", "min_df"):
-            value = getattr(self, name)
-            if is_int(value):
-                if value < 1:
-                    fail(name, "a positive integer (a number of pages) or a float in (0, 1]")
-            elif not is_number(value) or not 0 < value <= 1:
-                fail(name, "a positive integer (a number of pages) or a float in (0, 1]")
-
-        def is_range(value: Any) -> bool:
-            return (
-                isinstance(value, tuple | list)
-                and len(value) == 2
-                and all(is_int(n) and n >= 1 for n in value)
-                and value[0] <= value[1]
+            _refuse(
+                "field_weights",
+                self.field_weights,
+                "a mapping of field names to weights >= 0, one of them > 0",
             )
+        return dict(weights)
 
+    def _ngram_ranges(self, weights: Mapping[str, float]) -> dict[str, tuple[int, int]]:
         ngrams = DEFAULT_NGRAM_RANGES if self.ngram_range is None else self.ngram_range
-        if is_range(ngrams):
-            ngrams = {field: tuple(ngrams) for field in weights}
-        elif not isinstance(ngrams, Mapping) or not all(is_range(r) for r in ngrams.values()):
-            fail(
-                "ngram_range",
-                "a pair (min_n, max_n) with 1 <= min_n <= max_n, or a mapping of them",
-            )
-        if self.stop_words is not None and not (
-            self.stop_words == "english"
-            or (
-                isinstance(self.stop_words, list | tuple)
-                and all(isinstance(w, str) for w in self.stop_words)
-            )
-        ):
-            fail("stop_words", "'english', a list of words or None")
-        for name in ("sublinear_tf", "exclude_no_index", "coverage", "progress"):
-            if not isinstance(getattr(self, name), bool | np.bool_):
-                fail(name, "True or False")
-        if self.n_jobs is not None and (not is_int(self.n_jobs) or self.n_jobs == 0):
-            fail("n_jobs", "None, a positive integer or a negative one (-1: all cores)")
-        return dict(weights), {field: tuple(r) for field, r in ngrams.items()}
+        if _is_ngram_range(ngrams):
+            return {field: tuple(ngrams) for field in weights}
+        if isinstance(ngrams, Mapping) and all(_is_ngram_range(r) for r in ngrams.values()):
+            return {field: tuple(r) for field, r in ngrams.items()}
+        return _refuse(
+            "ngram_range",
+            self.ngram_range,
+            "a pair (min_n, max_n) with 1 <= min_n <= max_n, or a mapping of them",
+        )
 
-    def _validate_pages(self, pages: pd.DataFrame, weights: Mapping[str, float]) -> None:
+    def _check_pages(self, pages: pd.DataFrame, weights: Mapping[str, float]) -> pd.DataFrame:
+        """The pages, checked and sorted by url (a sorted copy; the caller's frame is kept)."""
         if not isinstance(pages, pd.DataFrame):
             raise ConfigError(
                 f"pages must be a DataFrame from load_corpus, got {type(pages).__name__}"
@@ -263,6 +293,7 @@ class Recommender(BaseEstimator):
             raise ConfigError("pages must be indexed by unique url")
         if len(pages) < 2:
             raise ConfigError(f"pages must hold at least 2 pages, got {len(pages)}")
+        return pages if pages.index.is_monotonic_increasing else pages.sort_index()
 
     # ------------------------------------------------------------------ fit
 
@@ -280,20 +311,42 @@ class Recommender(BaseEstimator):
         -------
         self
         """
-        weights, ngram_ranges = self._validate_params()
-        self._validate_pages(pages, weights)
-        timings: dict[str, float] = {}
-        clock = time.perf_counter()
+        weights, ngram_ranges = self.check_params()
+        pages = self._check_pages(pages, weights)
+        laps = _Laps()
+        features_model, features = self._vectorise(pages, weights, ngram_ranges)
+        laps.end("vectorise")
+        is_target = target_mask(pages, exclude_no_index=self.exclude_no_index)
+        candidates, scores = self._search(features, is_target)
+        search_was_full = scores[:, -1] > self.min_score  # more candidates may lie beyond
+        laps.end("similarity")
+        groups = connected_labels(
+            len(pages),
+            [copy_groups(pages)],
+            near_duplicate_pairs(candidates, scores, self.duplicate_threshold),
+        )
+        subjects = pd.factorize(pages["subject_key"])[0]
+        candidates, scores = apply_rules(candidates, scores, groups, subjects, self.min_score)
+        laps.end("rules")
+        chosen = self._choose(candidates, scores, is_target)
+        laps.end("coverage")
+        _warn_short_pages(chosen, search_was_full, groups, is_target, self.n_links)
 
-        def lap(step: str) -> None:
-            nonlocal clock
-            now = time.perf_counter()
-            timings[step] = now - clock
-            clock = now
+        self.urls_ = pages.index.copy()
+        self.features_ = features
+        self.features_model_ = features_model
+        self.copy_group_ = groups
+        self.related_ = _links_frame(self.urls_, candidates, scores, chosen)
+        self.timings_ = laps.seconds
+        logger.info("%d links for %d pages; %s", len(self.related_), len(pages), laps)
+        return self
 
-        if not pages.index.is_monotonic_increasing:
-            pages = pages.sort_index()
-        n = len(pages)
+    def _vectorise(
+        self,
+        pages: pd.DataFrame,
+        weights: Mapping[str, float],
+        ngram_ranges: Mapping[str, tuple[int, int]],
+    ):
         features_model = FieldFeatures(
             weights,
             ngram_ranges,
@@ -306,59 +359,34 @@ class Recommender(BaseEstimator):
             features = features_model.fit_transform(pages, progress=self.progress)
         except ValueError as exc:
             raise ConfigError(f"cannot vectorise the pages: {exc}") from None
-        lap("vectorise")
+        return features_model, features
 
-        allowed = np.ones(n, dtype=bool)
-        if self.exclude_no_index:
-            allowed &= ~pages["no_index"].to_numpy(dtype=bool)
-        targets = np.flatnonzero(allowed)
-        # Ask for enough candidates to survive removing the page and its copies.
-        width = min(self.n_candidates, len(targets))
+    def _search(self, features, is_target: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Each page's best candidates among the targets: one more than asked, for itself."""
+        targets = np.flatnonzero(is_target)
         found, scores = top_k_cosine(
             features,
             features[targets],
-            k=width,
+            k=min(self.n_candidates + 1, len(targets)),
             block_size=self.block_size,
             n_jobs=self.n_jobs,
             progress=self.progress,
         )
-        candidates = np.where(found >= 0, targets[np.maximum(found, 0)], -1)
-        lap("similarity")
+        return np.where(found >= 0, targets[np.maximum(found, 0)], -1), scores
 
-        near = (candidates >= 0) & (scores >= self.duplicate_threshold)
-        pairs = np.column_stack([np.nonzero(near)[0], candidates[near]])
-        base = copy_groups(pages)
-        groups = connected_labels(n, [base], pairs)
-        subjects = pd.factorize(pages["subject_key"])[0]
-        candidates, scores = _apply_rules(candidates, scores, groups, subjects, self.min_score)
-        lap("rules")
-
-        if self.coverage:
-            chosen = _spread_links(
-                candidates,
-                scores,
-                n_links=self.n_links,
-                max_in_links=self.max_in_links,
-                tolerance=self.coverage_tolerance,
-                is_target=allowed,
-            )
-        else:
-            chosen = _first_links(candidates, self.n_links)
-        lap("coverage")
-
-        self.urls_ = pages.index.copy()
-        self.features_ = features
-        self.features_model_ = features_model
-        self.copy_group_ = groups
-        self.related_ = _links_frame(self.urls_, candidates, scores, chosen)
-        self.timings_ = timings
-        logger.info(
-            "%d links for %d pages; %s",
-            len(self.related_),
-            n,
-            ", ".join(f"{step} {seconds:.1f}s" for step, seconds in timings.items()),
+    def _choose(
+        self, candidates: np.ndarray, scores: np.ndarray, is_target: np.ndarray
+    ) -> np.ndarray:
+        if not self.coverage:
+            return first_links(candidates, self.n_links)
+        return spread_links(
+            candidates,
+            scores,
+            n_links=self.n_links,
+            max_in_links=self.max_in_links,
+            tolerance=self.coverage_tolerance,
+            is_target=is_target,
         )
-        return self
 
     # ------------------------------------------------------------------ explain
 
@@ -380,7 +408,7 @@ class Recommender(BaseEstimator):
             terms together sum to the score), ``source_weight`` and
             ``target_weight`` (the term's value in each page's vector).
         """
-        self._check_fitted()
+        check_is_fitted(self, "related_")
         for url in (source_url, target_url):
             if url not in self.urls_:
                 raise KeyError(f"{url!r} is not a page of the fitted site")
@@ -412,7 +440,7 @@ class Recommender(BaseEstimator):
         pandas.DataFrame
             ``rank``, ``target_url``, ``score``, then the columns of :meth:`explain`.
         """
-        self._check_fitted()
+        check_is_fitted(self, "related_")
         links = self.related_[self.related_["source_url"] == source_url]
         if links.empty and source_url not in self.urls_:
             raise KeyError(f"{source_url!r} is not a page of the fitted site")
@@ -436,7 +464,7 @@ class Recommender(BaseEstimator):
         Model files are pickles: loading one can run arbitrary code, so load
         only files you made yourself.
         """
-        self._check_fitted()
+        check_is_fitted(self, "related_")
         with open(path, "wb") as stream:
             pickle.dump(_versions(), stream)
             joblib.dump(self, stream)
@@ -479,10 +507,6 @@ class Recommender(BaseEstimator):
             raise ModelFileError(f"{path}: holds a {type(model).__name__}, not a {cls.__name__}")
         return model
 
-    def _check_fitted(self) -> None:
-        if not hasattr(self, "related_"):
-            raise ConfigError("this Recommender is not fitted yet: call fit(pages) first")
-
 
 def _versions() -> dict[str, str]:
     import scipy
@@ -500,166 +524,65 @@ def _versions() -> dict[str, str]:
     }
 
 
-# ---------------------------------------------------------------------- the rules
+class _Laps:
+    """Seconds spent in each named step, one after another."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+        self._clock = time.perf_counter()
+
+    def end(self, step: str) -> None:
+        now = time.perf_counter()
+        self.seconds[step] = now - self._clock
+        self._clock = now
+
+    def __str__(self) -> str:
+        return ", ".join(f"{step} {seconds:.1f}s" for step, seconds in self.seconds.items())
 
 
-def _apply_rules(
-    candidates: np.ndarray,
-    scores: np.ndarray,
+def _refuse(name: str, value: Any, expected: str) -> Any:
+    raise ConfigError(f"{name} must be {expected}, got {value!r}")
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float | np.number) and not isinstance(value, bool)
+
+
+def _is_ngram_range(value: Any) -> bool:
+    return (
+        isinstance(value, tuple | list)
+        and len(value) == 2
+        and all(
+            isinstance(n, int | np.integer) and not isinstance(n, bool) and n >= 1 for n in value
+        )
+        and value[0] <= value[1]
+    )
+
+
+def _warn_short_pages(
+    chosen: np.ndarray,
+    search_was_full: np.ndarray,
     groups: np.ndarray,
-    subjects: np.ndarray,
-    min_score: float,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Remove forbidden candidates; keep each row's order (score desc, url asc).
-
-    Removed: padding, anything at or under min_score, the page itself and its
-    copies (same group), and all but one page of any group in a row: the copy
-    in the source's own subject if there is one, else the best scored.
-    """
-    n, width = candidates.shape
-    valid = (candidates >= 0) & (scores > min_score)
-    safe = np.maximum(candidates, 0)
-    target_group = np.where(valid, groups[safe], -1)
-    valid &= target_group != groups[:, None]
-    # Among copies of one question in a row, prefer the source's subject, then the best place.
-    other_subject = subjects[safe] != subjects[:, None]
-    row = np.repeat(np.arange(n), width)
-    place = np.tile(np.arange(width), n)
-    flat_valid = valid.ravel()
-    order = np.lexsort((place, other_subject.ravel(), target_group.ravel(), row))
-    order = order[flat_valid[order]]
-    same_as_previous = np.zeros(len(order), dtype=bool)
-    same_as_previous[1:] = (row[order][1:] == row[order][:-1]) & (
-        target_group.ravel()[order][1:] == target_group.ravel()[order][:-1]
-    )
-    flat_valid[order[same_as_previous]] = False
-    valid = flat_valid.reshape(n, width)
-    # Compact each row, keeping its order.
-    compact = np.argsort(~valid, axis=1, kind="stable")
-    candidates = np.where(
-        np.take_along_axis(valid, compact, 1), np.take_along_axis(candidates, compact, 1), -1
-    )
-    scores = np.where(candidates >= 0, np.take_along_axis(scores, compact, 1), 0).astype(np.float32)
-    return candidates, scores
-
-
-def _first_links(candidates: np.ndarray, n_links: int) -> np.ndarray:
-    """Places of each row's chosen candidates (-1 for none): simply its first n_links."""
-    n, width = candidates.shape
-    head = min(n_links, width)
-    places = np.full((n, n_links), -1, dtype=np.int64)
-    places[:, :head] = np.where(candidates[:, :head] >= 0, np.arange(head), -1)
-    return places
-
-
-def _group_ranks(keys: np.ndarray) -> np.ndarray:
-    """For a sorted key array, each element's place within its run of equal keys."""
-    if len(keys) == 0:
-        return np.zeros(0, dtype=np.int64)
-    starts = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]])
-    lengths = np.diff(np.r_[starts, len(keys)])
-    return np.arange(len(keys)) - np.repeat(starts, lengths)
-
-
-def _spread_links(
-    candidates: np.ndarray,
-    scores: np.ndarray,
-    *,
-    n_links: int,
-    max_in_links: int,
-    tolerance: float,
     is_target: np.ndarray,
-) -> np.ndarray:
-    """Choose n_links candidates per row so that links spread over the site.
+    n_links: int,
+) -> None:
+    """Warn once, with a count, about pages left with fewer links than the site could give.
 
-    1. Capped proposals: in rounds, every page with open places proposes its
-       next best candidates; a page proposed to keeps the most similar
-       proposers up to ``max_in_links`` in all and rejects the rest, who go on
-       to their next candidates.
-    2. A page whose candidates were all full takes its best rejected ones
-       anyway: every page gets its n_links where it has candidates.
-    3. Rescue, in rounds: a page that nobody links to takes the place of the
-       weakest link of the candidate-holding page that loses least by it,
-       if the loss is within ``tolerance`` and the dropped page stays linked
-       from elsewhere.
-
-    Returns the places (column indices into ``candidates``) chosen per row,
-    ascending, padded with -1.
+    A page could have as many links as there are questions (copy groups)
+    among the pages that may be linked to, less its own; it is short for
+    want of candidates when its search came back full (every place above
+    ``min_score``), so that more candidates may lie beyond ``n_candidates``.
     """
-    n, width = candidates.shape
-    valid = candidates >= 0
-    length = valid.sum(axis=1)
-    accepted = np.zeros((n, width), dtype=bool)
-    pointer = np.zeros(n, dtype=np.int64)
-    count = np.zeros(n, dtype=np.int64)
-    in_links = np.zeros(n, dtype=np.int64)
-
-    while True:
-        need = np.minimum(n_links - count, length - pointer)
-        active = np.flatnonzero(need > 0)
-        if len(active) == 0:
-            break
-        need = need[active]
-        sources = np.repeat(active, need)
-        places = pointer[sources] + _group_ranks(sources)
-        pointer[active] += need
-        wanted = candidates[sources, places]
-        order = np.lexsort((sources, -scores[sources, places], wanted))
-        room = max_in_links - in_links[wanted[order]]
-        kept = order[_group_ranks(wanted[order]) < room]
-        accepted[sources[kept], places[kept]] = True
-        np.add.at(in_links, wanted[kept], 1)
-        np.add.at(count, sources[kept], 1)
-
-    short = np.flatnonzero(count < np.minimum(n_links, length))
-    if len(short):
-        rejected = valid[short] & ~accepted[short]
-        rank = np.cumsum(rejected, axis=1)
-        take = rejected & (rank <= (n_links - count[short])[:, None])
-        rows, places = np.nonzero(take)
-        accepted[short[rows], places] = True
-        np.add.at(in_links, candidates[short[rows], places], 1)
-        np.add.at(count, short[rows], 1)
-
-    for _ in range(100):
-        orphan = is_target & (in_links == 0)
-        if not orphan.any():
-            break
-        weakest = width - 1 - np.argmax(accepted[:, ::-1], axis=1)
-        has_links = accepted.any(axis=1)
-        offer = valid & ~accepted & orphan[np.maximum(candidates, 0)] & has_links[:, None]
-        sources, places = np.nonzero(offer)
-        dropped = candidates[sources, weakest[sources]]
-        dropped_score = scores[sources, weakest[sources]]
-        offered_score = scores[sources, places]
-        ok = (in_links[dropped] >= 2) & (offered_score >= (1 - tolerance) * dropped_score)
-        sources, places, dropped = sources[ok], places[ok], dropped[ok]
-        loss = (dropped_score - offered_score)[ok]
-        orphans = candidates[sources, places]
-        # the least costly source for each orphan, then one swap per source
-        for group_key, other_key in (("orphans", "sources"), ("sources", "orphans")):
-            arrays = {"sources": sources, "orphans": orphans}
-            order = np.lexsort((arrays[other_key], loss, arrays[group_key]))
-            first = order[_group_ranks(arrays[group_key][order]) == 0]
-            sources, places, dropped, loss, orphans = (
-                a[first] for a in (sources, places, dropped, loss, orphans)
-            )
-        # never drop a page's last link: at most in_links - 1 drops per dropped page
-        order = np.lexsort((sources, loss, dropped))
-        order = order[_group_ranks(dropped[order]) < in_links[dropped[order]] - 1]
-        if len(order) == 0:
-            break
-        sources, places, dropped, orphans = (a[order] for a in (sources, places, dropped, orphans))
-        accepted[sources, weakest[sources]] = False
-        accepted[sources, places] = True
-        np.add.at(in_links, dropped, -1)
-        np.add.at(in_links, orphans, 1)
-
-    rank = np.cumsum(accepted, axis=1)
-    chosen = np.full((n, n_links), -1, dtype=np.int64)
-    rows, places = np.nonzero(accepted)
-    chosen[rows, rank[rows, places] - 1] = places
-    return chosen
+    target_groups = np.unique(groups[is_target])
+    own_group_is_target = np.isin(groups, target_groups)
+    possible = np.minimum(n_links, len(target_groups) - own_group_is_target)
+    short = int((((chosen >= 0).sum(axis=1) < possible) & search_was_full).sum())
+    if short:
+        warnings.warn(
+            f"{short:,} pages got fewer than {n_links} links although the site has more "
+            "pages they may link to; raise n_candidates to find them",
+            stacklevel=3,
+        )
 
 
 def _links_frame(

@@ -3,11 +3,14 @@ import os
 import shutil
 import signal
 import tomllib
+import warnings
 
 import pandas as pd
 import pytest
 
 import recommender.cli as cli
+import recommender.export as export_module
+import recommender.job as job_module
 from recommender import load_corpus
 from recommender.cli import main
 from recommender.config import SETTINGS, load_settings
@@ -152,9 +155,13 @@ def test_print_config_shows_every_default(capsys):
     ("content", "message"),
     [
         ("n_linkz = 3\n", "unknown setting n_linkz; known: n_links"),
-        ("n_links = 0\n", "n_links must be a positive integer, got 0"),
+        (
+            "n_links = 0\n",
+            "'n_links' parameter of Recommender must be an int in the range [1, inf). Got 0",
+        ),
+        ("max_df = 1\n", "an int in the range [2, inf). Got 1 instead"),
         ("max_df = [1\n", "not valid TOML"),
-        ('coverage = "yes"\n', "coverage must be True or False"),
+        ('coverage = "yes"\n', "'coverage' parameter of Recommender must be an instance of 'bool'"),
     ],
 )
 def test_bad_config_is_a_one_line_usage_error(site, tmp_path, capsys, content, message):
@@ -179,11 +186,12 @@ def test_bad_pages_are_listed_and_skipped(site, capsys):
     for name in ("invalid-yaml.md", "text-id.md"):
         shutil.copy(BROKEN / name, site / name)
     before = snapshot(site)
-    code, out, _ = run(capsys, site, "--rewrite")
+    code, out, err = run(capsys, site, "--rewrite")
     assert code == 3
     assert "64 loaded, 2 bad (skipped)" in out
-    assert "bad page invalid-yaml.md:4: invalid YAML" in out
-    assert "bad page text-id.md:2: wrong type" in out
+    assert "bad page invalid-yaml.md:4: invalid YAML" in err
+    assert "bad page text-id.md:2: wrong type" in err
+    assert "bad page" not in out
     after = snapshot(site)
     assert after["invalid-yaml.md"] == before["invalid-yaml.md"]
     assert sum(after[path] != before[path] for path in before) == 64
@@ -215,7 +223,7 @@ def test_unexpected_errors_are_one_line_unless_verbose(site, capsys, monkeypatch
     def broken_fit(self, pages):
         raise RuntimeError("something odd")
 
-    monkeypatch.setattr(cli.Recommender, "fit", broken_fit)
+    monkeypatch.setattr(job_module.Recommender, "fit", broken_fit)
     code, _, err = run(capsys, site)
     assert code == 4
     assert err == "recommend: internal error: something odd (--verbose shows the traceback)\n"
@@ -224,7 +232,7 @@ def test_unexpected_errors_are_one_line_unless_verbose(site, capsys, monkeypatch
 
 
 def test_failed_writes_exit_4_and_the_others_are_written(site, capsys, monkeypatch):
-    real = cli.export_links.__globals__["write_atomic"]
+    real = export_module.write_atomic
     victim = sorted(site.rglob("*.md"))[0]
 
     def flaky(path, data):
@@ -232,7 +240,7 @@ def test_failed_writes_exit_4_and_the_others_are_written(site, capsys, monkeypat
             raise PermissionError(13, "Permission denied")
         real(path, data)
 
-    monkeypatch.setitem(cli.export_links.__globals__, "write_atomic", flaky)
+    monkeypatch.setattr(export_module, "write_atomic", flaky)
     code, out, err = run(capsys, site, "--rewrite")
     assert code == 4
     assert "63 rewritten, 0 unchanged, 1 failed" in out
@@ -279,3 +287,72 @@ def test_sigterm_mid_run_leaves_every_page_whole(site, capsys, monkeypatch):
     monkeypatch.undo()
     code, out, _ = run(capsys, site, "--rewrite")  # the next run finishes the job
     assert code == 0 and "rewritten" in out
+
+
+def test_one_good_and_one_bad_page_is_a_data_problem_not_a_usage_error(tmp_path, capsys):
+    site = tmp_path / "site"
+    site.mkdir()
+    shutil.copy(BROKEN / "text-id.md", site / "bad.md")
+    good = next(p for p in sorted(BROKEN.glob("*.md")) if p.name.startswith("good"))
+    shutil.copy(good, site / "good.md")
+    before = snapshot(site)
+    code, out, err = run(capsys, site, "--rewrite")
+    assert code == 3, err
+    assert "1 loaded, 1 bad (skipped)" in out and "bad page bad.md:2: wrong type" in err
+    assert "nothing to link" in err
+    assert snapshot(site) == before  # the good page keeps its blocks
+
+
+def test_a_missing_output_folder_fails_before_any_page_is_written(site, tmp_path, capsys):
+    before = snapshot(site)
+    code, _, err = run(capsys, site, "--rewrite", "--output", tmp_path / "missing" / "x.csv")
+    assert code == 2
+    assert f"{tmp_path / 'missing' / 'x.csv'}: the folder" in err and "does not exist" in err
+    assert snapshot(site) == before
+
+
+def test_with_diff_the_summary_goes_to_stderr_and_stdout_is_only_the_patch(site, capsys):
+    code, out, err = run(capsys, site, "--diff")
+    assert code == 0
+    assert out.startswith("--- a/") and "64 would be rewritten" in err
+    assert "pages" not in out.splitlines()[0]
+
+
+@pytest.mark.parametrize(
+    ("failed", "bad", "check", "changed", "code"),
+    [
+        (1, 1, True, 1, 4),
+        (0, 1, True, 1, 3),
+        (0, 0, True, 1, 1),
+        (0, 0, False, 1, 0),
+        (0, 0, True, 0, 0),
+    ],
+)
+def test_exit_code_precedence_is_4_over_3_over_1(failed, bad, check, changed, code):
+    statuses = ["error"] * failed + ["written" if not check else "changed"] * changed
+    report = pd.DataFrame({"status": statuses, "links_added": 0, "links_removed": 0})
+    errors = pd.DataFrame({"message": ["x.md: bad"] * bad})
+    corpus = type("C", (), {"errors": errors})()
+    mode = cli.WriteBack.CHECK if check else cli.WriteBack.YES
+    result = cli.JobResult(corpus=corpus, links=None, report=report, write_back=mode, n_links=5)
+    assert cli._exit_code(result) == code
+
+
+def test_library_warnings_are_one_plain_line_and_quiet_hides_them(site, capsys):
+    config = write_config(site.parent, "n_candidates = 5\n")
+    with warnings.catch_warnings():  # as outside pytest, which records warnings itself
+        warnings.simplefilter("default")
+        code, _, err = run(capsys, site, "--config", config)
+    warning = [line for line in err.splitlines() if "fewer than 5 links" in line]
+    assert code == 0 and len(warning) == 1
+    assert warning[0].startswith("recommend: warning: ") and "UserWarning" not in warning[0]
+    with warnings.catch_warnings():
+        warnings.simplefilter("default")
+        code, out, err = run(capsys, site, "--quiet", "--config", config)
+    assert (code, out, err) == (0, "", "")
+
+
+def write_config(folder, text):
+    path = folder / "settings.toml"
+    path.write_text(text, encoding="utf-8")
+    return path

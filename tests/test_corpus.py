@@ -6,17 +6,10 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-import yaml
 
 import recommender.corpus as corpus_module
 from recommender import load_corpus
-from recommender.corpus import (
-    ERROR_COLUMNS,
-    LINK_COLUMNS,
-    PAGE_COLUMNS,
-    load_yaml,
-    split_front_matter,
-)
+from recommender.corpus import BLOCK_COLUMNS, ERROR_COLUMNS, PAGE_COLUMNS
 from recommender.errors import PageError, SiteNotFoundError
 
 from .conftest import BROKEN, FIXTURES, SAMPLE
@@ -59,7 +52,7 @@ def test_frames_have_the_documented_columns(fixture_corpus):
     assert fixture_corpus.pages.index.name == "url"
     assert list(fixture_corpus.pages.columns) == list(PAGE_COLUMNS)
     assert list(fixture_corpus.errors.columns) == list(ERROR_COLUMNS)
-    assert list(fixture_corpus.links.columns) == list(LINK_COLUMNS)
+    assert list(fixture_corpus.links.columns) == list(BLOCK_COLUMNS)
     assert fixture_corpus.pages.index.is_monotonic_increasing
     assert fixture_corpus.errors.empty
 
@@ -183,34 +176,6 @@ def test_line_numbers_point_at_the_key(tmp_path):
         "---\ntitle: T\nurl: /x\n\nscore: high\n---\n", encoding="utf-8"
     )
     assert load_corpus(tmp_path).errors["line"].tolist() == [5]
-
-
-def test_yaml_is_loaded_safely_and_like_pyyaml():
-    text = "a: 1\nb: [x, 2.5, null, true]\nc: {d: 2024-01-02}\n<<: {e: 3}\nf: !!str 4\n"
-    assert load_yaml(text) == yaml.safe_load(text)
-    with pytest.raises(yaml.YAMLError):
-        load_yaml("a: !!python/object/apply:os.system [echo hi]")
-
-
-@pytest.mark.parametrize(
-    ("text", "span"),
-    [
-        ("---\na: 1\n---\nbody", (4, 9, 13)),
-        ("---\r\na: 1\r\n---\r\nbody", (5, 11, 16)),
-        ("\ufeff---\na: 1\n---", (5, 10, 13)),
-        ("---\n---\n", (4, 4, 8)),
-        ("---\na: |\n  ---\n----\n---  \nbody", (4, 20, 26)),
-        ("text\n---\n---\n", None),
-        ("--- \na: 1\n---\n", (5, 10, 14)),
-    ],
-)
-def test_split_front_matter(text, span):
-    assert split_front_matter(text) == span
-
-
-def test_split_front_matter_unterminated():
-    with pytest.raises(ValueError, match="no closing"):
-        split_front_matter("---\na: 1\n")
 
 
 # ---------------------------------------------------------------- the file system

@@ -1,12 +1,14 @@
-import numpy as np
+import warnings
+
 import pandas as pd
 import pytest
 from sklearn.base import clone
+from sklearn.exceptions import NotFittedError
 
 import recommender.model as model_module
 from recommender import Recommender, evaluate, load_corpus
 from recommender.errors import ConfigError, ModelFileError
-from recommender.model import LINK_COLUMNS, _spread_links
+from recommender.model import LINK_COLUMNS
 
 from .conftest import SAMPLE
 
@@ -105,30 +107,36 @@ def test_fit_does_not_modify_the_pages(sample_pages):
 @pytest.mark.parametrize(
     ("params", "message"),
     [
-        ({"n_links": 0}, "n_links must be a positive integer, got 0"),
-        ({"n_links": 2.5}, "n_links must be a positive integer, got 2.5"),
-        ({"n_links": True}, "n_links must be a positive integer, got True"),
+        ({"n_links": 0}, r"'n_links' parameter .* int in the range \[1, inf\)\. Got 0"),
+        ({"n_links": 2.5}, r"'n_links' parameter .* Got 2\.5"),
+        ({"n_links": True}, "n_links must be an integer, not True or False, got True"),
         ({"n_candidates": 3}, r"n_candidates must be at least n_links \(5\), got 3"),
         ({"field_weights": {"title": -1}}, "field_weights must be a mapping"),
         ({"field_weights": {"title": 0}}, "field_weights must be a mapping"),
-        ({"field_weights": ["title"]}, "field_weights must be a mapping"),
-        ({"max_df": 1.5}, "max_df must be a positive integer .* got 1.5"),
-        ({"min_df": 0}, "min_df must be a positive integer .* got 0"),
+        ({"field_weights": ["title"]}, r"'field_weights' parameter .* Got \['title'\]"),
+        ({"max_df": 1.5}, r"'max_df' parameter .* Got 1\.5"),
+        ({"max_df": 1}, r"'max_df' parameter .* int in the range \[2, inf\)\. Got 1 "),
+        ({"min_df": 0}, r"'min_df' parameter .* Got 0"),
         ({"ngram_range": (2, 1)}, "ngram_range must be a pair"),
         ({"ngram_range": {"title": (0, 1)}}, "ngram_range must be a pair"),
-        ({"duplicate_threshold": 2}, "duplicate_threshold must be a number from 0.0 to 1.0, got 2"),
-        ({"coverage_tolerance": -0.1}, "coverage_tolerance must be a number"),
-        ({"min_score": "high"}, "min_score must be a number from 0.0 to 1.0, got 'high'"),
-        ({"stop_words": "french"}, "stop_words must be 'english', a list of words or None"),
-        ({"coverage": "yes"}, "coverage must be True or False, got 'yes'"),
+        ({"duplicate_threshold": 2}, r"'duplicate_threshold' parameter .* Got 2"),
+        ({"duplicate_threshold": 0}, r"'duplicate_threshold' parameter .* \(0\.0, 1\.0\]\. Got 0 "),
+        ({"coverage_tolerance": -0.1}, r"'coverage_tolerance' parameter .* Got -0\.1"),
+        ({"min_score": "high"}, r"'min_score' parameter .* Got 'high'"),
+        ({"min_score": 1.0}, r"'min_score' parameter .* \[0\.0, 1\.0\)\. Got 1\.0"),
+        ({"stop_words": "french"}, r"'stop_words' parameter .* Got 'french'"),
+        ({"stop_words": ["a", 1]}, "stop_words must be 'english', a list of words or None"),
+        ({"coverage": "yes"}, r"'coverage' parameter .* Got 'yes'"),
         ({"n_jobs": 0}, "n_jobs must be None, a positive integer or a negative one"),
-        ({"max_in_links": 0}, "max_in_links must be a positive integer, got 0"),
-        ({"block_size": -1}, "block_size must be a positive integer, got -1"),
+        ({"max_in_links": 0}, r"'max_in_links' parameter .* Got 0"),
+        ({"block_size": -1}, r"'block_size' parameter .* Got -1"),
     ],
 )
 def test_bad_parameters_raise_value_errors_naming_the_value(sample_pages, params, message):
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(ConfigError, match=message):
         Recommender(**params).fit(sample_pages)
+    with pytest.raises(ValueError, match=message):  # as scikit-learn users expect
+        Recommender(**params).check_params()
 
 
 def test_bad_pages_are_refused(sample_pages):
@@ -229,56 +237,6 @@ def test_same_input_same_output_byte_for_byte(sample_pages):
 # ---------------------------------------------------------------- coverage
 
 
-def test_spread_links_caps_in_degree_and_keeps_the_most_similar_proposers():
-    # pages 1..4 all want page 0 first; page 0 may take only 2 of them
-    candidates = np.array([[1, 2, -1], [0, 2, 3], [0, 3, 1], [0, 1, 2], [0, 3, 2]])
-    scores = np.array(
-        [[0.5, 0.4, 0], [0.9, 0.3, 0.2], [0.8, 0.3, 0.1], [0.7, 0.4, 0.3], [0.6, 0.5, 0.2]],
-        dtype=np.float32,
-    )
-    chosen = _spread_links(
-        candidates, scores, n_links=1, max_in_links=2, tolerance=0.0, is_target=np.ones(5, bool)
-    )
-    picked = candidates[np.arange(5), chosen[:, 0]]
-    assert picked.tolist() == [1, 0, 0, 1, 3]  # 1 and 2 are most similar to 0; 3 and 4 move on
-
-
-def test_spread_links_fills_from_full_pages_when_nothing_else_is_left():
-    candidates = np.array([[1, -1], [0, -1], [0, -1]])
-    scores = np.array([[0.5, 0], [0.9, 0], [0.8, 0]], dtype=np.float32)
-    chosen = _spread_links(
-        candidates, scores, n_links=1, max_in_links=1, tolerance=0.0, is_target=np.ones(3, bool)
-    )
-    assert (chosen[:, 0] == 0).all()  # page 2 still gets its only candidate
-
-
-def test_spread_links_rescues_an_orphan_at_the_cheapest_place():
-    # page 3 is nobody's first choice; page 1 loses least by swapping to it
-    candidates = np.array([[1, 3, 2], [0, 3, 2], [0, 3, 1], [0, 1, 2]])
-    scores = np.array(
-        [[0.9, 0.5, 0.1], [0.9, 0.8, 0.1], [0.9, 0.3, 0.2], [0.9, 0.5, 0.2]], dtype=np.float32
-    )
-    kwargs = {"n_links": 1, "max_in_links": 10, "is_target": np.ones(4, bool)}
-    chosen = _spread_links(candidates, scores, tolerance=0.3, **kwargs)
-    picked = candidates[np.arange(4), chosen[:, 0]]
-    assert picked.tolist() == [1, 3, 0, 0]
-    # a tolerance too small for the loss (0.8 < 0.9 * 0.95) leaves the orphan alone
-    chosen = _spread_links(candidates, scores, tolerance=0.05, **kwargs)
-    assert candidates[np.arange(4), chosen[:, 0]].tolist() == [1, 0, 0, 0]
-
-
-def test_spread_links_never_orphans_the_dropped_page():
-    # page 2 is linked only from page 0; swapping it out for orphan 3 is not allowed
-    candidates = np.array([[2, 3, -1], [0, 3, -1], [0, 1, -1], [0, 1, -1]])
-    scores = np.array(
-        [[0.9, 0.85, 0], [0.9, 0.1, 0], [0.9, 0.1, 0], [0.9, 0.1, 0]], dtype=np.float32
-    )
-    chosen = _spread_links(
-        candidates, scores, n_links=1, max_in_links=10, tolerance=0.5, is_target=np.ones(4, bool)
-    )
-    assert candidates[np.arange(4), chosen[:, 0]].tolist() == [2, 0, 0, 0]
-
-
 def test_coverage_links_more_pages_on_the_sample(sample_pages):
     plain = Recommender(min_df=1, coverage=False).fit(sample_pages).related_
     spread = Recommender(min_df=1, max_in_links=6).fit(sample_pages).related_
@@ -338,7 +296,7 @@ def test_load_refuses_other_files(tmp_path):
 
 
 def test_unfitted_model_says_so():
-    with pytest.raises(ConfigError, match="not fitted yet"):
+    with pytest.raises(NotFittedError, match="not fitted yet"):
         Recommender().explain("/a", "/b")
 
 
@@ -355,3 +313,31 @@ def test_real_corpus_figures(real_corpus):
     assert metrics["keyword_share"] >= 0.86
     assert metrics["orphan_share"] <= 0.02
     assert metrics["max_in_degree"] <= 25
+
+
+# ---------------------------------------------------------------- candidates
+
+
+def test_the_page_itself_does_not_take_a_candidate_place(tmp_path):
+    frame = write_site(tmp_path, topic_pages())
+    model = Recommender(min_df=1, max_df=1.0, n_candidates=5, duplicate_threshold=0.99)
+    related = model.set_params(coverage=False).fit(frame).related_
+    assert (related.groupby("source_url").size() == 5).all()
+    assert len(related) == 5 * len(frame)
+
+
+def test_pages_left_short_for_want_of_candidates_are_counted_in_one_warning(tmp_path):
+    pages = topic_pages()
+    # every question cross-listed under a second folder: copies eat candidate places
+    pages += [dict(page, folder="again", subject="Again") for page in pages]
+    frame = write_site(tmp_path, pages)
+    model = Recommender(min_df=1, max_df=1.0, duplicate_threshold=0.99, coverage=False)
+    with pytest.warns(
+        UserWarning, match=r"^36 pages got fewer than 5 links .* n_candidates"
+    ) as seen:
+        model.set_params(n_candidates=5).fit(frame)
+    assert len(seen) == 1
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        related = model.set_params(n_candidates=12).fit(frame).related_
+    assert (related.groupby("source_url").size() == 5).all()

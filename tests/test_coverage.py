@@ -1,0 +1,55 @@
+"""Spreading links: in-link caps, filling short rows, orphan rescue, on arrays made by hand."""
+
+import numpy as np
+
+from recommender.coverage import spread_links
+
+
+def test_spread_links_caps_in_degree_and_keeps_the_most_similar_proposers():
+    # pages 1..4 all want page 0 first; page 0 may take only 2 of them
+    candidates = np.array([[1, 2, -1], [0, 2, 3], [0, 3, 1], [0, 1, 2], [0, 3, 2]])
+    scores = np.array(
+        [[0.5, 0.4, 0], [0.9, 0.3, 0.2], [0.8, 0.3, 0.1], [0.7, 0.4, 0.3], [0.6, 0.5, 0.2]],
+        dtype=np.float32,
+    )
+    chosen = spread_links(
+        candidates, scores, n_links=1, max_in_links=2, tolerance=0.0, is_target=np.ones(5, bool)
+    )
+    picked = candidates[np.arange(5), chosen[:, 0]]
+    assert picked.tolist() == [1, 0, 0, 1, 3]  # 1 and 2 are most similar to 0; 3 and 4 move on
+
+
+def test_spread_links_fills_from_full_pages_when_nothing_else_is_left():
+    candidates = np.array([[1, -1], [0, -1], [0, -1]])
+    scores = np.array([[0.5, 0], [0.9, 0], [0.8, 0]], dtype=np.float32)
+    chosen = spread_links(
+        candidates, scores, n_links=1, max_in_links=1, tolerance=0.0, is_target=np.ones(3, bool)
+    )
+    assert (chosen[:, 0] == 0).all()  # page 2 still gets its only candidate
+
+
+def test_spread_links_rescues_an_orphan_at_the_cheapest_place():
+    # page 3 is nobody's first choice; page 1 loses least by swapping to it
+    candidates = np.array([[1, 3, 2], [0, 3, 2], [0, 3, 1], [0, 1, 2]])
+    scores = np.array(
+        [[0.9, 0.5, 0.1], [0.9, 0.8, 0.1], [0.9, 0.3, 0.2], [0.9, 0.5, 0.2]], dtype=np.float32
+    )
+    kwargs = {"n_links": 1, "max_in_links": 10, "is_target": np.ones(4, bool)}
+    chosen = spread_links(candidates, scores, tolerance=0.3, **kwargs)
+    picked = candidates[np.arange(4), chosen[:, 0]]
+    assert picked.tolist() == [1, 3, 0, 0]
+    # a tolerance too small for the loss (0.8 < 0.9 * 0.95) leaves the orphan alone
+    chosen = spread_links(candidates, scores, tolerance=0.05, **kwargs)
+    assert candidates[np.arange(4), chosen[:, 0]].tolist() == [1, 0, 0, 0]
+
+
+def test_spread_links_never_orphans_the_dropped_page():
+    # page 2 is linked only from page 0; swapping it out for orphan 3 is not allowed
+    candidates = np.array([[2, 3, -1], [0, 3, -1], [0, 1, -1], [0, 1, -1]])
+    scores = np.array(
+        [[0.9, 0.85, 0], [0.9, 0.1, 0], [0.9, 0.1, 0], [0.9, 0.1, 0]], dtype=np.float32
+    )
+    chosen = spread_links(
+        candidates, scores, n_links=1, max_in_links=10, tolerance=0.5, is_target=np.ones(4, bool)
+    )
+    assert candidates[np.arange(4), chosen[:, 0]].tolist() == [2, 0, 0, 0]
