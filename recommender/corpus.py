@@ -138,12 +138,16 @@ def _describe(value: object) -> str:
 class _Checker:
     """Field checks for one page, raising :class:`PageError` with the key's line."""
 
-    def __init__(self, path: str, front_matter: str, data: dict):
-        self.path, self.front_matter, self.data = path, front_matter, data
+    def __init__(self, path: str, front_matter: str):
+        self.path, self.front_matter = path, front_matter
 
     def fail(self, problem: str, detail: str, key: str | None = None, nested: bool = False):
         line = _key_line(self.front_matter, key, nested) if key else None
         raise PageError(self.path, problem, detail, line)
+
+    def wrong_type(self, key: str, value: object, expected: str, nested: bool = False):
+        shown = f" ({value!r:.60})" if isinstance(value, str | int | float) else ""
+        self.fail("wrong type", f"`{key}` is {_describe(value)}{shown}, {expected}", key, nested)
 
     def text(self, key: str, value: object, required: bool = False, nested: bool = False) -> str:
         if value is None or value == "":
@@ -151,13 +155,73 @@ class _Checker:
                 self.fail(f"missing {key}", f"the front matter has no `{key}`", key, nested)
             return ""
         if not isinstance(value, str):
-            self.fail(
-                "wrong type",
-                f"`{key}` is {_describe(value)} ({value!r:.60}), expected text; quote it",
-                key,
-                nested,
-            )
+            self.wrong_type(key, value, "expected text; quote it", nested)
         return value
+
+    def integer(self, key: str, value: object) -> int | None:
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+            self.wrong_type(key, value, "expected an integer")
+        return value
+
+    def number(self, key: str, value: object) -> float:
+        if value is None:
+            return math.nan
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            self.wrong_type(key, value, "expected a number")
+        return float(value)
+
+    def flag(self, key: str, value: object) -> bool:
+        if value is None:
+            return False
+        if not isinstance(value, bool):
+            self.wrong_type(key, value, "expected true or false")
+        return value
+
+    def day(self, key: str, value: object) -> dt.date | None:
+        if isinstance(value, str):
+            try:
+                return dt.date.fromisoformat(value.strip())
+            except ValueError:
+                self.fail("wrong type", f"`{key}` {value!r:.40} is not a YYYY-MM-DD date", key)
+        if isinstance(value, dt.datetime):
+            return value.date()
+        if value is not None and not isinstance(value, dt.date):
+            self.wrong_type(key, value, "expected a YYYY-MM-DD date")
+        return value
+
+    def seo(self, value: object) -> tuple[list[str], str]:
+        """Keywords (split) and description of the ``seo`` mapping."""
+        if value is None:
+            value = {}
+        elif not isinstance(value, dict):
+            self.wrong_type("seo", value, "expected a mapping")
+        raw_keywords = value.get("page_keywords")
+        if isinstance(raw_keywords, list) and all(isinstance(k, str) for k in raw_keywords):
+            keywords = split_keywords(raw_keywords)
+        else:
+            keywords = split_keywords(self.text("page_keywords", raw_keywords, nested=True))
+        description = self.text("page_description", value.get("page_description"), nested=True)
+        return keywords, description
+
+    def related(self, data: dict) -> list[tuple[int, str, object, object, object]]:
+        """The ``related_articleN`` blocks, by N: (N, url, id, title, subject)."""
+        related = []
+        for key, block in data.items():
+            match = _RELATED_KEY.fullmatch(str(key))
+            if match is None:
+                continue
+            if not isinstance(block, dict) or not isinstance(block.get("url"), str):
+                self.fail("bad related block", f"`{key}` must be a mapping with a text `url`", key)
+            related.append(
+                (
+                    int(match.group(1)),
+                    block["url"],
+                    block.get("id"),
+                    block.get("title"),
+                    block.get("subject"),
+                )
+            )
+        return sorted(related, key=lambda block: block[0])
 
 
 def read_page(path: Path, rel: str) -> dict[str, Any]:
@@ -220,79 +284,21 @@ def read_page(path: Path, rel: str) -> dict[str, Any]:
 
 
 def _page_record(rel: str, front_matter: str, data: dict) -> dict[str, Any]:
-    check = _Checker(rel, front_matter, data)
+    """A page's row of :attr:`Corpus.pages`, with its blocks as ``related``."""
+    check = _Checker(rel, front_matter)
     url = check.text("url", data.get("url"), required=True)
     title = check.text("title", data.get("title"), required=True)
     subject = check.text("subject", data.get("subject"))
     question = check.text("question", data.get("question"))
     answer = check.text("answer", data.get("answer"))
-
-    page_id = data.get("id")
-    if page_id is not None and (isinstance(page_id, bool) or not isinstance(page_id, int)):
-        check.fail(
-            "wrong type",
-            f"`id` is {_describe(page_id)} ({page_id!r:.40}), expected an integer",
-            "id",
-        )
-
-    seo = data.get("seo")
-    if seo is None:
-        seo = {}
-    elif not isinstance(seo, dict):
-        check.fail("wrong type", f"`seo` is {_describe(seo)}, expected a mapping", "seo")
-    raw_keywords = seo.get("page_keywords")
-    if isinstance(raw_keywords, list) and all(isinstance(k, str) for k in raw_keywords):
-        keywords = split_keywords(raw_keywords)
-    else:
-        keywords = split_keywords(check.text("page_keywords", raw_keywords, nested=True))
-    description = check.text("page_description", seo.get("page_description"), nested=True)
-
-    date = data.get("date")
-    if isinstance(date, str):
-        try:
-            date = dt.date.fromisoformat(date.strip())
-        except ValueError:
-            check.fail("wrong type", f"`date` {date!r:.40} is not a YYYY-MM-DD date", "date")
-    elif isinstance(date, dt.datetime):
-        date = date.date()
-    elif date is not None and not isinstance(date, dt.date):
-        check.fail("wrong type", f"`date` is {_describe(date)}, expected a YYYY-MM-DD date", "date")
-
-    score = data.get("score")
-    if score is None:
-        score = math.nan
-    elif isinstance(score, bool) or not isinstance(score, int | float):
-        check.fail(
-            "wrong type",
-            f"`score` is {_describe(score)} ({score!r:.40}), expected a number",
-            "score",
-        )
-
-    no_index = data.get("no_index", False)
-    if no_index is None:
-        no_index = False
-    elif not isinstance(no_index, bool):
-        check.fail(
-            "wrong type", f"`no_index` is {_describe(no_index)}, expected true or false", "no_index"
-        )
-
-    related = []
-    for key, block in data.items():
-        match = _RELATED_KEY.fullmatch(str(key))
-        if match is None:
-            continue
-        if not isinstance(block, dict) or not isinstance(block.get("url"), str):
-            check.fail("bad related block", f"`{key}` must be a mapping with a text `url`", key)
-        related.append((int(match.group(1)), block))
-    related.sort(key=lambda item: item[0])
-
+    keywords, description = check.seo(data.get("seo"))
     parts = rel.split("/")
     title_text = clean_text(title)
     return {
         "path": rel,
         "folder": parts[0] if len(parts) > 1 else "",
         "slug": parts[-1][:-3] if parts[-1].endswith(".md") else parts[-1],
-        "id": page_id,
+        "id": check.integer("id", data.get("id")),
         "url": url,
         "title": title,
         "subject": subject,
@@ -301,13 +307,10 @@ def _page_record(rel: str, front_matter: str, data: dict) -> dict[str, Any]:
         "description": description,
         "question": question,
         "answer": answer,
-        "date": date,
-        "score": float(score),
-        "no_index": no_index,
-        "related": [
-            (rank, block["url"], block.get("id"), block.get("title"), block.get("subject"))
-            for rank, block in related
-        ],
+        "date": check.day("date", data.get("date")),
+        "score": check.number("score", data.get("score")),
+        "no_index": check.flag("no_index", data.get("no_index")),
+        "related": check.related(data),
         "title_text": title_text,
         "keywords_text": clean_text(", ".join(keywords)),
         "description_text": clean_text(description),
@@ -419,8 +422,23 @@ def load_corpus(
         raise SiteNotFoundError(f"{root}: not a folder")
     rels, problems = _find_pages(root)
     logger.info("reading %d pages under %s", len(rels), root)
+    pages, links = _read_pages(root, rels, problems, n_jobs=n_jobs, progress=progress)
+    pages, links = _drop_duplicate_urls(pages, links, problems)
+    problems.sort(key=lambda p: p.path)
+    if strict and problems:
+        raise problems[0]
+    for problem in problems:
+        logger.debug("%s", problem)
+    pages = pages.set_index("url").sort_index()
+    links = links.drop(columns="source_path").sort_values(["source_url", "rank"], ignore_index=True)
+    logger.info("loaded %d pages, %d errors", len(pages), len(problems))
+    return Corpus(root=root, pages=pages, errors=_errors_frame(problems), links=links)
 
-    # Chunks in path order, so that the pages come back sorted by path.
+
+def _read_pages(
+    root: Path, rels: list[str], problems: list[PageError], *, n_jobs: int | None, progress: bool
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Pages and links frames of the files ``rels``, in path order; bad pages go to problems."""
     workers = joblib.effective_n_jobs(n_jobs)
     parallel = workers > 1 and len(rels) >= PARALLEL_MIN_PAGES
     size = max(1, -(-len(rels) // (workers * 16))) if parallel else 1000
@@ -430,7 +448,6 @@ def load_corpus(
         results = run(joblib.delayed(_read_chunk)(root, chunk) for chunk in chunks)
     else:
         results = (_read_chunk(root, chunk) for chunk in chunks)
-
     empty_pages, empty_links = _frames([])  # the columns and dtypes, even with no pages
     page_parts, link_parts = [empty_pages], [empty_links]
     with tqdm(total=len(rels), desc="loading", unit="page", disable=not progress) as bar:
@@ -439,29 +456,28 @@ def load_corpus(
             link_parts.append(links)
             problems.extend(chunk_problems)
             bar.update(len(chunk))
-    pages = pd.concat(page_parts, ignore_index=True)
-    links = pd.concat(link_parts, ignore_index=True)
+    return pd.concat(page_parts, ignore_index=True), pd.concat(link_parts, ignore_index=True)
 
+
+def _drop_duplicate_urls(
+    pages: pd.DataFrame, links: pd.DataFrame, problems: list[PageError]
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Keep the first page (by path) of each url; report the others, naming the first."""
     duplicate = pages["url"].duplicated(keep="first")
-    if duplicate.any():
-        first_path = pages.drop_duplicates("url").set_index("url")["path"]
-        for path, url in pages.loc[duplicate, ["path", "url"]].itertuples(index=False):
-            problems.append(
-                PageError(path, "duplicate url", f"url {url} is also used by {first_path[url]}")
-            )
-        links = links[~links["source_path"].isin(pages.loc[duplicate, "path"])]
-        pages = pages[~duplicate]
+    if not duplicate.any():
+        return pages, links
+    first_path = pages.drop_duplicates("url").set_index("url")["path"]
+    for path, url in pages.loc[duplicate, ["path", "url"]].itertuples(index=False):
+        problems.append(
+            PageError(path, "duplicate url", f"url {url} is also used by {first_path[url]}")
+        )
+    links = links[~links["source_path"].isin(pages.loc[duplicate, "path"])]
+    return pages[~duplicate], links
 
-    problems.sort(key=lambda p: p.path)
-    if strict and problems:
-        raise problems[0]
-    for problem in problems:
-        logger.debug("%s", problem)
-    if problems:
-        logger.info("%d pages could not be loaded; see Corpus.errors", len(problems))
-    pages = pages.set_index("url").sort_index()
-    links = links.drop(columns="source_path").sort_values(["source_url", "rank"], ignore_index=True)
-    errors = pd.DataFrame(
+
+def _errors_frame(problems: list[PageError]) -> pd.DataFrame:
+    """:attr:`Corpus.errors`: one row per problem, columns as in :data:`ERROR_COLUMNS`."""
+    return pd.DataFrame(
         {
             "path": [p.path for p in problems],
             "line": pd.array([p.line for p in problems], dtype="Int64"),
@@ -471,8 +487,6 @@ def load_corpus(
         },
         columns=list(ERROR_COLUMNS),
     )
-    logger.info("loaded %d pages, %d errors", len(pages), len(errors))
-    return Corpus(root=root, pages=pages, errors=errors, links=links)
 
 
 def _frames(records: list[dict[str, Any]]) -> tuple[pd.DataFrame, pd.DataFrame]:

@@ -63,7 +63,7 @@ def spread_links(
 
     Parameters
     ----------
-    candidates, scores : ndarray, shape (n, width)
+    candidates, scores : ndarray, shape (n, n_places)
         Each row's candidate targets (row indices, ``-1`` padding) best first,
         and their scores.
     n_links : int
@@ -93,9 +93,9 @@ def _capped_proposals(
     candidates: np.ndarray, scores: np.ndarray, n_links: int, max_in_links: int
 ) -> tuple[np.ndarray, np.ndarray]:
     """Step 1: the accepted places per row and the in-links per target."""
-    n, width = candidates.shape
+    n, n_places = candidates.shape
     length = (candidates >= 0).sum(axis=1)
-    accepted = np.zeros((n, width), dtype=bool)
+    accepted = np.zeros((n, n_places), dtype=bool)
     pointer = np.zeros(n, dtype=np.int64)
     count = np.zeros(n, dtype=np.int64)
     in_links = np.zeros(n, dtype=np.int64)
@@ -172,8 +172,8 @@ def _rescue_swaps(
     orphan: np.ndarray,
 ) -> tuple[np.ndarray, ...] | None:
     """One round's swaps: (sources, places, weakest places, dropped, orphans), or None."""
-    width = candidates.shape[1]
-    weakest = width - 1 - np.argmax(accepted[:, ::-1], axis=1)
+    n_places = candidates.shape[1]
+    weakest = n_places - 1 - np.argmax(accepted[:, ::-1], axis=1)
     has_links = accepted.any(axis=1)
     offer = (candidates >= 0) & ~accepted & orphan[np.maximum(candidates, 0)] & has_links[:, None]
     sources, places = np.nonzero(offer)

@@ -166,25 +166,56 @@ def evaluate(
     if k < 1:
         raise ValueError(f"k must be a positive integer, got {k!r}")
     links = _ordered(links)
-    urls = pages.index
-    n = len(pages)
-    resolves = links["target_url"].isin(urls).to_numpy()
+    resolves = links["target_url"].isin(pages.index).to_numpy()
     is_self = (links["source_url"] == links["target_url"]).to_numpy()
     repeated = links.duplicated(["source_url", "target_url"]).to_numpy()
-    valid = resolves & ~is_self & ~repeated
-    good = links[valid]
+    good = links[resolves & ~is_self & ~repeated]
+    rows = _coverage_metrics(pages, good, k)
+    rows |= _validity_metrics(pages, links, good, resolves, is_self, repeated)
+    rows |= _topicality_metrics(pages, good)
+    rows |= _graph_metrics(pages, good)
+    if labels is not None:
+        rows |= _label_metrics(good, labels, k)
+    return _table(rows)
 
-    per_page = good.groupby("source_url").size().reindex(urls, fill_value=0).to_numpy()
-    rows: dict[tuple[str, str], float] = {
-        ("coverage", "pages"): n,
+
+def _coverage_metrics(pages: pd.DataFrame, good: pd.DataFrame, k: int) -> dict:
+    per_page = good.groupby("source_url").size().reindex(pages.index, fill_value=0).to_numpy()
+    return {
+        ("coverage", "pages"): len(pages),
         ("coverage", "pages_with_k_links"): int((per_page >= k).sum()),
         ("coverage", "pages_with_fewer_links"): int(((per_page > 0) & (per_page < k)).sum()),
         ("coverage", "pages_with_no_links"): int((per_page == 0).sum()),
     }
 
-    groups = pd.Series(copy_groups(pages), index=urls)
+
+def _validity_metrics(
+    pages: pd.DataFrame,
+    links: pd.DataFrame,
+    good: pd.DataFrame,
+    resolves: np.ndarray,
+    is_self: np.ndarray,
+    repeated: np.ndarray,
+) -> dict:
+    groups = pd.Series(copy_groups(pages), index=pages.index)
     source_group = groups.reindex(good["source_url"]).to_numpy()
     target_group = groups.reindex(good["target_url"]).to_numpy()
+    return {
+        ("validity", "links"): len(links),
+        ("validity", "unresolved_links"): int((~resolves).sum()),
+        ("validity", "self_links"): int(is_self.sum()),
+        ("validity", "repeated_links"): int(repeated.sum()),
+        ("validity", "pages_repeating_a_target"): int(links.loc[repeated, "source_url"].nunique()),
+        ("validity", "copy_links"): int((source_group == target_group).sum()),
+        ("validity", "no_index_links"): int(
+            pages["no_index"].reindex(good["target_url"]).to_numpy(dtype=bool).sum()
+        ),
+        ("validity", "stale_blocks"): int(_stale_blocks(pages, links, resolves).sum()),
+    }
+
+
+def _stale_blocks(pages: pd.DataFrame, links: pd.DataFrame, resolves: np.ndarray) -> np.ndarray:
+    """Per link, whether its written id, title or subject disagrees with the target page."""
     stale = np.zeros(len(links), dtype=bool)
     for column, page_column in (
         ("target_id", "id"),
@@ -197,19 +228,10 @@ def evaluate(
             stale |= resolves & ~np.array(
                 [_same(w, e) for w, e in zip(written, expected, strict=True)], dtype=bool
             )
-    rows |= {
-        ("validity", "links"): len(links),
-        ("validity", "unresolved_links"): int((~resolves).sum()),
-        ("validity", "self_links"): int(is_self.sum()),
-        ("validity", "repeated_links"): int(repeated.sum()),
-        ("validity", "pages_repeating_a_target"): int(links.loc[repeated, "source_url"].nunique()),
-        ("validity", "copy_links"): int((source_group == target_group).sum()),
-        ("validity", "no_index_links"): int(
-            pages["no_index"].reindex(good["target_url"]).to_numpy(dtype=bool).sum()
-        ),
-        ("validity", "stale_blocks"): int(stale.sum()),
-    }
+    return stale
 
+
+def _topicality_metrics(pages: pd.DataFrame, good: pd.DataFrame) -> dict:
     keywords = _keyword_sets(pages)
     source_words = keywords.reindex(good["source_url"]).to_numpy()
     target_words = keywords.reindex(good["target_url"]).to_numpy()
@@ -219,7 +241,7 @@ def evaluate(
     same_subject = subjects.reindex(good["source_url"]).to_numpy() == (
         subjects.reindex(good["target_url"]).to_numpy()
     )
-    rows |= {
+    return {
         ("topicality", "keyword_share"): _mean(shared > 0),
         ("topicality", "keyword_jaccard"): _mean(
             np.divide(shared, union, where=union > 0, out=np.zeros(len(union)))
@@ -227,22 +249,21 @@ def evaluate(
         ("topicality", "same_subject_share"): _mean(same_subject),
     }
 
-    in_degree = _in_degrees(urls, good).to_numpy()
+
+def _graph_metrics(pages: pd.DataFrame, good: pd.DataFrame) -> dict:
+    n = len(pages)
+    in_degree = _in_degrees(pages.index, good).to_numpy()
     pairs = set(zip(good["source_url"], good["target_url"], strict=True))
     back = np.array(
         [(t, s) in pairs for s, t in zip(good["source_url"], good["target_url"], strict=True)]
     )
-    rows |= {
+    return {
         ("graph", "orphan_pages"): int((in_degree == 0).sum()),
         ("graph", "orphan_share"): float((in_degree == 0).mean()) if n else 0.0,
         ("graph", "max_in_degree"): int(in_degree.max()) if n else 0,
         ("graph", "in_degree_gini"): _gini(in_degree),
         ("graph", "reciprocity"): _mean(back),
     }
-
-    if labels is not None:
-        rows |= _label_metrics(good, labels, k)
-    return _table(rows)
 
 
 def _same(written: object, expected: object) -> bool:

@@ -82,14 +82,14 @@ def load_yaml(text: str) -> Any:
     loader = _SAFE_LOADER(text)
     try:
         node = loader.get_single_node()
-        return None if node is None else _build(node, loader, {})
+        return None if node is None else _node_value(node, loader, {})
     except (TypeError, RecursionError) as exc:
         raise yaml.YAMLError(f"cannot build the front matter: {exc}") from None
     finally:
         loader.dispose()
 
 
-def _build(node: Any, loader: Any, built: dict[int, Any]) -> Any:
+def _node_value(node: Any, loader: Any, built: dict[int, Any]) -> Any:
     """The value of a node; a node met again (a YAML alias) gives the same object.
 
     Sharing aliased values, as PyYAML's own constructor does, keeps a page
@@ -106,10 +106,11 @@ def _build(node: Any, loader: Any, built: dict[int, Any]) -> Any:
             value = loader.construct_object(node, deep=True)
         else:
             value = {
-                _build(key, loader, built): _build(item, loader, built) for key, item in node.value
+                _node_value(key, loader, built): _node_value(item, loader, built)
+                for key, item in node.value
             }
     elif kind is SequenceNode and node.tag == _SEQ:
-        value = [_build(item, loader, built) for item in node.value]
+        value = [_node_value(item, loader, built) for item in node.value]
     else:
         value = loader.construct_object(node, deep=True)
     built[id(node)] = value

@@ -64,7 +64,7 @@ LINK_COLUMNS: dict[str, str] = {
     "score": "cosine similarity of the two pages' feature vectors (0..1)",
 }
 
-#: Field weights used when ``field_weights`` is None (chosen on the real corpus; see README).
+#: Field weights used when ``field_weights`` is None (link_places on the real corpus; see README).
 DEFAULT_FIELD_WEIGHTS: dict[str, float] = {"title": 1.0, "keywords": 1.0, "answer": 2.0}
 #: Word n-grams per field used when ``ngram_range`` is None; (1, 1) for other fields.
 DEFAULT_NGRAM_RANGES: dict[str, tuple[int, int]] = {"title": (1, 2)}
@@ -328,15 +328,15 @@ class Recommender(BaseEstimator):
         subjects = pd.factorize(pages["subject_key"])[0]
         candidates, scores = apply_rules(candidates, scores, groups, subjects, self.min_score)
         laps.end("rules")
-        chosen = self._choose(candidates, scores, is_target)
+        link_places = self._choose(candidates, scores, is_target)
         laps.end("coverage")
-        _warn_short_pages(chosen, search_was_full, groups, is_target, self.n_links)
+        _warn_short_pages(link_places, search_was_full, groups, is_target, self.n_links)
 
         self.urls_ = pages.index.copy()
         self.features_ = features
         self.features_model_ = features_model
         self.copy_group_ = groups
-        self.related_ = _links_frame(self.urls_, candidates, scores, chosen)
+        self.related_ = _links_frame(self.urls_, candidates, scores, link_places)
         self.timings_ = laps.seconds
         logger.info("%d links for %d pages; %s", len(self.related_), len(pages), laps)
         return self
@@ -560,7 +560,7 @@ def _is_ngram_range(value: Any) -> bool:
 
 
 def _warn_short_pages(
-    chosen: np.ndarray,
+    link_places: np.ndarray,
     search_was_full: np.ndarray,
     groups: np.ndarray,
     is_target: np.ndarray,
@@ -576,7 +576,7 @@ def _warn_short_pages(
     target_groups = np.unique(groups[is_target])
     own_group_is_target = np.isin(groups, target_groups)
     possible = np.minimum(n_links, len(target_groups) - own_group_is_target)
-    short = int((((chosen >= 0).sum(axis=1) < possible) & search_was_full).sum())
+    short = int((((link_places >= 0).sum(axis=1) < possible) & search_was_full).sum())
     if short:
         warnings.warn(
             f"{short:,} pages got fewer than {n_links} links although the site has more "
@@ -586,10 +586,10 @@ def _warn_short_pages(
 
 
 def _links_frame(
-    urls: pd.Index, candidates: np.ndarray, scores: np.ndarray, chosen: np.ndarray
+    urls: pd.Index, candidates: np.ndarray, scores: np.ndarray, link_places: np.ndarray
 ) -> pd.DataFrame:
-    rows, ranks = np.nonzero(chosen >= 0)
-    places = chosen[rows, ranks]
+    rows, ranks = np.nonzero(link_places >= 0)
+    places = link_places[rows, ranks]
     return pd.DataFrame(
         {
             "source_url": urls[rows],

@@ -8,7 +8,7 @@
 - no ``no_index`` pages as targets (optional);
 - nothing scoring at or under ``min_score``.
 
-Candidates arrive as two aligned ``(n_pages, width)`` arrays, target row
+Candidates arrive as two aligned ``(n_pages, n_places)`` arrays, target row
 indices (``-1`` for none) and scores, each row best first; the rules remove
 forbidden entries and keep the order of the rest.  This room knows the pages
 DataFrame (slugs, questions, subjects, flags) but not files or vectors.
@@ -137,17 +137,17 @@ def _later_copies(
     Within a row's entries of one group, the one kept is in the source's
     subject if any is, then the first placed.
     """
-    n, width = valid.shape
-    row = np.repeat(np.arange(n), width)
-    place = np.tile(np.arange(width), n)
+    n, n_places = valid.shape
+    row = np.repeat(np.arange(n), n_places)
+    place = np.tile(np.arange(n_places), n)
     order = np.lexsort((place, other_subject.ravel(), target_group.ravel(), row))
     order = order[valid.ravel()[order]]
     group_in_order = target_group.ravel()[order]
     repeats = np.zeros(len(order), dtype=bool)
     repeats[1:] = (row[order][1:] == row[order][:-1]) & (group_in_order[1:] == group_in_order[:-1])
-    later = np.zeros(n * width, dtype=bool)
+    later = np.zeros(n * n_places, dtype=bool)
     later[order[repeats]] = True
-    return later.reshape(n, width)
+    return later.reshape(n, n_places)
 
 
 def _compact_rows(
@@ -163,8 +163,8 @@ def _compact_rows(
 
 def first_links(candidates: np.ndarray, n_links: int) -> np.ndarray:
     """Places of each row's chosen candidates (-1 for none): simply its first ``n_links``."""
-    n, width = candidates.shape
-    head = min(n_links, width)
+    n, n_places = candidates.shape
+    head = min(n_links, n_places)
     places = np.full((n, n_links), -1, dtype=np.int64)
     places[:, :head] = np.where(candidates[:, :head] >= 0, np.arange(head), -1)
     return places

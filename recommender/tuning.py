@@ -28,12 +28,12 @@ __all__ = ["sweep"]
 
 def _fit_and_measure(
     pages: pd.DataFrame,
-    base: dict[str, Any],
+    fixed_params: dict[str, Any],
     params: dict[str, Any],
     labels: pd.DataFrame | None,
 ) -> dict[str, Any]:
     start = time.perf_counter()
-    model = Recommender(**{**base, **params}).fit(pages)
+    model = Recommender(**{**fixed_params, **params}).fit(pages)
     seconds = time.perf_counter() - start
     metrics = evaluate(pages, model.related_, k=model.n_links, labels=labels)
     row: dict[str, Any] = dict(params)
@@ -46,7 +46,7 @@ def sweep(
     pages: pd.DataFrame,
     grid: Mapping[str, Sequence[Any]] | Sequence[Mapping[str, Sequence[Any]]],
     *,
-    base: Mapping[str, Any] | None = None,
+    fixed_params: Mapping[str, Any] | None = None,
     labels: pd.DataFrame | None = None,
     n_jobs: int | None = None,
 ) -> pd.DataFrame:
@@ -58,7 +58,7 @@ def sweep(
         ``Corpus.pages``.
     grid : mapping of parameter name to list of values, or a list of such mappings
         As scikit-learn's ``ParameterGrid``: every combination is fitted.
-    base : mapping, optional
+    fixed_params : mapping, optional
         Settings shared by every fit (for example ``{"n_links": 5}``).
     labels : pandas.DataFrame, optional
         Known related pairs, for the label metrics.
@@ -72,9 +72,9 @@ def sweep(
         column per metric (see :data:`recommender.evaluate.METRICS`), then
         ``fit_seconds``.
     """
-    base = dict(base or {})
+    fixed_params = dict(fixed_params or {})
     jobs = (
-        joblib.delayed(_fit_and_measure)(pages, base, params, labels)
+        joblib.delayed(_fit_and_measure)(pages, fixed_params, params, labels)
         for params in ParameterGrid(grid)
     )
     return pd.DataFrame(joblib.Parallel(n_jobs=n_jobs)(jobs))

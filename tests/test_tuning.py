@@ -20,7 +20,7 @@ def corpus():
 @pytest.fixture(scope="module")
 def results(corpus):
     grid = {"max_df": [0.1, 0.5], "coverage": [True, False]}
-    return sweep(corpus.pages, grid, base={"n_links": 4}, n_jobs=2)
+    return sweep(corpus.pages, grid, fixed_params={"n_links": 4}, n_jobs=2)
 
 
 def test_sweep_fits_every_combination(results):
