@@ -13,6 +13,19 @@ from pathlib import Path
 ARCHIVE = Path(__file__).resolve().parents[2] / "shared" / "corpora" / "quicktakes-pages.tar.xz"
 
 
+def extract(source: Path, target: Path) -> Path:
+    """A fresh copy of a site folder, or of a .tar.xz archive's content, at target."""
+    if not source.exists():
+        sys.exit(f"no site at {source}: give a folder or the real corpus archive")
+    if source.is_dir():
+        shutil.copytree(source, target, symlinks=True)
+        return target
+    target.mkdir(parents=True)
+    with tarfile.open(source, "r:xz") as archive:
+        archive.extractall(target, filter="data")
+    return target
+
+
 def site_from_args(description: str) -> tuple[Path, argparse.Namespace]:
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument(
@@ -29,6 +42,4 @@ def site_from_args(description: str) -> tuple[Path, argparse.Namespace]:
         return source, args
     target = Path(tempfile.mkdtemp(prefix="recommender-bench-"))
     atexit.register(shutil.rmtree, target, ignore_errors=True)
-    with tarfile.open(source, "r:xz") as archive:
-        archive.extractall(target, filter="data")
-    return target, args
+    return extract(source, target / "site"), args

@@ -21,7 +21,8 @@ from . import __version__
 from .config import effective_settings, load_settings, settings_toml
 from .errors import ConfigError, ExportError, PageError, RecommenderError, SiteNotFoundError
 from .export import LINKS_TABLE_SUFFIXES, PageChange, WriteBack
-from .job import JobResult, run_job
+from .job import DEFAULT_FULL_AFTER, JobResult, run_job
+from .state import DEFAULT_STATE_FOLDER
 
 EXIT_OK = 0  # done; with --check: no page would change
 EXIT_CHANGES = 1  # --check: some pages would change
@@ -84,6 +85,27 @@ def _parser() -> argparse.ArgumentParser:
         help="print quality metrics of the new links beside those of the links in the pages",
     )
     parser.add_argument("--config", type=Path, metavar="FILE", help="settings file (TOML)")
+    state = parser.add_mutually_exclusive_group()
+    state.add_argument(
+        "--state",
+        type=Path,
+        metavar="DIR",
+        help=f"state kept between runs (default: {DEFAULT_STATE_FOLDER} at the site root)",
+    )
+    state.add_argument(
+        "--no-state", action="store_true", help="keep no state: every run is a full run"
+    )
+    parser.add_argument(
+        "--full", action="store_true", help="refit everything, whatever the state holds"
+    )
+    parser.add_argument(
+        "--full-after",
+        type=_share,
+        default=DEFAULT_FULL_AFTER,
+        metavar="SHARE",
+        help="refit everything when more than this share of the pages changed "
+        f"(default: {DEFAULT_FULL_AFTER})",
+    )
     parser.add_argument(
         "--print-config", action="store_true", help="print the settings in effect and exit"
     )
@@ -107,6 +129,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     return parser
+
+
+def _share(text: str) -> float:
+    value = float(text)
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"a share from 0 to 1, got {text}")
+    return value
 
 
 class _Usage(Exception):
@@ -190,6 +219,9 @@ def _run(args: argparse.Namespace) -> int:
             evaluate=args.evaluate,
             on_change=_print_diff if write_back.shows_diff else None,
             progress=not args.quiet and sys.stderr.isatty(),
+            state=False if args.no_state else (args.state or True),
+            full=args.full,
+            full_after=args.full_after,
         )
     except ExportError as exc:
         if args.output is not None and str(exc).startswith(str(args.output)):

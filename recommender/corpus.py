@@ -28,7 +28,15 @@ from .errors import PageError, SiteNotFoundError
 from .frontmatter import load_yaml, split_front_matter
 from .text import clean_text, split_keywords
 
-__all__ = ["BLOCK_COLUMNS", "ERROR_COLUMNS", "PAGE_COLUMNS", "Corpus", "load_corpus", "read_page"]
+__all__ = [
+    "BLOCK_COLUMNS",
+    "ERROR_COLUMNS",
+    "PAGE_COLUMNS",
+    "Corpus",
+    "find_pages",
+    "load_corpus",
+    "read_page",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -341,8 +349,12 @@ def _read_chunk(root: Path, rels: list[str]) -> tuple[pd.DataFrame, pd.DataFrame
     return *_frames(records), problems
 
 
-def _find_pages(root: Path) -> tuple[list[str], list[PageError]]:
-    """Every ``*.md`` under root (following folder symlinks, skipping dot-folders), sorted."""
+def find_pages(root: Path) -> tuple[list[str], list[PageError]]:
+    """Every ``*.md`` under root (following folder symlinks, skipping dot-folders), sorted.
+
+    Returns the paths relative to root, and the problems met (unreadable
+    folders, symlink loops).
+    """
     found: list[str] = []
     problems: list[PageError] = []
     seen_dirs: dict[str, str] = {}
@@ -380,8 +392,9 @@ def load_corpus(
     strict: bool = False,
     n_jobs: int | None = None,
     progress: bool = False,
+    paths: list[str] | None = None,
 ) -> Corpus:
-    """Load every ``*.md`` page under ``root``.
+    """Load every ``*.md`` page under ``root`` (or only those named in ``paths``).
 
     Parameters
     ----------
@@ -396,6 +409,9 @@ def load_corpus(
         Small sites are always read in this process.
     progress : bool, default False
         Show a progress bar.
+    paths : list of str, optional
+        Only these pages (paths relative to root, as :func:`find_pages` gives
+        them); a nightly run reads only what changed.
 
     Returns
     -------
@@ -420,7 +436,7 @@ def load_corpus(
     root = Path(root)
     if not root.is_dir():
         raise SiteNotFoundError(f"{root}: not a folder")
-    rels, problems = _find_pages(root)
+    rels, problems = find_pages(root) if paths is None else (sorted(paths), [])
     logger.info("reading %d pages under %s", len(rels), root)
     pages, links = _read_pages(root, rels, problems, n_jobs=n_jobs, progress=progress)
     pages, links = _drop_duplicate_urls(pages, links, problems)

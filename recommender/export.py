@@ -35,7 +35,7 @@ import os
 import re
 import stat
 import tempfile
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
@@ -367,6 +367,7 @@ def export_links(
     write: bool = False,
     on_change: Callable[[PageChange], None] | None = None,
     progress: bool = False,
+    sources: Collection[str] | None = None,
 ) -> pd.DataFrame:
     """Write each page's links into its related blocks (or only say what would change).
 
@@ -388,6 +389,9 @@ def export_links(
         (for example to print its diff), before it is written.
     progress : bool, default False
         Show a progress bar.
+    sources : collection of str, optional
+        Only these pages (urls) are read and written, the others are not
+        touched and not reported; ``pages`` still tells what every target is.
 
     Returns
     -------
@@ -406,6 +410,8 @@ def export_links(
     blocks_by_url = _blocks_by_url(pages)
     cache: dict[tuple[object, ...], str] = {}
     by_path = pages.reset_index().sort_values("path")
+    if sources is not None:
+        by_path = by_path[by_path["url"].isin(list(sources))]
     rows = []
     for url, path, old_urls in tqdm(
         zip(

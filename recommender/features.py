@@ -87,16 +87,7 @@ class FieldFeatures:
             tfidf["max_df"] = max(int(tfidf["max_df"] * len(pages)), 2)
         for field in tqdm(fields, desc="vectorising", unit="field", disable=not progress):
             weight = self.weights[field]
-            vectorizer = TfidfVectorizer(
-                dtype=np.float32,
-                ngram_range=tuple(self.ngram_ranges.get(field, (1, 1))),
-                **tfidf,
-            )
-            if field in TAG_FIELDS:
-                words = vectorizer.build_analyzer()
-                vectorizer.set_params(
-                    analyzer=TagAnalyzer(words), stop_words=None, ngram_range=(1, 1)
-                )
+            vectorizer = self._vectorizer(field, tfidf)
             try:
                 block = vectorizer.fit_transform(pages[text_column(field)])
             except ValueError as exc:  # an empty vocabulary: every word pruned, or no text
@@ -111,12 +102,63 @@ class FieldFeatures:
         self.feature_names_ = self._feature_names()
         return self._combine(blocks)
 
+    def transform(self, pages: pd.DataFrame) -> sp.csr_matrix:
+        """Vectorise pages with the fitted vocabularies and weights (as the fitted pages were).
+
+        A row equals the row :meth:`fit_transform` gave the same page, as long
+        as the vocabularies and document frequencies are those fitted.
+        """
+        blocks = [
+            vectorizer.transform(pages[text_column(field)])
+            * np.float32(np.sqrt(self.weights[field]))
+            for field, vectorizer in self.vectorizers_.items()
+        ]
+        return self._combine(blocks)
+
+    def to_arrays(self) -> dict[str, np.ndarray]:
+        """The fitted vectorizers as plain arrays (no pickle), for :meth:`from_arrays`."""
+        arrays: dict[str, np.ndarray] = {}
+        for number, (field, vectorizer) in enumerate(self.vectorizers_.items()):
+            terms = "\x00".join(vectorizer.get_feature_names_out()).encode("utf-8")
+            arrays[f"field{number}_name"] = np.frombuffer(field.encode("utf-8"), dtype=np.uint8)
+            arrays[f"field{number}_terms"] = np.frombuffer(terms, dtype=np.uint8)
+            arrays[f"field{number}_idf"] = vectorizer.idf_
+        return arrays
+
+    def from_arrays(self, arrays: Mapping[str, np.ndarray]) -> FieldFeatures:
+        """Fit these features from :meth:`to_arrays` (made with the same settings); return self."""
+        features = self
+        features.vectorizers_ = {}
+        number = 0
+        while f"field{number}_name" in arrays:
+            field = arrays[f"field{number}_name"].tobytes().decode("utf-8")
+            terms = arrays[f"field{number}_terms"].tobytes().decode("utf-8").split("\x00")
+            vectorizer = features._vectorizer(field)
+            vectorizer.set_params(vocabulary={term: i for i, term in enumerate(terms)})
+            vectorizer.idf_ = arrays[f"field{number}_idf"]
+            features.vectorizers_[field] = vectorizer
+            number += 1
+        features.feature_names_ = features._feature_names()
+        return features
+
     @staticmethod
     def _combine(blocks: list[sp.csr_matrix]) -> sp.csr_matrix:
         matrix = sp.hstack(blocks, format="csr", dtype=np.float32)
         matrix = normalize(matrix, copy=False)
         matrix.sort_indices()
         return matrix
+
+    def _vectorizer(self, field: str, tfidf: Mapping | None = None):
+        """An unfitted vectorizer for one field (tags analysed by :class:`TagAnalyzer`)."""
+        vectorizer = TfidfVectorizer(
+            dtype=np.float32,
+            ngram_range=tuple(self.ngram_ranges.get(field, (1, 1))),
+            **(self.tfidf if tfidf is None else tfidf),
+        )
+        if field in TAG_FIELDS:
+            words = vectorizer.build_analyzer()
+            vectorizer.set_params(analyzer=TagAnalyzer(words), stop_words=None, ngram_range=(1, 1))
+        return vectorizer
 
     def _feature_names(self) -> pd.DataFrame:
         """One row per column of the combined matrix: ``field`` and ``term``."""

@@ -17,19 +17,52 @@ import os
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from enum import Enum
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
-from .corpus import Corpus, load_corpus
+from .corpus import Corpus, find_pages, load_corpus
+from .errors import PageError, SiteNotFoundError
 from .evaluate import churn, compare
-from .export import PageChange, WriteBack, check_output_path, export_links, write_links_table
+from .export import (
+    REPORT_COLUMNS,
+    PageChange,
+    WriteBack,
+    check_output_path,
+    export_links,
+    write_links_table,
+)
 from .model import LINK_COLUMNS, Recommender
+from .state import (
+    DEFAULT_STATE_FOLDER,
+    SavedState,
+    Signatures,
+    SiteChanges,
+    StateDamagedError,
+    file_signatures,
+    read_state,
+    settings_key,
+    write_state,
+)
 
 __all__ = ["JobResult", "run_job"]
 
 logger = logging.getLogger(__name__)
+
+
+#: Share of changed pages past which a nightly run refits everything.
+DEFAULT_FULL_AFTER = 0.1
+
+
+class RunKind(Enum):
+    """How much of the work a run did again."""
+
+    FULL = "full"  # every page read, vectorizers fitted, every page compared
+    INCREMENTAL = "incremental"  # only new, changed and affected pages
+    UNCHANGED = "unchanged"  # no file changed since the state: nothing read or written
 
 
 @dataclass
@@ -51,6 +84,10 @@ class JobResult:
         Links each page was meant to get.
     seconds : dict of str to float
         Seconds spent loading, fitting, writing, and in all.
+    kind : RunKind
+        Whether the run was full, incremental, or found nothing changed.
+    changes : SiteChanges or None
+        With a state: the files new, changed and deleted since the last run.
     output : Path or None
         Where the links table was written.
     metrics : pandas.DataFrame or None
@@ -69,6 +106,8 @@ class JobResult:
     output: Path | None = None
     metrics: pd.DataFrame | None = None
     churn: pd.DataFrame | None = None
+    kind: RunKind = RunKind.FULL
+    changes: SiteChanges | None = None
 
     def count(self, status: str) -> int:
         """Pages of the report with this status."""
@@ -103,6 +142,12 @@ class JobResult:
             f"{int(touched['links_removed'].sum()):,} removed, "
             f"{int(self.report['links_kept'].sum()):,} kept",
         ]
+        if self.changes is not None:
+            lines.append(
+                f"  state    {self.kind.value} run: {len(self.changes.new):,} new, "
+                f"{len(self.changes.changed):,} changed, {len(self.changes.deleted):,} deleted "
+                "files since the last run"
+            )
         if self.output is not None:
             lines.append(f"  output   {len(self.links):,} links written to {self.output}")
         if self.write_back is WriteBack.NO and self.pages_changed:
@@ -127,6 +172,9 @@ def run_job(
     evaluate: bool = False,
     on_change: Callable[[PageChange], None] | None = None,
     progress: bool = False,
+    state: str | os.PathLike[str] | bool | None = None,
+    full: bool = False,
+    full_after: float = DEFAULT_FULL_AFTER,
 ) -> JobResult:
     """Load a site, compute its links and write them back as ``write_back`` says.
 
@@ -145,12 +193,23 @@ def run_job(
         Also write the links table there (``.csv``, ``.parquet``, ``.jsonl``);
         the path is checked before any page is written.
     evaluate : bool, default False
-        Measure the new links beside the links in the pages (``metrics``).
+        Measure the new links beside the links in the pages (``metrics``);
+        this reads every page.
     on_change : callable, optional
         Called with each :class:`~recommender.export.PageChange`, as by
         :func:`~recommender.export.export_links`.
     progress : bool, default False
         Show progress bars.
+    state : path, True, or None/False
+        The state folder kept between runs (:mod:`recommender.state`):
+        ``True`` for ``.recommender`` at the site root, a path for another,
+        None or False for none.  It is read by every run and written by runs
+        that write the pages (``WriteBack.YES``).
+    full : bool, default False
+        Refit everything, whatever the state holds.
+    full_after : float, default 0.1
+        With a state, refit everything when more than this share of the
+        pages changed (the frozen document frequencies drift as a site grows).
 
     Returns
     -------
@@ -158,54 +217,216 @@ def run_job(
     """
     settings = dict(settings or {})
     started = time.perf_counter()
+    root = Path(root)
     output = None if output is None else Path(output)
     if output is not None:
         check_output_path(output)
-    corpus = load_corpus(root, strict=strict, n_jobs=settings.get("n_jobs"), progress=progress)
-    loaded = time.perf_counter()
-    model, links = _fit(corpus, settings, progress)
-    fitted = time.perf_counter()
-    # under two pages there is nothing to link: every page is left as it is
-    pages = corpus.pages if len(corpus.pages) >= 2 else corpus.pages.iloc[:0]
-    report = export_links(
-        corpus.root,
-        pages,
-        links,
-        write=write_back.writes,
-        on_change=on_change,
-        progress=progress,
-    )
+    if not root.is_dir():
+        raise SiteNotFoundError(f"{root}: not a folder")
+    folder = _state_folder(root, state)
+    key = settings_key(Recommender(**settings).get_params())
+    saved = None if folder is None or full else read_state(folder, key)
+    rels, _ = find_pages(root)
+    before = file_signatures(root, rels, digests=False)
+    changes = None if saved is None else saved.changes(root, before)
+    kind = _run_kind(saved, changes, full_after, evaluate)
+    try:
+        if kind is RunKind.UNCHANGED:
+            corpus, links, report, model = _unchanged(saved, root, settings, strict)
+        elif kind is RunKind.INCREMENTAL:
+            corpus, links, report, model = _incremental(
+                saved, changes, root, settings, write_back, on_change, strict, progress
+            )
+    except StateDamagedError as exc:
+        logger.warning("%s: a full run rebuilds it", exc)
+        kind = RunKind.FULL
+    if kind is RunKind.FULL:
+        corpus, links, report, model = _full(
+            root, settings, write_back, on_change, strict, progress
+        )
     if output is not None:
         write_links_table(links, output)
-    seconds = {
-        "load": loaded - started,
-        "fit": fitted - loaded,
-        "write": time.perf_counter() - fitted,
-    }
-    metrics, changes = _metrics(corpus, links, model.n_links) if evaluate else (None, None)
+    if folder is not None and write_back.writes and model is not None:
+        _save_state(folder, key, root, rels, before, report, corpus, model)
+    n_links = _n_links(settings)
+    metrics, changed_links = _metrics(corpus, links, n_links) if evaluate else (None, None)
+    seconds = {"fit": sum(model.timings_.values()) if model is not None else 0.0}
     seconds["total"] = time.perf_counter() - started
     return JobResult(
         corpus=corpus,
         links=links,
         report=report,
         write_back=write_back,
-        n_links=model.n_links,
+        n_links=n_links,
         seconds=seconds,
         output=output,
         metrics=metrics,
-        churn=changes,
+        churn=changed_links,
+        kind=kind,
+        changes=changes,
     )
 
 
-def _fit(
-    corpus: Corpus, settings: Mapping[str, Any], progress: bool
-) -> tuple[Recommender, pd.DataFrame]:
-    """The model and its links; no links (and every page left as it is) under two pages."""
+def _n_links(settings: Mapping[str, Any]) -> int:
+    return Recommender(**settings).n_links
+
+
+def _state_folder(root: Path, state: str | os.PathLike[str] | bool | None) -> Path | None:
+    if state is None or state is False:
+        return None
+    return root / DEFAULT_STATE_FOLDER if state is True else Path(state)
+
+
+def _run_kind(
+    saved: SavedState | None, changes: SiteChanges | None, full_after: float, evaluate: bool
+) -> RunKind:
+    if saved is None or changes is None or evaluate:
+        return RunKind.FULL
+    if changes.count == 0 and saved.in_sync.all():
+        return RunKind.UNCHANGED
+    if changes.share > full_after:
+        logger.info("%.1f%% of the files changed: a full run", 100 * changes.share)
+        return RunKind.FULL
+    return RunKind.INCREMENTAL
+
+
+def _full(root, settings, write_back, on_change, strict, progress):
+    """Every page read, the model fitted, every page compared."""
+    corpus = load_corpus(root, strict=strict, n_jobs=settings.get("n_jobs"), progress=progress)
     model = Recommender(**settings, progress=progress)
     if len(corpus.pages) < 2:
         logger.warning("%d pages loaded: nothing to link, no page is changed", len(corpus.pages))
-        return model, pd.DataFrame(columns=list(LINK_COLUMNS))
-    return model, model.fit(corpus.pages).related_
+        links = pd.DataFrame(columns=list(LINK_COLUMNS))
+        return corpus, links, _report(corpus.pages.iloc[:0], links, []), None
+    links = model.fit(corpus.pages).related_
+    report = export_links(
+        corpus.root,
+        corpus.pages,
+        links,
+        write=write_back.writes,
+        on_change=on_change,
+        progress=progress,
+    )
+    return corpus, links, report, model
+
+
+def _unchanged(saved: SavedState, root: Path, settings, strict: bool):
+    """No file changed and every page holds its links: say so, read and write nothing."""
+    corpus = saved.read_corpus(root)
+    _raise_first_error(corpus, strict)
+    links = saved.read_links()
+    return corpus, links, _report(corpus.pages, links, []), None
+
+
+def _incremental(saved, changes, root, settings, write_back, on_change, strict, progress):
+    """Read only the new and changed files; search again only where they reach."""
+    old = saved.read_corpus(root)
+    fresh = load_corpus(
+        root, strict=strict, n_jobs=settings.get("n_jobs"), paths=changes.new + changes.changed
+    )
+    corpus = _merged_corpus(old, fresh, set(changes.changed) | set(changes.deleted))
+    if corpus is None or len(corpus.pages) < 2:
+        logger.info("the new pages cannot be merged into the state: a full run")
+        return _full(root, settings, write_back, on_change, strict, progress)
+    _raise_first_error(corpus, strict)
+    model = saved.read_model({**settings, "progress": progress})
+    old_links = model.related_
+    model.update(corpus.pages, changed=fresh.pages.index)
+    links = model.related_
+    sources = _pages_to_export(corpus, old_links, links, fresh.pages.index, saved)
+    report = export_links(
+        root,
+        corpus.pages,
+        links,
+        write=write_back.writes,
+        on_change=on_change,
+        progress=progress,
+        sources=sources,
+    )
+    return corpus, links, _report(corpus.pages, links, [report]), model
+
+
+def _merged_corpus(old: Corpus, fresh: Corpus, gone_paths: set[str]) -> Corpus | None:
+    """Yesterday's pages less the changed and deleted files, plus the files read now."""
+    kept = old.pages[~old.pages["path"].isin(gone_paths)]
+    if kept.index.isin(fresh.pages.index).any():
+        return None  # a new file took the url of an unchanged page: let a full run report it
+    pages = pd.concat([kept, fresh.pages]).sort_index()
+    errors = pd.concat(
+        [old.errors[~old.errors["path"].isin(gone_paths)], fresh.errors], ignore_index=True
+    ).sort_values("path", ignore_index=True)
+    blocks = pd.concat(
+        [old.links[old.links["source_url"].isin(kept.index)], fresh.links], ignore_index=True
+    ).sort_values(["source_url", "rank"], ignore_index=True)
+    return Corpus(root=old.root, pages=pages, errors=errors, links=blocks)
+
+
+def _pages_to_export(
+    corpus: Corpus,
+    old_links: pd.DataFrame,
+    links: pd.DataFrame,
+    fresh: pd.Index,
+    saved: SavedState,
+) -> set[str]:
+    """Pages whose blocks may change: new lists, fresh pages, pages linking to a fresh
+    page (its title may have changed), and pages a failed write left behind."""
+    old_lists = old_links.groupby("source_url")["target_url"].agg(tuple)
+    new_lists = links.groupby("source_url")["target_url"].agg(tuple)
+    urls = corpus.pages.index
+    differ = old_lists.reindex(urls).to_numpy() != new_lists.reindex(urls).to_numpy()
+    sources = set(urls[differ]) | set(fresh)
+    sources |= set(links.loc[links["target_url"].isin(fresh), "source_url"])
+    out_of_step = set(np.array(saved.signatures.paths)[~saved.in_sync])
+    sources |= set(corpus.pages.index[corpus.pages["path"].isin(out_of_step)])
+    return sources
+
+
+def _report(pages: pd.DataFrame, links: pd.DataFrame, parts: list[pd.DataFrame]) -> pd.DataFrame:
+    """One row per page: the exported parts, and 'unchanged' for the pages not looked at."""
+    done = (
+        pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=list(REPORT_COLUMNS))
+    )
+    rest = pages[~pages.index.isin(done["url"])]
+    kept = links.groupby("source_url").size().reindex(rest.index, fill_value=0)
+    untouched = pd.DataFrame(
+        {
+            "path": rest["path"].to_numpy(),
+            "url": rest.index.to_numpy(),
+            "status": "unchanged",
+            "links_added": 0,
+            "links_removed": 0,
+            "links_kept": kept.to_numpy(),
+            "detail": "",
+        },
+        columns=list(REPORT_COLUMNS),
+    )
+    return pd.concat([done, untouched], ignore_index=True).sort_values("path", ignore_index=True)
+
+
+def _raise_first_error(corpus: Corpus, strict: bool) -> None:
+    if strict and len(corpus.errors):
+        first = corpus.errors.iloc[0]
+        line = None if pd.isna(first["line"]) else int(first["line"])
+        raise PageError(first["path"], first["problem"], first["detail"], line)
+
+
+def _save_state(folder, key, root, rels, before: Signatures, report, corpus, model) -> None:
+    """Write the state of a run that wrote its pages: signatures taken after the writes.
+
+    A page that changed under the run (its stat now differs from the start,
+    though the run did not write it) keeps its starting signature, so the
+    next run reads it again.
+    """
+    after = file_signatures(root, rels, digests=True)
+    written = set(report.loc[report["status"] == "written", "path"])
+    for i, path in enumerate(rels):
+        moved = (after.size[i], after.mtime_ns[i]) != (before.size[i], before.mtime_ns[i])
+        if moved and path not in written:
+            after.size[i], after.mtime_ns[i] = before.size[i], before.mtime_ns[i]
+            after.digest[i] = 0
+    failed = set(report.loc[report["status"] == "error", "path"])
+    in_sync = np.array([path not in failed for path in rels], dtype=bool)
+    write_state(folder, key, after, in_sync, corpus, model)
 
 
 def _metrics(

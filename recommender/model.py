@@ -21,7 +21,7 @@ import logging
 import pickle
 import time
 import warnings
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from numbers import Integral, Real
 from pathlib import Path
 from typing import Any, ClassVar
@@ -29,6 +29,7 @@ from typing import Any, ClassVar
 import joblib
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 from sklearn.base import BaseEstimator
 from sklearn.utils._param_validation import (
     Interval,
@@ -314,12 +315,64 @@ class Recommender(BaseEstimator):
         weights, ngram_ranges = self.check_params()
         pages = self._check_pages(pages, weights)
         laps = _Laps()
-        features_model, features = self._vectorise(pages, weights, ngram_ranges)
+        self.features_model_, features = self._vectorise(pages, weights, ngram_ranges)
         laps.end("vectorise")
         is_target = target_mask(pages, exclude_no_index=self.exclude_no_index)
         candidates, scores = self._search(features, is_target)
-        search_was_full = scores[:, -1] > self.min_score  # more candidates may lie beyond
         laps.end("similarity")
+        return self._link(pages, features, is_target, candidates, scores, laps)
+
+    def update(self, pages: pd.DataFrame, changed: Iterable[str]) -> Recommender:
+        """Recompute the links after some pages were added, changed or deleted.
+
+        The fitted vocabularies and document frequencies are kept (a nightly
+        run's :meth:`fit` of yesterday): only the pages in ``changed`` and
+        the pages new since the fit are vectorised, and only the pages whose
+        candidates they enter or leave are searched again.  The rules and
+        coverage then run over the whole site, so the links are exactly those
+        of a fit whose vectorizers saw the same words as this one's.  As a
+        site grows the frozen document frequencies drift from a fresh fit's:
+        refit now and then (``recommend`` does past ``--full-after``).
+
+        Parameters
+        ----------
+        pages : pandas.DataFrame
+            The whole site now (``Corpus.pages``); pages missing from it are
+            deleted.  Only new and changed pages need their ``*_text`` columns.
+        changed : iterable of str
+            Urls of the pages whose text or fields changed since the fit.
+
+        Returns
+        -------
+        self
+        """
+        check_is_fitted(self, "candidates_")
+        self.check_params()
+        pages = self._check_pages(pages, {})
+        laps = _Laps()
+        old_rows = self.urls_.get_indexer(pages.index)
+        is_changed = (old_rows < 0) | pages.index.isin(list(changed))
+        features = self._updated_features(pages, old_rows, is_changed)
+        laps.end("vectorise")
+        is_target = target_mask(pages, exclude_no_index=self.exclude_no_index)
+        candidates, scores = self._updated_candidates(features, is_target, old_rows, is_changed)
+        laps.end("similarity")
+        return self._link(pages, features, is_target, candidates, scores, laps)
+
+    def _link(
+        self,
+        pages: pd.DataFrame,
+        features: sp.csr_matrix,
+        is_target: np.ndarray,
+        candidates: np.ndarray,
+        scores: np.ndarray,
+        laps: _Laps,
+    ) -> Recommender:
+        """From each page's raw candidates to its links: rules, coverage; set the attributes."""
+        self.urls_ = pages.index.copy()
+        self.features_ = features
+        self.candidates_, self.candidate_scores_ = candidates, scores
+        search_was_full = scores[:, -1] > self.min_score  # more candidates may lie beyond
         groups = connected_labels(
             len(pages),
             [copy_groups(pages)],
@@ -331,15 +384,50 @@ class Recommender(BaseEstimator):
         link_places = self._choose(candidates, scores, is_target)
         laps.end("coverage")
         _warn_short_pages(link_places, search_was_full, groups, is_target, self.n_links)
-
-        self.urls_ = pages.index.copy()
-        self.features_ = features
-        self.features_model_ = features_model
         self.copy_group_ = groups
         self.related_ = _links_frame(self.urls_, candidates, scores, link_places)
         self.timings_ = laps.seconds
         logger.info("%d links for %d pages; %s", len(self.related_), len(pages), laps)
         return self
+
+    def _updated_features(
+        self, pages: pd.DataFrame, old_rows: np.ndarray, is_changed: np.ndarray
+    ) -> sp.csr_matrix:
+        """Yesterday's rows for unchanged pages, fresh rows (same vocabulary) for the others."""
+        kept = self.features_[old_rows[~is_changed]]
+        if not is_changed.any():
+            return kept
+        fresh = self.features_model_.transform(pages[is_changed])
+        order = np.argsort(np.r_[np.flatnonzero(~is_changed), np.flatnonzero(is_changed)])
+        return sp.vstack([kept, fresh], format="csr")[order]
+
+    def _updated_candidates(
+        self,
+        features: sp.csr_matrix,
+        is_target: np.ndarray,
+        old_rows: np.ndarray,
+        is_changed: np.ndarray,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Yesterday's candidates where still right; a new search for the rows they may miss."""
+        n_targets = int(is_target.sum())
+        if min(self.n_candidates + 1, n_targets) != self.candidates_.shape[1]:
+            return self._search(features, is_target)  # the width changed: search all
+        new_row_of_old = np.full(len(self.urls_), -1, dtype=np.int64)
+        new_row_of_old[old_rows[old_rows >= 0]] = np.flatnonzero(old_rows >= 0)
+        kept = np.flatnonzero(~is_changed)
+        candidates = np.full((len(old_rows), self.candidates_.shape[1]), -1, dtype=np.int64)
+        scores = np.zeros(candidates.shape, dtype=np.float32)
+        stored = self.candidates_[old_rows[kept]]
+        candidates[kept] = np.where(stored >= 0, new_row_of_old[np.maximum(stored, 0)], -1)
+        scores[kept] = self.candidate_scores_[old_rows[kept]]
+        stale = _rows_to_search_again(features, candidates, scores, stored, is_changed, is_target)
+        stale |= is_changed
+        rows = np.flatnonzero(stale)
+        if len(rows):
+            found, found_scores = self._search(features[rows], is_target, features)
+            candidates[rows], scores[rows] = found, found_scores
+        logger.info("%d of %d pages searched again", len(rows), len(old_rows))
+        return candidates, scores
 
     def _vectorise(
         self,
@@ -347,7 +435,18 @@ class Recommender(BaseEstimator):
         weights: Mapping[str, float],
         ngram_ranges: Mapping[str, tuple[int, int]],
     ):
-        features_model = FieldFeatures(
+        features_model = self.new_features(weights, ngram_ranges)
+        try:
+            features = features_model.fit_transform(pages, progress=self.progress)
+        except ValueError as exc:
+            raise ConfigError(f"cannot vectorise the pages: {exc}") from None
+        return features_model, features
+
+    def new_features(
+        self, weights: Mapping[str, float], ngram_ranges: Mapping[str, tuple[int, int]]
+    ) -> FieldFeatures:
+        """Unfitted field features with this model's TF-IDF settings."""
+        return FieldFeatures(
             weights,
             ngram_ranges,
             max_df=self.max_df,
@@ -355,17 +454,19 @@ class Recommender(BaseEstimator):
             sublinear_tf=self.sublinear_tf,
             stop_words=self.stop_words,
         )
-        try:
-            features = features_model.fit_transform(pages, progress=self.progress)
-        except ValueError as exc:
-            raise ConfigError(f"cannot vectorise the pages: {exc}") from None
-        return features_model, features
 
-    def _search(self, features, is_target: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Each page's best candidates among the targets: one more than asked, for itself."""
+    def _search(
+        self, queries: sp.csr_matrix, is_target: np.ndarray, features: sp.csr_matrix | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Best candidates (page rows) of each query among the targets: one more than asked.
+
+        One more, because a page finds itself among its own candidates.
+        ``features`` are all the pages' rows (default: the queries).
+        """
+        features = queries if features is None else features
         targets = np.flatnonzero(is_target)
         found, scores = top_k_cosine(
-            features,
+            queries,
             features[targets],
             k=min(self.n_candidates + 1, len(targets)),
             block_size=self.block_size,
@@ -557,6 +658,35 @@ def _is_ngram_range(value: Any) -> bool:
         )
         and value[0] <= value[1]
     )
+
+
+def _rows_to_search_again(
+    features: sp.csr_matrix,
+    candidates: np.ndarray,
+    scores: np.ndarray,
+    stored: np.ndarray,
+    is_changed: np.ndarray,
+    is_target: np.ndarray,
+) -> np.ndarray:
+    """Rows whose kept candidates may be wrong now that some pages changed.
+
+    A row is stale when one of its candidates was deleted or changed (it
+    leaves the list, or its score moved), or when a changed or new target
+    scores at least the row's last kept score (it may enter the list; a row
+    with empty places takes any positive score).
+    """
+    kept = np.flatnonzero(~is_changed)
+    kept_candidates = candidates[kept]
+    gone = (stored >= 0) & (kept_candidates < 0)
+    moved = (kept_candidates >= 0) & is_changed[np.maximum(kept_candidates, 0)]
+    stale = np.zeros(len(is_changed), dtype=bool)
+    stale[kept] = (gone | moved).any(axis=1)
+    entering = np.flatnonzero(is_changed & is_target)
+    if len(entering):
+        best_new = (features @ features[entering].T).max(axis=1).toarray().ravel()
+        last = np.where(candidates[:, -1] >= 0, scores[:, -1], 0.0)
+        stale |= (best_new > 0) & (best_new >= last)
+    return stale
 
 
 def _warn_short_pages(

@@ -341,3 +341,51 @@ def test_pages_left_short_for_want_of_candidates_are_counted_in_one_warning(tmp_
         warnings.simplefilter("error")
         related = model.set_params(n_candidates=12).fit(frame).related_
     assert (related.groupby("source_url").size() == 5).all()
+
+
+# ---------------------------------------------------------------- update (the nightly run)
+
+
+def test_update_after_deleting_and_restoring_pages_equals_the_original_fit(sample_pages):
+    full = Recommender(min_df=1).fit(sample_pages)
+    gone = sample_pages.index[[3, 17, 40]]
+    model = clone(full).fit(sample_pages)
+    model.update(sample_pages.drop(gone), changed=[])
+    assert not model.related_["target_url"].isin(gone).any()
+    assert not model.related_["source_url"].isin(gone).any()
+    model.update(sample_pages, changed=[])  # the same words as the fit: the same links
+    assert model.related_.to_csv() == full.related_.to_csv()
+    assert (model.features_ != full.features_).nnz == 0
+
+
+def test_update_of_a_page_whose_words_stay_equals_a_fresh_fit(sample_pages):
+    model = Recommender(min_df=1).fit(sample_pages)
+    hidden = sample_pages.index[5]
+    edited = sample_pages.copy()
+    edited.loc[hidden, "no_index"] = True  # no longer a target: its words are the same
+    model.update(edited, changed=[hidden])
+    fresh = Recommender(min_df=1).fit(edited)
+    assert model.related_.to_csv() == fresh.related_.to_csv()
+    assert hidden not in set(model.related_["target_url"])
+
+
+def test_update_searches_again_only_the_pages_a_change_can_reach(sample_pages, caplog):
+    model = Recommender(min_df=1).fit(sample_pages)
+    edited = sample_pages.copy()
+    url = edited.index[0]
+    edited.loc[url, "answer_text"] = "zymurgy quasar " * 5  # words no other page has
+    with caplog.at_level("INFO", logger="recommender.model"):
+        model.update(edited, changed=[url])
+    searched = next(r.getMessage() for r in caplog.records if "searched again" in r.getMessage())
+    assert int(searched.split()[0]) < len(edited) // 2
+    assert model.related_.to_csv() == _fit_with(model, edited).related_.to_csv()
+
+
+def _fit_with(model, pages):
+    """A full search and linking over pages with the model's fitted vectorizers."""
+    reference = clone(model)
+    reference.features_model_ = model.features_model_
+    features = model.features_model_.transform(pages)
+    is_target = model_module.target_mask(pages, exclude_no_index=True)
+    candidates, scores = reference._search(features, is_target)
+    return reference._link(pages, features, is_target, candidates, scores, model_module._Laps())

@@ -1,0 +1,142 @@
+"""The nightly job on the real site: a first full run, a no-change re-run, and a night's edits.
+
+    python benchmarks/nightly.py [SITE_FOLDER_OR_ARCHIVE] [--skip-baseline]
+
+On a fresh copy of the site with 500 pages taken out (seeded):
+
+1. ``recommend COPY --rewrite``: the first full run (no state yet);
+2. the same again with nothing changed (the state says so: no page is read);
+3. the 500 pages put back and 200 others edited (a sentence added to the
+   answer): the night's incremental run.
+
+Each run is a subprocess, timed from outside (wall time, interpreter start
+included), with the stage timings it logs (``--verbose``).  The baseline, in
+the same run: the naive pipeline with python-frontmatter loading every
+page, one scikit-learn ``TfidfVectorizer`` over title, keywords and answer,
+a blockwise ``X @ X.T`` top 5, and ``frontmatter.dumps`` writing every page.
+Peak memory is the child's maximum resident set size.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import re
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from _site import ARCHIVE, extract
+
+TAKEN_OUT, EDITED, SEED = 500, 200, 0
+STEP = re.compile(r"info recommender\.(\w+): (.*)$")
+
+
+def recommend(site: Path, *extra: str) -> tuple[float, float, list[str]]:
+    """Run recommend --rewrite; return its wall seconds, peak RSS (GiB) and log lines."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    start = time.perf_counter()
+    done = subprocess.run(
+        [sys.executable, "-m", "recommender.cli", str(site), "--rewrite", "--verbose", *extra],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    seconds = time.perf_counter() - start
+    if done.returncode != 0:
+        sys.exit(f"recommend failed ({done.returncode}):\n{done.stderr[-3000:]}")
+    peak = max(before, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss) / 2**20
+    steps = [m.group(2) for line in done.stderr.splitlines() if (m := STEP.search(line))]
+    summary = [line for line in done.stdout.splitlines() if line.startswith("  ")]
+    return seconds, peak, [*summary, *(f"  log      {s}" for s in steps[-4:])]
+
+
+def take_out(site: Path, aside: Path) -> list[Path]:
+    pages = sorted(site.rglob("*.md"))
+    chosen = random.Random(SEED).sample(pages, TAKEN_OUT)
+    for page in chosen:
+        target = aside / page.relative_to(site)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        page.rename(target)
+    return chosen
+
+
+def edit(pages: list[Path]) -> None:
+    """Add a sentence to each page's answer (the folded line after ``answer: >-``)."""
+    for page in pages:
+        lines = page.read_text(encoding="utf-8").split("\n")
+        at = next(i for i, line in enumerate(lines) if line.startswith("answer:"))
+        lines[at + 1] += " A reviewer added this sentence about sources and further reading."
+        page.write_text("\n".join(lines), encoding="utf-8")
+
+
+def naive(site: Path) -> float:
+    """The naive pipeline's wall seconds (python-frontmatter, plain TF-IDF, X @ X.T, dumps)."""
+    import frontmatter
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    start = time.perf_counter()
+    paths = sorted(site.rglob("*.md"))
+    posts = [frontmatter.load(path) for path in paths]
+    texts = [
+        " ".join(str(p.get(k, "")) for k in ("title", "answer")) + str(p.get("seo", {}))
+        for p in posts
+    ]
+    matrix = TfidfVectorizer(sublinear_tf=True, stop_words="english").fit_transform(texts)
+    top = []
+    for start_row in range(0, matrix.shape[0], 2048):
+        block = (matrix[start_row : start_row + 2048] @ matrix.T).toarray()
+        block[np.arange(block.shape[0]), np.arange(start_row, start_row + block.shape[0])] = -1
+        top.append(np.argsort(-block, axis=1)[:, :5])
+    top = np.vstack(top)
+    for path, post, row in zip(paths, posts, top, strict=True):
+        for n, target in enumerate(row, 1):
+            other = posts[target]
+            post.metadata[f"related_article{n}"] = {
+                "title": other.get("title"),
+                "url": other.get("url"),
+            }
+        path.write_text(frontmatter.dumps(post), encoding="utf-8")
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("site", nargs="?", type=Path, default=ARCHIVE)
+    parser.add_argument("--skip-baseline", action="store_true")
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="recommender-nightly-"))
+    try:
+        site = extract(args.site, work / "site")
+        baseline = None
+        if not args.skip_baseline:
+            naive_site = extract(args.site, work / "naive")
+            baseline = naive(naive_site)
+            shutil.rmtree(naive_site)
+            print(
+                f"naive pipeline (frontmatter, TfidfVectorizer, X @ X.T, dumps): {baseline:.1f} s"
+            )
+        aside = work / "aside"
+        moved = take_out(site, aside)
+        runs = [("first full run", recommend(site))]
+        runs.append(("re-run, nothing changed", recommend(site)))
+        for page in moved:
+            (aside / page.relative_to(site)).rename(page)
+        remaining = sorted(set(site.rglob("*.md")) - set(moved))
+        edit(random.Random(SEED + 1).sample(remaining, EDITED))
+        runs.append((f"{TAKEN_OUT} new and {EDITED} edited pages", recommend(site)))
+        for name, (seconds, peak, lines) in runs:
+            ratio = f", {seconds / baseline:.2f}x the naive pipeline" if baseline else ""
+            print(f"\n{name}: {seconds:.1f} s{ratio}, peak {peak:.2f} GiB")
+            print("\n".join(lines))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

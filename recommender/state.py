@@ -1,0 +1,333 @@
+"""What a nightly run keeps between runs, so that it does not redo yesterday's work.
+
+A state folder (by default ``.recommender`` at the site root) holds, for the
+last run that completed:
+
+- each page file's signature: size, modification time and a content hash;
+- the pages as parsed, the bad pages, and the related blocks they held;
+- the fitted vocabularies and document frequencies, the feature matrix, each
+  page's raw candidates and the links;
+- whether each page's blocks hold its links (a report-only run leaves them
+  out of step).
+
+Nothing in it is a pickle: arrays go to ``.npz`` (loaded with
+``allow_pickle=False``), tables to Parquet, the header to JSON, so a state
+folder planted in a site cannot run code.  It is written atomically: a new
+generation folder is written whole, then ``state.json`` is replaced to name
+it, then older generations are removed; a killed run leaves the last
+complete state.  A state written by another version of the format or of
+recommender, or with other settings, is ignored with one log line and
+rebuilt, never trusted.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import shutil
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from . import __version__
+from .corpus import Corpus
+from .export import write_atomic
+from .model import Recommender
+
+__all__ = [
+    "DEFAULT_STATE_FOLDER",
+    "STATE_FORMAT",
+    "SavedState",
+    "SiteChanges",
+    "StateDamagedError",
+    "file_signatures",
+    "read_state",
+    "settings_key",
+    "write_state",
+]
+
+logger = logging.getLogger(__name__)
+
+#: Version of the state's layout; a state of another format is rebuilt.
+STATE_FORMAT = 1
+#: The state folder's name at the site root, when no other is given.
+DEFAULT_STATE_FOLDER = ".recommender"
+_HEADER = "state.json"
+
+
+def settings_key(settings: Mapping[str, Any]) -> str:
+    """A digest of everything that shapes the links: settings and library versions."""
+    import sklearn
+
+    described = json.dumps(
+        {
+            "settings": {k: v for k, v in settings.items() if k not in ("n_jobs", "progress")},
+            "recommender": __version__,
+            "scikit-learn": sklearn.__version__,
+        },
+        sort_keys=True,
+        default=repr,
+    )
+    return hashlib.sha256(described.encode("utf-8")).hexdigest()
+
+
+@dataclass
+class Signatures:
+    """Size, modification time (ns) and content hash of each page file, by path."""
+
+    paths: list[str]
+    size: np.ndarray
+    mtime_ns: np.ndarray
+    digest: np.ndarray  # (n, 16) uint8; zeros where not computed
+
+
+def file_signatures(root: Path, paths: list[str], *, digests: bool) -> Signatures:
+    """Stat (and with ``digests``, hash) each page; a missing file gets size -1."""
+    size = np.full(len(paths), -1, dtype=np.int64)
+    mtime = np.zeros(len(paths), dtype=np.int64)
+    digest = np.zeros((len(paths), 16), dtype=np.uint8)
+    for i, path in enumerate(paths):
+        try:
+            info = os.stat(root / path)
+        except OSError:
+            continue
+        size[i], mtime[i] = info.st_size, info.st_mtime_ns
+        if digests:
+            digest[i] = _digest(root / path)
+    return Signatures(paths, size, mtime, digest)
+
+
+def _digest(path: Path) -> np.ndarray:
+    try:
+        data = path.read_bytes()
+    except OSError:
+        return np.zeros(16, dtype=np.uint8)
+    return np.frombuffer(hashlib.blake2b(data, digest_size=16).digest(), dtype=np.uint8)
+
+
+@dataclass
+class SiteChanges:
+    """How the site's files differ from the state's: paths new, changed and deleted."""
+
+    new: list[str]
+    changed: list[str]
+    deleted: list[str]
+    n_files: int
+
+    @property
+    def count(self) -> int:
+        return len(self.new) + len(self.changed) + len(self.deleted)
+
+    @property
+    def share(self) -> float:
+        """Changed files over the files of the larger of the two sites."""
+        return self.count / max(self.n_files, 1)
+
+
+@dataclass
+class SavedState:
+    """A state read back: its header, the file signatures and where the rest lies."""
+
+    folder: Path
+    generation: str
+    signatures: Signatures
+    in_sync: np.ndarray  # per path: its blocks hold its links
+
+    def changes(self, root: Path, now: Signatures) -> SiteChanges:
+        """Compare the files now with the state's; a file whose stat differs is hashed."""
+        before = pd.Series(np.arange(len(self.signatures.paths)), index=self.signatures.paths)
+        rows = before.reindex(now.paths).to_numpy(dtype=float)
+        known = ~np.isnan(rows)
+        old = rows[known].astype(np.int64)
+        same_stat = (now.size[known] == self.signatures.size[old]) & (
+            now.mtime_ns[known] == self.signatures.mtime_ns[old]
+        )
+        changed = []
+        for path, row, same in zip(np.array(now.paths)[known], old, same_stat, strict=True):
+            if not same and not np.array_equal(_digest(root / path), self.signatures.digest[row]):
+                changed.append(str(path))
+        return SiteChanges(
+            new=[p for p, k in zip(now.paths, known, strict=True) if not k],
+            changed=changed,
+            deleted=sorted(set(self.signatures.paths) - set(now.paths)),
+            n_files=max(len(now.paths), len(self.signatures.paths)),
+        )
+
+    def read_corpus(self, root: Path) -> Corpus:
+        """The pages, bad pages and blocks as the state saw them.
+
+        Raises :class:`StateDamagedError` when its files cannot be read.
+        """
+        with _damage_as(StateDamagedError, self.folder):
+            return self._read_corpus(root)
+
+    def _read_corpus(self, root: Path) -> Corpus:
+        folder = self.folder / self.generation
+        pages = pd.read_parquet(folder / "pages.parquet")
+        pages["keywords"] = pages["keywords"].map(list)
+        pages["related_urls"] = pages["related_urls"].map(list)
+        errors = pd.read_parquet(folder / "errors.parquet")
+        blocks = pd.read_parquet(folder / "blocks.parquet")
+        return Corpus(root=root, pages=pages, errors=errors, links=blocks)
+
+    def read_links(self) -> pd.DataFrame:
+        """The links of the last run (:data:`~recommender.model.LINK_COLUMNS`)."""
+        with _damage_as(StateDamagedError, self.folder):
+            return pd.read_parquet(self.folder / self.generation / "links.parquet")
+
+    def read_model(self, settings: Mapping[str, Any]) -> Recommender:
+        """The fitted model as it was: vectorizers, features, candidates, links."""
+        with _damage_as(StateDamagedError, self.folder):
+            return self._read_model(settings)
+
+    def _read_model(self, settings: Mapping[str, Any]) -> Recommender:
+        folder = self.folder / self.generation
+        model = Recommender(**settings)
+        with np.load(folder / "model.npz", allow_pickle=False) as arrays:
+            model.features_ = sp.csr_matrix(
+                (arrays["data"], arrays["indices"], arrays["indptr"]),
+                shape=tuple(arrays["shape"]),
+            )
+            model.candidates_ = arrays["candidates"]
+            model.candidate_scores_ = arrays["candidate_scores"]
+            model.copy_group_ = arrays["copy_group"]
+            model.features_model_ = model.new_features(*model.check_params()).from_arrays(arrays)
+        model.related_ = self.read_links()
+        model.urls_ = pd.Index(
+            pd.read_parquet(folder / "urls.parquet")["url"].astype(str), name="url"
+        )
+        model.timings_ = {}
+        return model
+
+
+class StateDamagedError(Exception):
+    """A state file that cannot be read back: the run goes on without the state."""
+
+
+@contextlib.contextmanager
+def _damage_as(kind: type[Exception], folder: Path):
+    try:
+        yield
+    except Exception as exc:
+        raise kind(f"state in {folder} is damaged ({exc})") from exc
+
+
+def read_state(folder: Path, key: str) -> SavedState | None:
+    """The state in ``folder`` if it was made with these settings, else None (one log line)."""
+    try:
+        header = json.loads((folder / _HEADER).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        logger.info("no state in %s: a full run", folder)
+        return None
+    except (OSError, ValueError) as exc:
+        logger.warning("state in %s is unreadable (%s): a full run rebuilds it", folder, exc)
+        return None
+    reason = _distrust(header, key)
+    if reason:
+        logger.warning("state in %s ignored: %s; a full run rebuilds it", folder, reason)
+        return None
+    try:
+        return _read_signatures(folder, header["generation"])
+    except Exception as exc:  # a damaged file can fail in many ways; none is trusted
+        logger.warning("state in %s is damaged (%s): a full run rebuilds it", folder, exc)
+        return None
+
+
+def _distrust(header: Any, key: str) -> str:
+    """Why a state header cannot be trusted ('' when it can)."""
+    if not isinstance(header, dict) or header.get("format") != STATE_FORMAT:
+        got = header.get("format") if isinstance(header, dict) else None
+        return f"it is of format {got!r}, this is {STATE_FORMAT}"
+    if header.get("recommender") != __version__:
+        return f"it was made by recommender {header.get('recommender')}, this is {__version__}"
+    if header.get("settings") != key:
+        return "it was made with other settings"
+    if not isinstance(header.get("generation"), str) or not header["generation"].isalnum():
+        return "it names no generation"
+    return ""
+
+
+def _read_signatures(folder: Path, generation: str) -> SavedState:
+    with np.load(folder / generation / "signatures.npz", allow_pickle=False) as arrays:
+        paths = (
+            arrays["paths"].tobytes().decode("utf-8").split("\x00") if arrays["size"].size else []
+        )
+        signatures = Signatures(paths, arrays["size"], arrays["mtime_ns"], arrays["digest"])
+        in_sync = arrays["in_sync"]
+    if len({len(paths), len(signatures.size), len(signatures.digest), len(in_sync)}) != 1:
+        raise ValueError("signature arrays of different lengths")
+    return SavedState(folder, generation, signatures, in_sync)
+
+
+def write_state(
+    folder: Path,
+    key: str,
+    signatures: Signatures,
+    in_sync: np.ndarray,
+    corpus: Corpus,
+    model: Recommender,
+) -> None:
+    """Write a new generation of the state, then point ``state.json`` at it."""
+    generation = uuid.uuid4().hex
+    target = folder / generation
+    target.mkdir(parents=True)
+    try:
+        _write_generation(target, signatures, in_sync, corpus, model)
+        header = {
+            "format": STATE_FORMAT,
+            "recommender": __version__,
+            "settings": key,
+            "generation": generation,
+            "pages": len(corpus.pages),
+        }
+        write_atomic(folder / _HEADER, json.dumps(header, indent=1).encode("utf-8"))
+    except BaseException:
+        shutil.rmtree(target, ignore_errors=True)
+        raise
+    for old in folder.iterdir():
+        if old.is_dir() and old.name != generation and old.name.isalnum():
+            with contextlib.suppress(OSError):
+                shutil.rmtree(old)
+
+
+def _write_generation(
+    target: Path,
+    signatures: Signatures,
+    in_sync: np.ndarray,
+    corpus: Corpus,
+    model: Recommender,
+) -> None:
+    np.savez(
+        target / "signatures.npz",
+        paths=np.frombuffer("\x00".join(signatures.paths).encode("utf-8"), dtype=np.uint8),
+        size=signatures.size,
+        mtime_ns=signatures.mtime_ns,
+        digest=signatures.digest,
+        in_sync=np.asarray(in_sync, dtype=bool),
+    )
+    features = model.features_
+    np.savez(
+        target / "model.npz",
+        data=features.data,
+        indices=features.indices,
+        indptr=features.indptr,
+        shape=np.array(features.shape),
+        candidates=model.candidates_,
+        candidate_scores=model.candidate_scores_,
+        copy_group=model.copy_group_,
+        **model.features_model_.to_arrays(),
+    )
+    pd.DataFrame({"url": model.urls_}).to_parquet(target / "urls.parquet")
+    model.related_.to_parquet(target / "links.parquet")
+    corpus.pages.to_parquet(target / "pages.parquet")
+    corpus.errors.to_parquet(target / "errors.parquet")
+    corpus.links.to_parquet(target / "blocks.parquet")

@@ -1,0 +1,171 @@
+"""The state between nightly runs: nothing changed, some pages changed, and states not to trust."""
+
+import json
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import recommender.corpus as corpus_module
+from recommender import load_corpus
+from recommender.export import WriteBack
+from recommender.job import RunKind, run_job
+from recommender.state import STATE_FORMAT
+
+SETTINGS = {"min_df": 1}
+
+
+def rewrite(site, **options):
+    return run_job(site, settings=SETTINGS, write_back=WriteBack.YES, state=True, **options)
+
+
+def blocks(site):
+    corpus = load_corpus(site)
+    return corpus.links[["source_url", "rank", "target_url"]].reset_index(drop=True)
+
+
+def mtimes(site):
+    return {p: p.stat().st_mtime_ns for p in site.rglob("*.md")}
+
+
+def test_nothing_changed_reads_and_writes_no_page(site, monkeypatch):
+    first = rewrite(site)
+    assert first.kind is RunKind.FULL and first.pages_changed == 64
+    before = mtimes(site)
+
+    def no_reading(*args, **kwargs):
+        raise AssertionError("a page was read")
+
+    monkeypatch.setattr(corpus_module, "read_page", no_reading)
+    again = rewrite(site)
+    assert again.kind is RunKind.UNCHANGED
+    assert again.pages_changed == 0 and again.count("unchanged") == 64
+    assert len(again.links) == len(first.links) == 320
+    assert mtimes(site) == before
+    assert "unchanged run: 0 new, 0 changed, 0 deleted" in "\n".join(again.summary_lines())
+
+
+def test_deleting_and_restoring_pages_ends_where_a_full_run_does(site, tmp_path):
+    full = rewrite(site)
+    after_full = blocks(site)
+    page = site / full.corpus.pages["path"].iloc[10]
+    url = full.corpus.pages.index[10]
+    assert (full.links["target_url"] == url).any()  # someone links to it
+    kept = tmp_path / "kept.md"
+    shutil.move(page, kept)
+    gone = rewrite(site)
+    assert gone.kind is RunKind.INCREMENTAL and gone.changes.deleted == [page.relative_to(site).as_posix()]
+    assert not (blocks(site)["target_url"] == url).any()  # no dangling link
+    assert 0 < gone.pages_changed < 64
+    shutil.move(kept, page)
+    back = rewrite(site)
+    assert back.kind is RunKind.INCREMENTAL
+    pd.testing.assert_frame_equal(blocks(site), after_full)
+
+
+def test_an_edited_page_is_read_again_and_its_links_follow(site):
+    rewrite(site)
+    page = sorted(site.rglob("*.md"))[5]
+    text = page.read_text(encoding="utf-8")
+    page.write_text(text.replace("\nanswer:", "\nscore: 99\nanswer:", 1), encoding="utf-8")
+    result = rewrite(site)
+    assert result.kind is RunKind.INCREMENTAL
+    assert result.changes.changed == [page.relative_to(site).as_posix()]
+    assert rewrite(site).kind is RunKind.UNCHANGED
+    assert run_job(site, settings=SETTINGS, state=True, write_back=WriteBack.CHECK).pages_changed == 0
+
+
+def test_a_touched_but_identical_page_is_not_a_change(site):
+    rewrite(site)
+    page = sorted(site.rglob("*.md"))[3]
+    page.write_bytes(page.read_bytes())  # new mtime, same bytes
+    assert rewrite(site).kind is RunKind.UNCHANGED
+
+
+def test_full_and_full_after_refit_everything(site):
+    rewrite(site)
+    page = sorted(site.rglob("*.md"))[0]
+    page.write_text(page.read_text(encoding="utf-8") + "\n", encoding="utf-8")
+    assert rewrite(site, full=True).kind is RunKind.FULL
+    page.write_text(page.read_text(encoding="utf-8") + "\n", encoding="utf-8")
+    assert rewrite(site, full_after=0.0).kind is RunKind.FULL
+
+
+@pytest.mark.parametrize(
+    "damage",
+    ["format", "settings", "version", "garbage header", "garbage arrays", "pickled arrays"],
+)
+def test_a_state_not_to_trust_is_ignored_with_one_line_and_rebuilt(site, caplog, damage):
+    rewrite(site)
+    folder = site / ".recommender"
+    header = json.loads((folder / "state.json").read_text())
+    generation = folder / header["generation"]
+    if damage == "format":
+        header["format"] = STATE_FORMAT + 1
+    elif damage == "settings":
+        header["settings"] = "0" * 64
+    elif damage == "version":
+        header["recommender"] = "0.0.0"
+    if damage in ("format", "settings", "version"):
+        (folder / "state.json").write_text(json.dumps(header))
+    elif damage == "garbage header":
+        (folder / "state.json").write_text("{not json")
+    elif damage == "garbage arrays":
+        (generation / "signatures.npz").write_bytes(b"PK\x03\x04 broken")
+    else:  # an object array would need a pickle to load: never
+        np.savez(generation / "signatures.npz", size=np.array([object()], dtype=object))
+    with caplog.at_level("INFO", logger="recommender.state"):
+        result = rewrite(site)
+    assert result.kind is RunKind.FULL
+    said = [r for r in caplog.records if r.name == "recommender.state"]
+    assert len(said) == 1 and "full run" in said[0].getMessage()
+    assert rewrite(site).kind is RunKind.UNCHANGED  # rebuilt
+
+
+def test_other_settings_do_not_use_the_state(site):
+    rewrite(site)
+    result = run_job(
+        site, settings={**SETTINGS, "n_links": 4}, write_back=WriteBack.YES, state=True
+    )
+    assert result.kind is RunKind.FULL
+    assert (result.links.groupby("source_url").size() == 4).all()
+
+
+def test_only_runs_that_write_keep_a_state(site):
+    run_job(site, settings=SETTINGS, write_back=WriteBack.NO, state=True)
+    assert not (site / ".recommender").exists()
+    rewrite(site)
+    assert (site / ".recommender" / "state.json").is_file()
+    assert len([p for p in (site / ".recommender").iterdir() if p.is_dir()]) == 1
+
+
+def test_a_page_that_fails_to_write_is_tried_again_next_run(site, monkeypatch):
+    import recommender.export as export_module
+
+    real = export_module.write_atomic
+    victim = sorted(site.rglob("*.md"))[0]
+
+    def flaky(path, data):
+        if path == victim:
+            raise PermissionError(13, "Permission denied")
+        real(path, data)
+
+    monkeypatch.setattr(export_module, "write_atomic", flaky)
+    assert rewrite(site).pages_failed == 1
+    monkeypatch.undo()
+    result = rewrite(site)
+    assert result.kind is RunKind.INCREMENTAL and result.count("written") == 1
+
+
+def test_a_damaged_model_file_falls_back_to_a_full_run(site, caplog):
+    rewrite(site)
+    folder = site / ".recommender"
+    generation = folder / json.loads((folder / "state.json").read_text())["generation"]
+    (generation / "model.npz").write_bytes(b"not an npz")
+    page = sorted(site.rglob("*.md"))[0]
+    page.write_text(page.read_text(encoding="utf-8") + "\n", encoding="utf-8")
+    with caplog.at_level("WARNING"):
+        result = rewrite(site)
+    assert result.kind is RunKind.FULL
+    assert any("damaged" in r.getMessage() for r in caplog.records)
