@@ -408,21 +408,40 @@ class Recommender(BaseEstimator):
         old_rows: np.ndarray,
         is_changed: np.ndarray,
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Yesterday's candidates where still right; a new search for the rows they may miss."""
-        n_targets = int(is_target.sum())
-        if min(self.n_candidates + 1, n_targets) != self.candidates_.shape[1]:
+        """Yesterday's candidates merged with the changed pages' scores; a new search
+        only for the rows where the merge cannot be sure (see :func:`_merge_candidates`)."""
+        width = self.candidates_.shape[1]
+        if min(self.n_candidates + 1, int(is_target.sum())) != width:
             return self._search(features, is_target)  # the width changed: search all
         new_row_of_old = np.full(len(self.urls_), -1, dtype=np.int64)
         new_row_of_old[old_rows[old_rows >= 0]] = np.flatnonzero(old_rows >= 0)
         kept = np.flatnonzero(~is_changed)
-        candidates = np.full((len(old_rows), self.candidates_.shape[1]), -1, dtype=np.int64)
-        scores = np.zeros(candidates.shape, dtype=np.float32)
         stored = self.candidates_[old_rows[kept]]
-        candidates[kept] = np.where(stored >= 0, new_row_of_old[np.maximum(stored, 0)], -1)
-        scores[kept] = self.candidate_scores_[old_rows[kept]]
-        stale = _rows_to_search_again(features, candidates, scores, stored, is_changed, is_target)
-        stale |= is_changed
-        rows = np.flatnonzero(stale)
+        remapped = np.where(stored >= 0, new_row_of_old[np.maximum(stored, 0)], -1)
+        entering = np.flatnonzero(is_changed & is_target)
+        candidates = np.full((len(old_rows), width), -1, dtype=np.int64)
+        scores = np.zeros(candidates.shape, dtype=np.float32)
+        if len(entering):  # at most `width` of them can enter a row: its best `width`
+            found, found_scores = top_k_cosine(
+                features[kept],
+                features[entering],
+                k=min(width, len(entering)),
+                block_size=self.block_size,
+                n_jobs=self.n_jobs,
+            )
+            fresh = np.where(found >= 0, entering[np.maximum(found, 0)], -1)
+        else:
+            fresh = np.full((len(kept), 0), -1, dtype=np.int64)
+            found_scores = np.zeros(fresh.shape, dtype=np.float32)
+        candidates[kept], scores[kept], unsure = _merge_candidates(
+            stored,
+            remapped,
+            self.candidate_scores_[old_rows[kept]],
+            is_changed,
+            fresh,
+            found_scores,
+        )
+        rows = np.r_[kept[unsure], np.flatnonzero(is_changed)]
         if len(rows):
             found, found_scores = self._search(features[rows], is_target, features)
             candidates[rows], scores[rows] = found, found_scores
@@ -660,33 +679,42 @@ def _is_ngram_range(value: Any) -> bool:
     )
 
 
-def _rows_to_search_again(
-    features: sp.csr_matrix,
-    candidates: np.ndarray,
-    scores: np.ndarray,
+def _merge_candidates(
     stored: np.ndarray,
+    remapped: np.ndarray,
+    stored_scores: np.ndarray,
     is_changed: np.ndarray,
-    is_target: np.ndarray,
-) -> np.ndarray:
-    """Rows whose kept candidates may be wrong now that some pages changed.
+    fresh: np.ndarray,
+    fresh_scores: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each kept row's new best candidates, and whether the merge can be trusted.
 
-    A row is stale when one of its candidates was deleted or changed (it
-    leaves the list, or its score moved), or when a changed or new target
-    scores at least the row's last kept score (it may enter the list; a row
-    with empty places takes any positive score).
+    A row's stored list is the exact top of the old pages.  Its entries that
+    were deleted or changed are dropped; the rest are still the top of the
+    unchanged pages, as far as they go.  The changed and new pages' best
+    (``fresh``, page rows, with their scores) are merged in, ordered by
+    score, then page index, as the search orders them.  An unchanged page the
+    row never listed scores at most the stored last entry; so the merged top
+    is exact when the row lost nothing, or when its last place scores above
+    the stored last one.  The other rows (``unsure``) must be searched again.
+    A row whose list was not full knew every page with a positive score: it
+    is always sure.
     """
-    kept = np.flatnonzero(~is_changed)
-    kept_candidates = candidates[kept]
-    gone = (stored >= 0) & (kept_candidates < 0)
-    moved = (kept_candidates >= 0) & is_changed[np.maximum(kept_candidates, 0)]
-    stale = np.zeros(len(is_changed), dtype=bool)
-    stale[kept] = (gone | moved).any(axis=1)
-    entering = np.flatnonzero(is_changed & is_target)
-    if len(entering):
-        best_new = (features @ features[entering].T).max(axis=1).toarray().ravel()
-        last = np.where(candidates[:, -1] >= 0, scores[:, -1], 0.0)
-        stale |= (best_new > 0) & (best_new >= last)
-    return stale
+    width = stored.shape[1]
+    lost = ((stored >= 0) & (remapped < 0)) | (
+        (remapped >= 0) & is_changed[np.maximum(remapped, 0)]
+    )
+    pooled = np.hstack([np.where(lost, -1, remapped), fresh])
+    pooled_scores = np.hstack([stored_scores, fresh_scores]).astype(np.float32)
+    ranked = np.where(pooled >= 0, -pooled_scores, np.inf)  # empty places last
+    order = np.lexsort((np.where(pooled >= 0, pooled, np.iinfo(np.int64).max), ranked), axis=1)
+    order = order[:, :width]
+    candidates = np.take_along_axis(pooled, order, 1)
+    scores = np.where(candidates >= 0, np.take_along_axis(pooled_scores, order, 1), 0)
+    was_full = stored[:, -1] >= 0
+    beats_the_unknown = scores[:, -1] > stored_scores[:, -1]
+    unsure = was_full & lost.any(axis=1) & ~beats_the_unknown
+    return candidates, scores.astype(np.float32), unsure
 
 
 def _warn_short_pages(
