@@ -16,13 +16,23 @@ orders a page's links where present, else their order in the table does.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from .rules import copy_groups
 
-__all__ = ["METRICS", "churn", "compare", "evaluate", "in_degrees", "valid_links"]
+__all__ = [
+    "METRICS",
+    "churn",
+    "compare",
+    "evaluate",
+    "in_degrees",
+    "labelled_pairs",
+    "read_labels",
+    "valid_links",
+]
 
 #: Every metric: (group, metric) -> definition.
 METRICS: dict[tuple[str, str], str] = {
@@ -52,16 +62,22 @@ METRICS: dict[tuple[str, str], str] = {
     ("graph", "max_in_degree"): "most pages linking to one page",
     ("graph", "in_degree_gini"): "Gini coefficient of in-degree over pages (0 = even, 1 = one hub)",
     ("graph", "reciprocity"): "share of valid links whose target links back",
-    ("labels", "labelled_pages"): "pages with at least one labelled related page",
-    ("labels", "recall_at_k"): "mean share of a page's labelled pages found in its first k links",
+    ("labels", "labelled_pairs"): "unordered labelled pairs whose two pages are both in the site",
+    ("labels", "unknown_pairs"): "labelled pairs left out because a page is not in the site",
+    ("labels", "labelled_pages"): "pages in at least one labelled pair",
+    (
+        "labels",
+        "recall_at_k",
+    ): "share of labelled pairs found: either page lists the other in its first k valid links",
     (
         "labels",
         "mrr_at_k",
-    ): "mean of 1 / rank of the first labelled page in the first k links (0 if none)",
+    ): "mean over labelled pages of 1 / the best place (1..k) at which one of its pairs is found"
+    " (either page listing the other); 0 if none",
     (
         "labels",
         "success_at_k",
-    ): "share of labelled pages with a labelled page in their first k links",
+    ): "share of labelled pages with at least one of their pairs found",
     ("churn", "pages"): "pages with links in either table",
     ("churn", "pages_changed"): "pages whose ordered list of targets changed",
     ("churn", "changed_share"): "pages changed / pages",
@@ -146,8 +162,17 @@ def evaluate(
     k : int, default 5
         Links each page should have.
     labels : pandas.DataFrame, optional
-        Pairs known to be related (``source_url``, ``target_url``): adds
-        recall@k, MRR@k and success@k.
+        Pairs known to be related (``source_url`` and ``target_url``, or
+        ``url_a`` and ``url_b``; see :func:`read_labels`), taken as unordered
+        pairs; pairs naming a page not in ``pages`` are left out (counted in
+        ``unknown_pairs``).  Adds, over the first k valid links of each page:
+
+        - ``recall_at_k``: found pairs / pairs, where a pair {a, b} is found
+          when a lists b or b lists a;
+        - ``mrr_at_k``: the mean, over pages in at least one pair, of 1 / r,
+          r the best place (1..k) at which any of the page's pairs is found
+          in either direction (0 when none is found);
+        - ``success_at_k``: the share of those pages with a pair found.
 
     Returns
     -------
@@ -175,7 +200,7 @@ def evaluate(
     rows |= _topicality_metrics(pages, good)
     rows |= _graph_metrics(pages, good)
     if labels is not None:
-        rows |= _label_metrics(good, labels, k)
+        rows |= _label_metrics(pages, good, labels, k)
     return _table(rows)
 
 
@@ -278,26 +303,106 @@ def _mean(values: np.ndarray) -> float:
 
 
 def _label_metrics(
-    links: pd.DataFrame, labels: pd.DataFrame, k: int
+    pages: pd.DataFrame, links: pd.DataFrame, labels: pd.DataFrame, k: int
 ) -> dict[tuple[str, str], float]:
-    labels = _ordered(labels)
-    relevant = labels.groupby("source_url")["target_url"].agg(frozenset)
+    """recall@k, MRR@k and success@k of valid links against unordered labelled pairs."""
+    pairs = labelled_pairs(labels)
+    known = pairs["url_a"].isin(pages.index) & pairs["url_b"].isin(pages.index)
+    pairs = pairs[known]
     top = links.assign(place=links.groupby("source_url").cumcount() + 1)
     top = top[top["place"] <= k]
-    lists = top.groupby("source_url")["target_url"].agg(list)
-    recall, reciprocal, success = [], [], []
-    for source, wanted in relevant.items():
-        found = lists.get(source, [])
-        hits = [place for place, target in enumerate(found, 1) if target in wanted]
-        recall.append(len(hits) / len(wanted))
-        reciprocal.append(1 / hits[0] if hits else 0.0)
-        success.append(bool(hits))
+    keys = zip(top["source_url"], top["target_url"], strict=True)
+    place = dict(zip(keys, top["place"], strict=True))
+    # Best place at which either page lists the other (inf: found by neither).
+    best = np.array(
+        [
+            min(place.get((a, b), np.inf), place.get((b, a), np.inf))
+            for a, b in zip(pairs["url_a"], pairs["url_b"], strict=True)
+        ],
+        dtype=float,
+    )
+    per_page = pd.DataFrame(
+        {
+            "url": np.concatenate([pairs["url_a"], pairs["url_b"]]),
+            "best": np.concatenate([best, best]),
+        }
+    )
+    best_per_page = per_page.groupby("url")["best"].min().to_numpy()
     return {
-        ("labels", "labelled_pages"): len(relevant),
-        ("labels", "recall_at_k"): _mean(np.array(recall)),
-        ("labels", "mrr_at_k"): _mean(np.array(reciprocal)),
-        ("labels", "success_at_k"): _mean(np.array(success)),
+        ("labels", "labelled_pairs"): len(pairs),
+        ("labels", "unknown_pairs"): int((~known).sum()),
+        ("labels", "labelled_pages"): len(best_per_page),
+        ("labels", "recall_at_k"): _mean(np.isfinite(best)),
+        ("labels", "mrr_at_k"): _mean(1 / best_per_page),
+        ("labels", "success_at_k"): _mean(np.isfinite(best_per_page)),
     }
+
+
+def labelled_pairs(labels: pd.DataFrame) -> pd.DataFrame:
+    """Labelled pairs as unordered pairs: ``url_a`` < ``url_b``, each pair once, no self pairs.
+
+    Parameters
+    ----------
+    labels : pandas.DataFrame
+        ``source_url`` and ``target_url`` (or ``url_a`` and ``url_b``), one
+        row per pair in either order.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``url_a``, ``url_b``, sorted.
+
+    Examples
+    --------
+    >>> labels = pd.DataFrame({"source_url": ["/b", "/a", "/a"], "target_url": ["/a", "/b", "/a"]})
+    >>> labelled_pairs(labels).to_dict("list")
+    {'url_a': ['/a'], 'url_b': ['/b']}
+    """
+    for names in (("source_url", "target_url"), ("url_a", "url_b")):
+        if set(names) <= set(labels.columns):
+            first, second = (labels[name].astype(str).to_numpy() for name in names)
+            break
+    else:
+        raise ValueError(
+            "a labels table needs 'source_url' and 'target_url' (or 'url_a' and 'url_b') "
+            f"columns; got {list(labels.columns)}"
+        )
+    pairs = pd.DataFrame({"url_a": np.minimum(first, second), "url_b": np.maximum(first, second)})
+    pairs = pairs[pairs["url_a"] != pairs["url_b"]].drop_duplicates()
+    return pairs.sort_values(["url_a", "url_b"], ignore_index=True)
+
+
+def read_labels(path: str | Path) -> pd.DataFrame:
+    """Read a tab-separated file of related pairs into a labels table for :func:`evaluate`.
+
+    Parameters
+    ----------
+    path : str or Path
+        A TSV with a header line and the columns ``url_a``, ``url_b`` and
+        optionally ``link_type`` (as the ``truth.tsv`` of a labelled site).
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``source_url``, ``target_url`` (``url_a`` and ``url_b`` as read) and
+        ``link_type`` (``"linked"`` where the file has no such column).
+
+    Examples
+    --------
+    ::
+
+        evaluate(corpus.pages, model.related_, labels=read_labels("truth.tsv"))
+    """
+    table = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False)
+    missing = [column for column in ("url_a", "url_b") if column not in table.columns]
+    if missing:
+        raise ValueError(
+            f"{path}: a labels file needs the columns url_a and url_b; lacks {missing}"
+        )
+    link_type = table["link_type"] if "link_type" in table.columns else "linked"
+    return pd.DataFrame(
+        {"source_url": table["url_a"], "target_url": table["url_b"], "link_type": link_type}
+    )
 
 
 def compare(

@@ -145,8 +145,8 @@ def test_print_config_shows_every_default(capsys):
     code, out, _ = run(capsys, "--print-config")
     printed = tomllib.loads(out)
     assert code == 0
-    assert printed["field_weights"] == {"title": 1.0, "keywords": 1.0, "answer": 2.0}
-    assert printed["ngram_range"] == {"title": [1, 2]}
+    assert printed["field_weights"] == {"title": 3.0, "keywords": 2.0, "answer": 1.0}
+    assert printed["ngram_range"] == {} and printed["combine"] == "concatenate"
     assert printed["n_jobs"] == -1 and printed["coverage"] is True
     assert set(printed) == set(SETTINGS)
 

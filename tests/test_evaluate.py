@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from recommender import churn, compare, evaluate, load_corpus
-from recommender.evaluate import METRICS
+from recommender.evaluate import METRICS, labelled_pairs, read_labels
 
 from .conftest import SAMPLE
 
@@ -82,14 +82,74 @@ def test_metrics_of_a_hand_computed_graph(pages, links):
 
 
 def test_label_metrics(pages, links):
-    labels = pd.DataFrame({"source_url": ["/a", "/a", "/b"], "target_url": ["/c", "/d/c", "/c"]})
+    # valid links with k=2: a>[b, c]  b>[a, e]  c>[a, d/c]
+    labels = pd.DataFrame(
+        {
+            "source_url": ["/a", "/a", "/b", "/c", "/f", "/f"],
+            "target_url": ["/d/c", "/c", "/c", "/b", "/a", "/nowhere"],
+        }
+    )
     m = values(evaluate(pages, links, k=2, labels=labels))
-    assert m["labelled_pages"] == 2
-    assert m["recall_at_k"] == pytest.approx((1 / 2 + 0) / 2)  # /a finds /c of {/c, /d/c}
-    assert m["mrr_at_k"] == pytest.approx((1 / 2 + 0) / 2)  # /c is /a's second link
-    assert m["success_at_k"] == pytest.approx(1 / 2)
-    # with k=1 /a's only link is /b: nothing found
-    assert values(evaluate(pages, links, k=1, labels=labels))["success_at_k"] == 0
+    # pairs {a,c} (a lists c at 2, c lists a at 1: found at 1, both directions),
+    # {a,d/c} (d/c lists nothing, a does not list it: missed), {b,c} twice as one pair
+    # (neither lists the other: missed), {a,f} (missed); {f,nowhere} is unknown
+    assert (m["labelled_pairs"], m["unknown_pairs"]) == (4, 1)
+    assert m["labelled_pages"] == 5  # a, b, c, d/c, f
+    assert m["recall_at_k"] == pytest.approx(1 / 4)
+    assert m["mrr_at_k"] == pytest.approx((1 + 0 + 1 + 0 + 0) / 5)  # a and c: {a,c} at 1
+    assert m["success_at_k"] == pytest.approx(2 / 5)
+
+
+def test_a_pair_counts_when_either_page_lists_the_other(pages, links):
+    # b lists a (place 1) but a lists b too (place 1); c lists d/c (place 2), d/c lists nothing;
+    # e lists nothing while b lists e (place 2)
+    labels = pd.DataFrame({"source_url": ["/d/c", "/e", "/b"], "target_url": ["/c", "/b", "/a"]})
+    m = values(evaluate(pages, links, k=2, labels=labels))
+    assert m["recall_at_k"] == 1
+    # pages: a (1), b ({a,b} at 1), c (2), d/c (2), e (2)
+    assert m["mrr_at_k"] == pytest.approx((1 + 1 + 1 / 2 + 1 / 2 + 1 / 2) / 5)
+    assert m["success_at_k"] == 1
+    # with k=1 only {a,b} is found: a and b at 1
+    m = values(evaluate(pages, links, k=1, labels=labels))
+    assert m["recall_at_k"] == pytest.approx(1 / 3)
+    assert m["mrr_at_k"] == pytest.approx(2 / 5)
+    assert m["success_at_k"] == pytest.approx(2 / 5)
+
+
+def test_invalid_links_never_find_a_pair(pages, links):
+    # a's self link and its repeat of /b are not valid: with k=3 a's links are b, c only
+    labels = pd.DataFrame({"url_a": ["/a"], "url_b": ["/z"]})  # /z is no page: unknown
+    m = values(evaluate(pages, links, k=3, labels=labels))
+    assert (m["labelled_pairs"], m["unknown_pairs"], m["labelled_pages"]) == (0, 1, 0)
+    assert math.isnan(m["recall_at_k"])
+
+
+def test_labelled_pairs_are_unordered_and_unique():
+    labels = pd.DataFrame(
+        {"source_url": ["/b", "/a", "/a", "/c"], "target_url": ["/a", "/b", "/a", "/a"]}
+    )
+    assert labelled_pairs(labels).to_dict("list") == {
+        "url_a": ["/a", "/a"],
+        "url_b": ["/b", "/c"],
+    }
+    with pytest.raises(ValueError, match="needs 'source_url' and 'target_url'"):
+        labelled_pairs(pd.DataFrame({"source_url": ["/a"]}))
+
+
+def test_read_labels(tmp_path):
+    path = tmp_path / "truth.tsv"
+    path.write_text("url_a\turl_b\tlink_type\n/a\t/b\tlinked\n/c\t/a\tduplicate\n")
+    table = read_labels(path)
+    assert table.to_dict("list") == {
+        "source_url": ["/a", "/c"],
+        "target_url": ["/b", "/a"],
+        "link_type": ["linked", "duplicate"],
+    }
+    (tmp_path / "two.tsv").write_text("url_a\turl_b\n/a\t/b\n")
+    assert read_labels(tmp_path / "two.tsv")["link_type"].tolist() == ["linked"]
+    (tmp_path / "bad.tsv").write_text("a\tb\n/a\t/b\n")
+    with pytest.raises(ValueError, match="needs the columns url_a and url_b"):
+        read_labels(tmp_path / "bad.tsv")
 
 
 def test_rank_is_optional_and_order_counts(pages, links):

@@ -1,10 +1,12 @@
+import pickle
+
 import numpy as np
 import pandas as pd
 import pytest
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.metrics.pairwise import cosine_similarity
 
-from recommender.features import FieldFeatures, TagAnalyzer
+from recommender.features import FieldFeatures, StemmingTokenizer, TagAnalyzer
 
 
 @pytest.fixture
@@ -28,7 +30,7 @@ def pages():
 
 def test_score_is_the_weighted_mean_of_field_cosines(pages):
     weights = {"title": 1.0, "keywords": 1.0, "answer": 2.0}
-    model = FieldFeatures(weights, sublinear_tf=True)
+    model = FieldFeatures(weights, combine="per_field", stem=False, sublinear_tf=True)
     features = model.fit_transform(pages)
     combined = (features @ features.T).toarray()
     per_field = {}
@@ -39,28 +41,31 @@ def test_score_is_the_weighted_mean_of_field_cosines(pages):
     assert np.allclose(np.diag(combined), 1.0)
 
 
-def test_feature_names_follow_the_columns(pages):
-    model = FieldFeatures({"title": 1.0, "keywords": 1.0})
+@pytest.mark.parametrize("combine", ["per_field", "concatenate"])
+def test_feature_names_follow_the_columns(pages, combine):
+    model = FieldFeatures({"title": 1.0, "keywords": 1.0}, combine=combine, stem=False)
     features = model.fit_transform(pages)
     names = model.feature_names_
     assert len(names) == features.shape[1]
-    assert set(names["field"]) == {"title", "keywords"}
-    assert "cell biology" in set(names.loc[names["field"] == "keywords", "term"])
+    expected = {"title", "keywords"} if combine == "per_field" else {"title+keywords"}
+    assert set(names["field"]) == expected
+    assert "cell biology" in set(names["term"])
 
 
-def test_a_field_with_no_terms_is_left_out(pages):
+@pytest.mark.parametrize("combine", ["per_field", "concatenate"])
+def test_a_field_with_no_terms_is_left_out(pages, combine):
     empty = pages.assign(keywords_text="")
-    model = FieldFeatures({"title": 1.0, "keywords": 1.0})
+    model = FieldFeatures({"title": 1.0, "keywords": 1.0}, combine=combine)
     model.fit_transform(empty)
     assert list(model.vectorizers_) == ["title"]
     with pytest.raises(ValueError, match="no field has any term left"):
-        FieldFeatures({"keywords": 1.0}).fit_transform(empty)
+        FieldFeatures({"keywords": 1.0}, combine=combine).fit_transform(empty)
 
 
 def test_max_df_share_never_prunes_below_two_pages(pages):
     model = FieldFeatures({"answer": 1.0}, max_df=0.1)  # 0.3 of a page
     model.fit_transform(pages)
-    assert "membrane" in model.vectorizers_["answer"].vocabulary_  # in 2 of 3 pages
+    assert "membran" in set(model.feature_names_["term"])  # in 2 of 3 pages
 
 
 def test_tag_analyzer_keeps_whole_tags_and_their_words():
@@ -74,3 +79,43 @@ def test_tag_analyzer_keeps_whole_tags_and_their_words():
         "x-ray",
         "ray",
     ]
+
+
+def test_one_space_sums_weighted_counts_before_tfidf(pages):
+    weights = {"title": 3.0, "keywords": 2.0, "answer": 1.0}
+    model = FieldFeatures(weights, stem=False, sublinear_tf=True, stop_words="english")
+    features = model.fit_transform(pages)
+    # the same as one TfidfVectorizer over the fields' text repeated by weight
+    analyzer = TfidfVectorizer(stop_words="english").build_analyzer()
+    tags = TagAnalyzer(analyzer)
+    documents = [
+        analyzer(title) * 3 + tags(keywords) * 2 + analyzer(answer)
+        for title, keywords, answer in zip(
+            pages["title_text"], pages["keywords_text"], pages["answer_text"], strict=True
+        )
+    ]
+    reference = TfidfVectorizer(analyzer=lambda terms: terms, sublinear_tf=True)
+    expected = reference.fit_transform(documents)
+    assert list(model.feature_names_["term"]) == list(reference.get_feature_names_out())
+    np.testing.assert_allclose(features.toarray(), expected.toarray(), rtol=1e-5)
+    # a title word matches the same word in another page's answer
+    column = list(model.feature_names_["term"]).index("membranes")
+    assert features[1, column] > 0 and features[0, column] > 0
+
+
+def test_weights_below_one_never_give_negative_values(pages):
+    model = FieldFeatures({"title": 0.1, "answer": 0.2}, sublinear_tf=True)
+    assert model.fit_transform(pages).data.min() > 0
+
+
+def test_unknown_combine_is_refused(pages):
+    with pytest.raises(ValueError, match="combine must be one of"):
+        FieldFeatures({"title": 1.0}, combine="mean").fit_transform(pages)
+
+
+def test_stemming_tokenizer_drops_stop_words_then_stems_and_pickles():
+    tokenize = StemmingTokenizer("english")
+    assert tokenize("the cells divided, dividing cell") == ["cell", "divid", "divid", "cell"]
+    again = pickle.loads(pickle.dumps(tokenize))
+    assert again("membranes") == ["membran"]
+    assert StemmingTokenizer(None)("the cells") == ["the", "cell"]

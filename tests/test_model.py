@@ -260,7 +260,8 @@ def test_explain_shows_the_shared_terms_that_make_the_score(sample_model):
         "target_weight",
     ]
     assert table["contribution"].sum() == pytest.approx(link["score"], rel=1e-4)
-    assert set(table["field"]) <= {"title", "keywords", "answer"}
+    # one vector space (the default) names its columns' field "title+keywords+answer"
+    assert set(table["field"]) <= {"title", "keywords", "answer", "title+keywords+answer"}
     top = sample_model.explain(link["source_url"], link["target_url"], top=2)
     assert top.groupby("field").size().max() <= 2
     assert top.groupby("field")["contribution"].apply(lambda c: c.is_monotonic_decreasing).all()
