@@ -27,8 +27,13 @@ def site_from_args(description: str) -> tuple[Path, argparse.Namespace]:
         sys.exit(f"no site at {source}: give a folder or the real corpus archive")
     if source.is_dir():
         return source, args
+    return extract(source), args
+
+
+def extract(archive: Path) -> Path:
+    """Extract a .tar.xz site to a temporary folder removed at exit."""
     target = Path(tempfile.mkdtemp(prefix="recommender-bench-"))
     atexit.register(shutil.rmtree, target, ignore_errors=True)
-    with tarfile.open(source, "r:xz") as archive:
-        archive.extractall(target, filter="data")
-    return target, args
+    with tarfile.open(archive, "r:xz") as opened:
+        opened.extractall(target, filter="data")
+    return target
