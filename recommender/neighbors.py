@@ -30,7 +30,15 @@ import scipy.sparse as sp
 from sparse_dot_topn import sp_matmul_topn
 from tqdm.auto import tqdm
 
-__all__ = ["brute_force_top_k", "strongest_terms", "top_k_cosine", "top_k_cosine_fast"]
+__all__ = [
+    "FastSearch",
+    "brute_force_top_k",
+    "fast_block",
+    "rescore_pairs",
+    "strongest_terms",
+    "top_k_cosine",
+    "top_k_cosine_fast",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -223,34 +231,67 @@ def top_k_cosine_fast(
     >>> indices.tolist()
     [[0, 1], [1, 2], [2, 1]]
     """
-    for name, value in (("k", k), ("n_terms", n_terms), ("block_size", block_size)):
-        if value < 1:
-            raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    width = max(2 * k, 80) if n_candidates is None else n_candidates
-    if width < k:
-        raise ValueError(f"n_candidates must be at least k ({k}), got {n_candidates!r}")
-    X = sp.csr_matrix(X, dtype=np.float32)
-    Y = X if Y is None else sp.csr_matrix(Y, dtype=np.float32)
-    if X.shape[1] != Y.shape[1]:
-        raise ValueError(f"X has {X.shape[1]} features but Y has {Y.shape[1]}")
-    X.sort_indices()
-    Y.sort_indices()
-    strong_queries = strongest_terms(X, n_terms)
-    strong_targets = strong_queries if Y is X else strongest_terms(Y, n_terms)
-    strong_targets_t = strong_targets.T.tocsr()
+    if block_size < 1:
+        raise ValueError(f"block_size must be a positive integer, got {block_size!r}")
+    search = FastSearch(X, Y, k=k, n_terms=n_terms, n_candidates=n_candidates)
     n_threads = joblib.effective_n_jobs(n_jobs)
-    n = X.shape[0]
+    n = search.X.shape[0]
     indices = np.full((n, k), -1, dtype=np.int64)
     scores = np.zeros((n, k), dtype=np.float32)
     starts = range(0, n, block_size)
     for start in tqdm(starts, desc="similarity", unit="block", disable=not progress):
         stop = min(start + block_size, n)
-        found, _ = _block_top_k(
-            strong_queries[start:stop], strong_targets_t, strong_targets, width, n_threads
-        )
-        exact = rescore_pairs(X[start:stop], Y, found)
-        indices[start:stop], scores[start:stop] = _best_of(found, exact, k)
+        indices[start:stop], scores[start:stop] = search.block(start, stop, n_threads)
     return indices, scores
+
+
+class FastSearch:
+    """What :func:`top_k_cosine_fast` prepares once, and its search of one block of queries.
+
+    Blocks are independent and their results do not depend on the threads
+    used, so blocks may run anywhere (see :mod:`recommender.distributed`).
+    Parameters as in :func:`top_k_cosine_fast`.
+    """
+
+    def __init__(self, X, Y=None, *, k: int, n_terms: int = 60, n_candidates: int | None = None):
+        for name, value in (("k", k), ("n_terms", n_terms)):
+            if value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        self.k = k
+        self.width = max(2 * k, 80) if n_candidates is None else n_candidates
+        if self.width < k:
+            raise ValueError(f"n_candidates must be at least k ({k}), got {n_candidates!r}")
+        self.X = sp.csr_matrix(X, dtype=np.float32)
+        self.Y = self.X if Y is None else sp.csr_matrix(Y, dtype=np.float32)
+        if self.X.shape[1] != self.Y.shape[1]:
+            raise ValueError(f"X has {self.X.shape[1]} features but Y has {self.Y.shape[1]}")
+        self.X.sort_indices()
+        self.Y.sort_indices()
+        self.strong_queries = strongest_terms(self.X, n_terms)
+        same = self.Y is self.X
+        self.strong_targets = self.strong_queries if same else strongest_terms(self.Y, n_terms)
+        self.strong_targets_t = self.strong_targets.T.tocsr()
+
+    def block(self, start: int, stop: int, n_threads: int = 1) -> tuple[np.ndarray, np.ndarray]:
+        """Indices and scores of query rows ``start`` to ``stop - 1``."""
+        return fast_block(
+            self.X[start:stop],
+            self.strong_queries[start:stop],
+            self.Y,
+            self.strong_targets,
+            self.strong_targets_t,
+            k=self.k,
+            width=self.width,
+            n_threads=n_threads,
+        )
+
+
+def fast_block(
+    queries, strong_queries, Y, strong_targets, strong_targets_t, *, k, width, n_threads
+):
+    """One block of :func:`top_k_cosine_fast`: candidates by strong terms, re-scored exactly."""
+    found, _ = _block_top_k(strong_queries, strong_targets_t, strong_targets, width, n_threads)
+    return _best_of(found, rescore_pairs(queries, Y, found), k)
 
 
 def strongest_terms(X: sp.csr_matrix, n_terms: int) -> sp.csr_matrix:
