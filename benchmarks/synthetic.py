@@ -44,7 +44,7 @@ from _site import ARCHIVE
 SUBTOPIC_PAGES = 20
 TOPIC_SUBTOPICS = 10
 #: Share of an answer's words drawn from the background, the topic and the sub-topic.
-MIXTURE = (0.6, 0.25, 0.15)
+MIXTURE = (0.88, 0.09, 0.03)
 #: Words owned by each topic and sub-topic; keyword phrases per sub-topic.
 TOPIC_WORDS, SUBTOPIC_WORDS, SUBTOPIC_PHRASES = 300, 40, 12
 #: The most frequent words are left to the background (function words).
