@@ -112,7 +112,10 @@ def measure(site: Path, exact: bool, jobs: int) -> dict:
             results[name] = run()
             seconds = time.perf_counter() - start
         stages[name] = {"seconds": seconds, "peak_mib": memory.peak / 2**20}
+        peak = memory.peak / 2**20
+        print(f"  {name}: {seconds:.1f} s, peak {peak:,.0f} MiB", file=sys.stderr, flush=True)
 
+    print(f"{site}:", file=sys.stderr, flush=True)
     stage("load", lambda: load_corpus(site, n_jobs=jobs).pages.sort_index())
     pages = results.pop("load")
     features = FieldFeatures(
@@ -186,7 +189,7 @@ def main() -> None:
         site = site_for(n, args)
         command = [sys.executable, __file__, str(n), "--one", str(site)]
         command += ["--exact-max", str(args.exact_max), "--jobs", str(args.jobs)]
-        output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
+        output = subprocess.run(command, check=True, stdout=subprocess.PIPE, text=True).stdout
         reports.append(json.loads(output.splitlines()[-1]))
         print(json.dumps(reports[-1]), flush=True)
     print_report(reports)
