@@ -46,7 +46,7 @@ def read_all(root: Path) -> dict[str, bytes]:
 def test_same_arguments_same_bytes_whatever_the_processes(synthetic, tmp_path):
     stats = made_up_statistics()
     synthetic.generate(tmp_path / "a", 900, 3, stats, chunk=100)
-    synthetic.generate(tmp_path / "b", 900, 3, stats, jobs=2, chunk=250)
+    synthetic.generate(tmp_path / "b", 900, 3, stats, jobs=2, chunk=100)
     assert read_all(tmp_path / "a") == read_all(tmp_path / "b")
     truth_a = (tmp_path / "a.truth.tsv").read_bytes()
     assert truth_a == (tmp_path / "b.truth.tsv").read_bytes()
