@@ -43,3 +43,12 @@ def site_from_args(description: str) -> tuple[Path, argparse.Namespace]:
     target = Path(tempfile.mkdtemp(prefix="recommender-bench-"))
     atexit.register(shutil.rmtree, target, ignore_errors=True)
     return extract(source, target / "site"), args
+
+
+def extract_temporary(archive: Path) -> Path:
+    """A site folder, or a .tar.xz site extracted to a temporary folder removed at exit."""
+    if archive.is_dir():
+        return archive
+    target = Path(tempfile.mkdtemp(prefix="recommender-bench-"))
+    atexit.register(shutil.rmtree, target, ignore_errors=True)
+    return extract(archive, target / "site")

@@ -43,7 +43,7 @@ from . import __version__
 from .coverage import spread_links
 from .errors import ConfigError, ModelFileError
 from .features import FieldFeatures, text_column
-from .neighbors import top_k_cosine
+from .neighbors import top_k_cosine, top_k_cosine_fast
 from .rules import (
     apply_rules,
     connected_labels,
@@ -64,6 +64,9 @@ LINK_COLUMNS: dict[str, str] = {
     "target_url": "url of the recommended page",
     "score": "cosine similarity of the two pages' feature vectors (0..1)",
 }
+
+#: With ``search="auto"``, sites of at least this many pages use the fast search.
+FAST_SEARCH_MIN_PAGES = 50_000
 
 #: Field weights used when ``field_weights`` is None (link_places on the real corpus; see README).
 DEFAULT_FIELD_WEIGHTS: dict[str, float] = {"title": 3.0, "keywords": 2.0, "answer": 1.0}
@@ -132,6 +135,12 @@ class Recommender(BaseEstimator):
         itself (the search asks for one more and drops it); at least
         ``n_links``.  More finds links for more unlinked pages at some cost in
         time.
+    search : {"auto", "exact", "fast"}, default "auto"
+        How candidates are found: ``"exact"`` compares every pair of pages
+        (time grows as the square of the pages); ``"fast"`` takes candidates
+        from each page's strongest terms and scores them exactly (recall@5
+        against exact: 0.998 on the real site, 1.000 on a 200k synthetic
+        one); ``"auto"`` is fast from :data:`FAST_SEARCH_MIN_PAGES` pages on.
     block_size : int, default 4096
         Pages whose similarities are computed at a time; bounds memory.
     n_jobs : int or None, default None
@@ -186,6 +195,7 @@ class Recommender(BaseEstimator):
         max_in_links: int = 20,
         coverage_tolerance: float = 0.3,
         n_candidates: int = 40,
+        search: str = "auto",
         block_size: int = 4096,
         n_jobs: int | None = None,
         progress: bool = False,
@@ -206,6 +216,7 @@ class Recommender(BaseEstimator):
         self.max_in_links = max_in_links
         self.coverage_tolerance = coverage_tolerance
         self.n_candidates = n_candidates
+        self.search = search
         self.block_size = block_size
         self.n_jobs = n_jobs
         self.progress = progress
@@ -233,6 +244,7 @@ class Recommender(BaseEstimator):
         "max_in_links": [Interval(Integral, 1, None, closed="left")],
         "coverage_tolerance": [Interval(Real, 0, 1, closed="both")],
         "n_candidates": [Interval(Integral, 1, None, closed="left")],
+        "search": [StrOptions({"auto", "exact", "fast"})],
         "block_size": [Interval(Integral, 1, None, closed="left")],
         "n_jobs": [Integral, None],
         "progress": ["boolean"],
@@ -499,7 +511,10 @@ class Recommender(BaseEstimator):
         """
         features = queries if features is None else features
         targets = np.flatnonzero(is_target)
-        found, scores = top_k_cosine(
+        fast = self.search == "fast" or (
+            self.search == "auto" and features.shape[0] >= FAST_SEARCH_MIN_PAGES
+        )
+        found, scores = (top_k_cosine_fast if fast else top_k_cosine)(
             queries,
             features[targets],
             k=min(self.n_candidates + 1, len(targets)),

@@ -1,4 +1,8 @@
-"""Exact top-k cosine similarity between the rows of two sparse matrices, in row blocks.
+"""Top-k cosine similarity between the rows of two sparse matrices, in row blocks.
+
+:func:`top_k_cosine` is exact; :func:`top_k_cosine_fast` finds candidates
+from each row's strongest terms only and re-scores them exactly, for sites
+where the exact product, which grows as the square of the pages, is too slow.
 
 Plain functions over scipy sparse matrices and numpy arrays: nothing here
 knows about pages.  The product is never formed whole: each block of query
@@ -26,7 +30,15 @@ import scipy.sparse as sp
 from sparse_dot_topn import sp_matmul_topn
 from tqdm.auto import tqdm
 
-__all__ = ["brute_force_top_k", "top_k_cosine"]
+__all__ = [
+    "FastSearch",
+    "brute_force_top_k",
+    "fast_block",
+    "rescore_pairs",
+    "strongest_terms",
+    "top_k_cosine",
+    "top_k_cosine_fast",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -89,22 +101,33 @@ def top_k_cosine(
     starts = range(0, n, block_size)
     for start in tqdm(starts, desc="similarity", unit="block", disable=not progress):
         stop = min(start + block_size, n)
-        block = X[start:stop]
-        # one more than asked, to see whether the k-th place is tied
-        product = sp_matmul_topn(
-            block, targets, top_n=k + 1, threshold=0.0, sort=False, n_threads=n_threads
+        indices[start:stop], scores[start:stop] = _block_top_k(
+            X[start:stop], targets, Y, k, n_threads
         )
-        rows_indices, rows_scores = _sorted_rows(product, k + 1)
-        tied = np.flatnonzero(
-            (rows_indices[:, k] >= 0) & (rows_scores[:, k - 1] == rows_scores[:, k])
-        )
-        if len(tied):
-            logger.debug("block at %d: %d rows tied at place %d, recomputed", start, len(tied), k)
-            exact_indices, exact_scores = brute_force_top_k(block[tied], Y, k=k + 1)
-            rows_indices[tied], rows_scores[tied] = exact_indices, exact_scores
-        indices[start:stop] = rows_indices[:, :k]
-        scores[start:stop] = rows_scores[:, :k]
     return indices, scores
+
+
+#: Dense scores computed at a time for rows tied at the k-th place.
+TIED_SCORES = 1 << 24
+
+
+def _block_top_k(
+    block: sp.csr_matrix, targets_t: sp.csr_matrix, Y: sp.csr_matrix, k: int, n_threads: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Exact top k of one block of query rows; ``targets_t`` is ``Y`` transposed, as CSR."""
+    # one more than asked, to see whether the k-th place is tied
+    product = sp_matmul_topn(
+        block, targets_t, top_n=k + 1, threshold=0.0, sort=False, n_threads=n_threads
+    )
+    rows_indices, rows_scores = _sorted_rows(product, k + 1)
+    tied = np.flatnonzero((rows_indices[:, k] >= 0) & (rows_scores[:, k - 1] == rows_scores[:, k]))
+    if len(tied):
+        logger.debug("%d rows tied at place %d, recomputed", len(tied), k)
+    step = max(1, TIED_SCORES // max(Y.shape[0], 1))
+    for first in range(0, len(tied), step):
+        rows = tied[first : first + step]
+        rows_indices[rows], rows_scores[rows] = brute_force_top_k(block[rows], Y, k=k + 1)
+    return rows_indices[:, :k], rows_scores[:, :k]
 
 
 def _sorted_rows(product: sp.csr_matrix, width: int) -> tuple[np.ndarray, np.ndarray]:
@@ -144,5 +167,179 @@ def brute_force_top_k(X: sp.spmatrix, Y: sp.spmatrix, *, k: int) -> tuple[np.nda
         indices = np.pad(indices, ((0, 0), (0, k - m)), constant_values=-1)
         scores = np.pad(scores, ((0, 0), (0, k - m)))
     empty = scores <= 0
+    indices[empty], scores[empty] = -1, 0.0
+    return indices, scores
+
+
+#: Pairs re-scored at a time by :func:`top_k_cosine_fast`; bounds its memory.
+RESCORE_PAIRS = 1 << 15
+
+
+def top_k_cosine_fast(
+    X: sp.spmatrix,
+    Y: sp.spmatrix | None = None,
+    *,
+    k: int,
+    n_terms: int = 60,
+    n_candidates: int | None = None,
+    block_size: int = 4096,
+    n_jobs: int | None = None,
+    progress: bool = False,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Approximately the k rows of ``Y`` with the largest dot product with each row of ``X``.
+
+    Candidates come from each row's ``n_terms`` heaviest terms: the
+    ``n_candidates`` targets with the largest dot product over those terms
+    only (the query's and the target's; ties by index, as in
+    :func:`top_k_cosine`), which is cheap because a row's heavy terms are
+    mostly rare ones, with short posting lists.  The
+    candidates are then scored exactly against the whole rows, so every
+    returned score is a true dot product; what can be missed is a target that
+    was not a candidate.  Same input, same result: targets are ordered by score
+    descending, then by index ascending.
+
+    Parameters
+    ----------
+    X : sparse matrix, shape (n_queries, n_features)
+    Y : sparse matrix, shape (n_targets, n_features), default X
+    k : int
+        Results per query row.
+    n_terms : int, default 60
+        Terms kept per row to find candidates; rows with at most this many
+        terms are used whole.
+    n_candidates : int, optional
+        Candidates re-scored per query; default ``max(2 * k, 80)``.
+    block_size : int, default 4096
+        Query rows searched at a time; bounds memory.
+    n_jobs : int or None, default None
+        Threads for the candidate search, as in scikit-learn.
+    progress : bool, default False
+        Show a progress bar over the blocks.
+
+    Returns
+    -------
+    indices, scores : ndarray
+        As :func:`top_k_cosine`: int64 target indices and float32 scores,
+        shape (n_queries, k), best first, ``-1`` and ``0`` where a query has
+        fewer than k candidates with a positive score.
+
+    Examples
+    --------
+    >>> import scipy.sparse as sp
+    >>> X = sp.csr_matrix([[1.0, 0.0], [0.6, 0.8], [0.0, 1.0]])
+    >>> indices, scores = top_k_cosine_fast(X, k=2)
+    >>> indices.tolist()
+    [[0, 1], [1, 2], [2, 1]]
+    """
+    if block_size < 1:
+        raise ValueError(f"block_size must be a positive integer, got {block_size!r}")
+    search = FastSearch(X, Y, k=k, n_terms=n_terms, n_candidates=n_candidates)
+    n_threads = joblib.effective_n_jobs(n_jobs)
+    n = search.X.shape[0]
+    indices = np.full((n, k), -1, dtype=np.int64)
+    scores = np.zeros((n, k), dtype=np.float32)
+    starts = range(0, n, block_size)
+    for start in tqdm(starts, desc="similarity", unit="block", disable=not progress):
+        stop = min(start + block_size, n)
+        indices[start:stop], scores[start:stop] = search.block(start, stop, n_threads)
+    return indices, scores
+
+
+class FastSearch:
+    """What :func:`top_k_cosine_fast` prepares once, and its search of one block of queries.
+
+    Blocks are independent and their results do not depend on the threads
+    used, so blocks may run anywhere (see :mod:`recommender.distributed`).
+    Parameters as in :func:`top_k_cosine_fast`.
+    """
+
+    def __init__(self, X, Y=None, *, k: int, n_terms: int = 60, n_candidates: int | None = None):
+        for name, value in (("k", k), ("n_terms", n_terms)):
+            if value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        self.k = k
+        self.width = max(2 * k, 80) if n_candidates is None else n_candidates
+        if self.width < k:
+            raise ValueError(f"n_candidates must be at least k ({k}), got {n_candidates!r}")
+        self.X = sp.csr_matrix(X, dtype=np.float32)
+        self.Y = self.X if Y is None else sp.csr_matrix(Y, dtype=np.float32)
+        if self.X.shape[1] != self.Y.shape[1]:
+            raise ValueError(f"X has {self.X.shape[1]} features but Y has {self.Y.shape[1]}")
+        self.X.sort_indices()
+        self.Y.sort_indices()
+        self.strong_queries = strongest_terms(self.X, n_terms)
+        same = self.Y is self.X
+        self.strong_targets = self.strong_queries if same else strongest_terms(self.Y, n_terms)
+        self.strong_targets_t = self.strong_targets.T.tocsr()
+
+    def block(self, start: int, stop: int, n_threads: int = 1) -> tuple[np.ndarray, np.ndarray]:
+        """Indices and scores of query rows ``start`` to ``stop - 1``."""
+        return fast_block(
+            self.X[start:stop],
+            self.strong_queries[start:stop],
+            self.Y,
+            self.strong_targets,
+            self.strong_targets_t,
+            k=self.k,
+            width=self.width,
+            n_threads=n_threads,
+        )
+
+
+def fast_block(
+    queries, strong_queries, Y, strong_targets, strong_targets_t, *, k, width, n_threads
+):
+    """One block of :func:`top_k_cosine_fast`: candidates by strong terms, re-scored exactly."""
+    found, _ = _block_top_k(strong_queries, strong_targets_t, strong_targets, width, n_threads)
+    return _best_of(found, rescore_pairs(queries, Y, found), k)
+
+
+def strongest_terms(X: sp.csr_matrix, n_terms: int) -> sp.csr_matrix:
+    """Each row's ``n_terms`` largest entries (ties: the lower column), others dropped."""
+    counts = np.diff(X.indptr)
+    rows = np.repeat(np.arange(X.shape[0]), counts)
+    # by row, then by value descending; stable, so equal values keep column order
+    order = np.lexsort((-X.data, rows))
+    rank = np.arange(X.nnz) - np.repeat(X.indptr[:-1], counts)
+    keep = np.sort(order[rank < n_terms])  # back to row-major, columns ascending
+    kept = np.minimum(counts, n_terms)
+    indptr = np.concatenate([[0], np.cumsum(kept)]).astype(X.indptr.dtype)
+    return sp.csr_matrix((X.data[keep], X.indices[keep], indptr), shape=X.shape)
+
+
+def rescore_pairs(X: sp.csr_matrix, Y: sp.csr_matrix, found: np.ndarray) -> np.ndarray:
+    """Exact dot products of each row of ``X`` with the rows of ``Y`` named in ``found``.
+
+    Parameters
+    ----------
+    X : csr_matrix, shape (n, n_features)
+    Y : csr_matrix, shape (m, n_features)
+    found : ndarray of int64, shape (n, width)
+        Row indices into ``Y``; ``-1`` for none.
+
+    Returns
+    -------
+    ndarray of float32, shape (n, width)
+        ``X[i] . Y[found[i, j]]``; ``-inf`` where ``found`` is ``-1``.
+    """
+    exact = np.full(found.shape, -np.inf, dtype=np.float32)
+    pairs = np.flatnonzero(found.ravel() >= 0)
+    for start in range(0, len(pairs), RESCORE_PAIRS):
+        chunk = pairs[start : start + RESCORE_PAIRS]
+        rows, columns = np.divmod(chunk, found.shape[1])
+        products = X[rows].multiply(Y[found[rows, columns]])
+        exact[rows, columns] = np.asarray(products.sum(axis=1)).ravel()
+    return exact
+
+
+def _best_of(found: np.ndarray, exact: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The k best candidates per row by score descending, then index ascending; padded."""
+    order = np.lexsort((found, -exact), axis=1)[:, :k]
+    indices = np.take_along_axis(found, order, 1)
+    scores = np.take_along_axis(exact, order, 1)
+    if k > found.shape[1]:
+        indices = np.pad(indices, ((0, 0), (0, k - found.shape[1])), constant_values=-1)
+        scores = np.pad(scores, ((0, 0), (0, k - found.shape[1])))
+    empty = ~(scores > 0)
     indices[empty], scores[empty] = -1, 0.0
     return indices, scores

@@ -390,3 +390,30 @@ def _fit_with(model, pages):
     is_target = model_module.target_mask(pages, exclude_no_index=True)
     candidates, scores = reference._search(features, is_target)
     return reference._link(pages, features, is_target, candidates, scores, model_module._Laps())
+
+
+@pytest.mark.parametrize(
+    ("search", "threshold", "expected"),
+    [
+        ("exact", 1, "top_k_cosine"),
+        ("fast", 10**9, "top_k_cosine_fast"),
+        ("auto", 10**9, "top_k_cosine"),
+        ("auto", 10, "top_k_cosine_fast"),
+    ],
+)
+def test_search_chooses_the_exact_or_the_fast_kernel(
+    sample_pages, monkeypatch, search, threshold, expected
+):
+    called = []
+    for name in ("top_k_cosine", "top_k_cosine_fast"):
+        real = getattr(model_module, name)
+        monkeypatch.setattr(
+            model_module,
+            name,
+            lambda *a, _real=real, _name=name, **k: called.append(_name) or _real(*a, **k),
+        )
+    monkeypatch.setattr(model_module, "FAST_SEARCH_MIN_PAGES", threshold)
+    related = Recommender(min_df=1, search=search).fit(sample_pages).related_
+    assert set(called) == {expected}
+    metrics = evaluate(sample_pages, related).set_index("metric")["value"]
+    assert metrics["pages_with_k_links"] == len(sample_pages) and metrics["self_links"] == 0

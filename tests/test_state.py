@@ -55,7 +55,9 @@ def test_deleting_and_restoring_pages_ends_where_a_full_run_does(site, tmp_path)
     kept = tmp_path / "kept.md"
     shutil.move(page, kept)
     gone = rewrite(site)
-    assert gone.kind is RunKind.INCREMENTAL and gone.changes.deleted == [page.relative_to(site).as_posix()]
+    assert gone.kind is RunKind.INCREMENTAL and gone.changes.deleted == [
+        page.relative_to(site).as_posix()
+    ]
     assert not (blocks(site)["target_url"] == url).any()  # no dangling link
     assert 0 < gone.pages_changed < 64
     shutil.move(kept, page)
@@ -73,7 +75,9 @@ def test_an_edited_page_is_read_again_and_its_links_follow(site):
     assert result.kind is RunKind.INCREMENTAL
     assert result.changes.changed == [page.relative_to(site).as_posix()]
     assert rewrite(site).kind is RunKind.UNCHANGED
-    assert run_job(site, settings=SETTINGS, state=True, write_back=WriteBack.CHECK).pages_changed == 0
+    assert (
+        run_job(site, settings=SETTINGS, state=True, write_back=WriteBack.CHECK).pages_changed == 0
+    )
 
 
 def test_a_touched_but_identical_page_is_not_a_change(site):

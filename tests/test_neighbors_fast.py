@@ -1,0 +1,119 @@
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from sklearn.preprocessing import normalize
+
+from recommender.neighbors import (
+    rescore_pairs,
+    strongest_terms,
+    top_k_cosine,
+    top_k_cosine_fast,
+)
+
+
+def random_rows(n: int, features: int, density: float, seed: int) -> sp.csr_matrix:
+    rng = np.random.default_rng(seed)
+    matrix = sp.random(
+        n, features, density=density, format="csr", random_state=rng, dtype=np.float32
+    )
+    return normalize(matrix).astype(np.float32)
+
+
+def topical_rows(n: int, seed: int) -> sp.csr_matrix:
+    """Rows drawn from 20 topics of 30 words each, plus background words."""
+    rng = np.random.default_rng(seed)
+    topic = rng.integers(0, 20, n)
+    words = np.concatenate(
+        [topic[:, None] * 30 + rng.integers(0, 30, (n, 12)), 600 + rng.integers(0, 2000, (n, 40))],
+        axis=1,
+    )
+    rows = np.repeat(np.arange(n), words.shape[1])
+    counts = sp.csr_matrix((np.ones(rows.size), (rows, words.ravel())), shape=(n, 2600))
+    counts.data = 1 + np.log(counts.data)
+    return normalize(counts).astype(np.float32)
+
+
+def recall(found: np.ndarray, expected: np.ndarray) -> float:
+    hits = sum(np.isin(e[e >= 0], f).sum() for f, e in zip(found, expected, strict=True))
+    return hits / (expected >= 0).sum()
+
+
+@pytest.mark.parametrize("block_size", [1, 7, 10_000])
+@pytest.mark.parametrize("k", [1, 5, 12])
+def test_equals_exact_when_every_term_and_target_is_a_candidate(block_size, k):
+    X = random_rows(83, 40, 0.15, seed=1)
+    indices, scores = top_k_cosine_fast(X, k=k, n_terms=40, n_candidates=83, block_size=block_size)
+    expected_indices, expected_scores = top_k_cosine(X, k=k)
+    np.testing.assert_array_equal(indices, expected_indices)
+    np.testing.assert_allclose(scores, expected_scores, rtol=1e-6)
+
+
+def test_queries_against_other_targets_and_threads():
+    X, Y = random_rows(31, 25, 0.2, seed=2), random_rows(57, 25, 0.2, seed=3)
+    indices, scores = top_k_cosine_fast(X, Y, k=6, n_terms=25, n_candidates=57, n_jobs=2)
+    expected_indices, expected_scores = top_k_cosine(X, Y, k=6)
+    np.testing.assert_array_equal(indices, expected_indices)
+    np.testing.assert_allclose(scores, expected_scores, rtol=1e-6)
+
+
+def test_high_recall_and_true_scores_with_few_terms_and_candidates():
+    X = topical_rows(2000, seed=4)
+    indices, scores = top_k_cosine_fast(X, k=5, n_terms=15, n_candidates=40, block_size=300)
+    expected, _ = top_k_cosine(X, k=5)
+    assert recall(indices, expected) >= 0.97
+    dense = (X @ X.T).toarray()
+    rows = np.repeat(np.arange(2000), 5)
+    np.testing.assert_allclose(scores.ravel(), dense[rows, indices.ravel()], rtol=1e-5)
+    assert (np.diff(scores, axis=1) <= 0).all()
+
+
+def test_same_result_whatever_the_blocks_and_threads():
+    X = topical_rows(700, seed=5)
+    first = top_k_cosine_fast(X, k=8, n_terms=10, n_candidates=20, block_size=64)
+    second = top_k_cosine_fast(X, k=8, n_terms=10, n_candidates=20, block_size=700, n_jobs=2)
+    np.testing.assert_array_equal(first[0], second[0])
+    np.testing.assert_array_equal(first[1], second[1])
+
+
+def test_ties_break_by_index_even_among_candidates_cut_short():
+    # rows 1..6 are identical, so every query ties between them
+    base = np.array([[1.0, 1.0, 0.0], [0.0, 1.0, 1.0]])
+    rows = np.vstack([base[0], *[base[1]] * 6, base[0]])
+    X = sp.csr_matrix(normalize(rows))
+    indices, _ = top_k_cosine_fast(X, k=3, n_candidates=3, block_size=2)
+    assert indices[0].tolist() == [0, 7, 1]
+    assert indices[3].tolist() == [1, 2, 3]
+    np.testing.assert_array_equal(indices, top_k_cosine(X, k=3)[0])
+
+
+def test_rows_without_positive_scores_are_padded():
+    X = sp.csr_matrix(np.array([[1.0, 0.0], [0.0, 1.0], [0.0, 1.0]], dtype=np.float32))
+    indices, scores = top_k_cosine_fast(X, k=3)
+    assert indices.tolist() == [[0, -1, -1], [1, 2, -1], [1, 2, -1]]
+    assert scores[0].tolist() == [1.0, 0.0, 0.0]
+    empty = sp.csr_matrix((2, 2), dtype=np.float32)
+    assert top_k_cosine_fast(empty, X, k=2)[0].tolist() == [[-1, -1], [-1, -1]]
+
+
+def test_strongest_terms_keeps_the_largest_and_the_lower_column_on_ties():
+    X = sp.csr_matrix(np.array([[0.1, 0.5, 0.5, 0.3], [0.0, 0.2, 0.0, 0.0]], dtype=np.float32))
+    kept = strongest_terms(X, 2).toarray()
+    np.testing.assert_allclose(kept, [[0.0, 0.5, 0.5, 0.0], [0.0, 0.2, 0.0, 0.0]])
+    np.testing.assert_array_equal(strongest_terms(X, 1).toarray()[0], [0.0, 0.5, 0.0, 0.0])
+
+
+def test_rescore_pairs_gives_the_dot_products_and_minus_inf_for_none():
+    X, Y = random_rows(9, 12, 0.4, seed=6), random_rows(11, 12, 0.4, seed=7)
+    found = np.array([[3, -1, 10]] * 9)
+    exact = rescore_pairs(X, Y, found)
+    dense = (X @ Y.T).toarray()
+    np.testing.assert_allclose(exact[:, [0, 2]], dense[:, [3, 10]], rtol=1e-6)
+    assert np.isneginf(exact[:, 1]).all()
+
+
+@pytest.mark.parametrize(
+    "bad", [{"k": 0}, {"n_terms": 0}, {"block_size": 0}, {"k": 5, "n_candidates": 4}]
+)
+def test_bad_parameters_are_refused(bad):
+    with pytest.raises(ValueError):
+        top_k_cosine_fast(random_rows(5, 5, 0.5, seed=8), **{"k": 2, **bad})
