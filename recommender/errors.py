@@ -82,3 +82,7 @@ class RemovalRefusedError(RecommenderError):
     def __init__(self, message: str, pages: int = 0, share: float = 0.0):
         self.pages, self.share = pages, share
         super().__init__(message)
+
+
+class RewriteCheckError(RecommenderError, ValueError):
+    """A page's new text does not read back as meant; the page is not written."""

@@ -12,10 +12,11 @@ command line prints those lines and turns the result into an exit code.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,11 +24,17 @@ from typing import Any
 import pandas as pd
 
 from .corpus import Corpus, load_corpus
+from .errors import ConfigError, RemovalRefusedError
 from .evaluate import churn, compare
 from .export import PageChange, WriteBack, check_output_path, export_links, write_links_table
+from .files import DEFAULT_MAX_PAGE_BYTES, SiteLock, remove_temporary_files
 from .model import LINK_COLUMNS, Recommender
+from .rules import target_mask
 
-__all__ = ["JobResult", "run_job"]
+__all__ = ["DEFAULT_MAX_REMOVAL_SHARE", "JobResult", "pages_losing_links", "run_job"]
+
+#: Largest share of pages a rewrite may leave with fewer links than they hold today.
+DEFAULT_MAX_REMOVAL_SHARE = 0.1
 
 logger = logging.getLogger(__name__)
 
@@ -58,6 +65,8 @@ class JobResult:
         new links, side by side (indexed by group and metric).
     churn : pandas.DataFrame or None
         With ``evaluate``: how the new links differ from those in the pages.
+    temporary_files_removed : int
+        Temporary files a killed run had left, removed before writing.
     """
 
     corpus: Corpus
@@ -69,6 +78,7 @@ class JobResult:
     output: Path | None = None
     metrics: pd.DataFrame | None = None
     churn: pd.DataFrame | None = None
+    temporary_files_removed: int = 0
 
     def count(self, status: str) -> int:
         """Pages of the report with this status."""
@@ -105,6 +115,10 @@ class JobResult:
         ]
         if self.output is not None:
             lines.append(f"  output   {len(self.links):,} links written to {self.output}")
+        if self.temporary_files_removed:
+            lines.append(
+                f"  cleaned  {self.temporary_files_removed:,} temporary files left by a killed run"
+            )
         if self.write_back is WriteBack.NO and self.pages_changed:
             lines.append("  nothing written: --rewrite writes the changes, --diff shows them")
         lines.append(f"  done in {self.seconds.get('total', 0.0):.1f} s")
@@ -127,8 +141,15 @@ def run_job(
     evaluate: bool = False,
     on_change: Callable[[PageChange], None] | None = None,
     progress: bool = False,
+    max_page_bytes: int = DEFAULT_MAX_PAGE_BYTES,
+    max_removal_share: float = DEFAULT_MAX_REMOVAL_SHARE,
+    force: bool = False,
 ) -> JobResult:
     """Load a site, compute its links and write them back as ``write_back`` says.
+
+    A run that writes holds the site's lock (:class:`~recommender.files.SiteLock`)
+    from start to end, and first removes the temporary files a killed run left.
+    Worker processes end with the run.
 
     Parameters
     ----------
@@ -151,38 +172,103 @@ def run_job(
         :func:`~recommender.export.export_links`.
     progress : bool, default False
         Show progress bars.
+    max_page_bytes : int, default 1,000,000
+        A page file bigger than this is a bad page, not read.
+    max_removal_share : float, default 0.1
+        A rewrite that would leave more than this share of the loaded pages
+        with fewer links than they hold today is refused, unless ``force``.
+    force : bool, default False
+        Write even so.
 
     Returns
     -------
     JobResult
+
+    Raises
+    ------
+    LockedError
+        When another run holds the site's lock (only when writing).
+    RemovalRefusedError
+        When the rewrite would remove links from too many pages; nothing is written.
     """
-    settings = dict(settings or {})
+    if not 0.0 <= max_removal_share <= 1.0:
+        raise ConfigError(f"max_removal_share must be in [0, 1], got {max_removal_share!r}")
+    with _worker_processes_ended(), _lock_when_writing(root, write_back) as removed:
+        result = _run(
+            root,
+            settings=dict(settings or {}),
+            write_back=write_back,
+            strict=strict,
+            output=None if output is None else Path(output),
+            evaluate=evaluate,
+            on_change=on_change,
+            progress=progress,
+            max_page_bytes=max_page_bytes,
+            max_removal_share=1.0 if force else max_removal_share,
+        )
+    result.temporary_files_removed = removed
+    return result
+
+
+@contextlib.contextmanager
+def _lock_when_writing(root: str | os.PathLike[str], write_back: WriteBack) -> Iterator[int]:
+    """Hold the site's lock and clean up after a killed run, when the run writes; yield removed."""
+    if not write_back.writes or not Path(root).is_dir():
+        yield 0
+        return
+    with SiteLock(root):
+        removed = remove_temporary_files(root)
+        if removed:
+            logger.warning("removed %d temporary files left by a killed run", removed)
+        yield removed
+
+
+@contextlib.contextmanager
+def _worker_processes_ended() -> Iterator[None]:
+    """End joblib's worker processes with the run, rather than minutes after it."""
+    try:
+        yield
+    finally:
+        from joblib.externals.loky import reusable_executor
+
+        executor = getattr(reusable_executor, "_executor", None)
+        if executor is not None:
+            with contextlib.suppress(Exception):
+                executor.shutdown(wait=True, kill_workers=True)
+
+
+def _run(root, *, settings, write_back, output, max_removal_share, **options) -> JobResult:
+    """The job, once the lock is held: load, fit, refuse a mass removal, write."""
     started = time.perf_counter()
-    output = None if output is None else Path(output)
     if output is not None:
         check_output_path(output)
-    corpus = load_corpus(root, strict=strict, n_jobs=settings.get("n_jobs"), progress=progress)
+    corpus = load_corpus(
+        root,
+        strict=options["strict"],
+        n_jobs=settings.get("n_jobs"),
+        progress=options["progress"],
+        max_page_bytes=options["max_page_bytes"],
+    )
     loaded = time.perf_counter()
-    model, links = _fit(corpus, settings, progress)
+    model, links = _fit(corpus, settings, options["progress"])
     fitted = time.perf_counter()
     # under two pages there is nothing to link: every page is left as it is
     pages = corpus.pages if len(corpus.pages) >= 2 else corpus.pages.iloc[:0]
+    _refuse_mass_removal(pages, links, max_removal_share, writing=write_back.writes)
     report = export_links(
         corpus.root,
         pages,
         links,
         write=write_back.writes,
-        on_change=on_change,
-        progress=progress,
+        on_change=options["on_change"],
+        progress=options["progress"],
+        max_page_bytes=options["max_page_bytes"],
     )
     if output is not None:
         write_links_table(links, output)
-    seconds = {
-        "load": loaded - started,
-        "fit": fitted - loaded,
-        "write": time.perf_counter() - fitted,
-    }
-    metrics, changes = _metrics(corpus, links, model.n_links) if evaluate else (None, None)
+    seconds = {"load": loaded - started, "fit": fitted - loaded}
+    seconds["write"] = time.perf_counter() - fitted
+    evaluated = _metrics(corpus, links, model.n_links) if options["evaluate"] else (None, None)
     seconds["total"] = time.perf_counter() - started
     return JobResult(
         corpus=corpus,
@@ -192,9 +278,35 @@ def run_job(
         n_links=model.n_links,
         seconds=seconds,
         output=output,
-        metrics=metrics,
-        churn=changes,
+        metrics=evaluated[0],
+        churn=evaluated[1],
     )
+
+
+def pages_losing_links(pages: pd.DataFrame, links: pd.DataFrame) -> pd.Index:
+    """The pages (urls) that the new links would leave with fewer links than they hold today."""
+    new_counts = links.groupby("source_url").size().reindex(pages.index, fill_value=0)
+    old_counts = pages["related_urls"].map(len)
+    return pages.index[(new_counts < old_counts).to_numpy()]
+
+
+def _refuse_mass_removal(
+    pages: pd.DataFrame, links: pd.DataFrame, max_share: float, *, writing: bool
+) -> None:
+    """No silent mass removal: refuse to write when too many pages would lose links."""
+    losing = pages_losing_links(pages, links)
+    share = len(losing) / len(pages) if len(pages) else 0.0
+    if share <= max_share:
+        return
+    message = (
+        f"{len(losing):,} of {len(pages):,} pages ({share:.0%}) would have fewer links than "
+        f"today, over the {max_share:.0%} allowed (for example {losing[0]}); check the settings"
+    )
+    if writing:
+        raise RemovalRefusedError(
+            f"refused: {message}; --force writes anyway", pages=len(losing), share=share
+        )
+    logger.warning("%s", message)
 
 
 def _fit(
@@ -204,6 +316,9 @@ def _fit(
     model = Recommender(**settings, progress=progress)
     if len(corpus.pages) < 2:
         logger.warning("%d pages loaded: nothing to link, no page is changed", len(corpus.pages))
+        return model, pd.DataFrame(columns=list(LINK_COLUMNS))
+    if not target_mask(corpus.pages, exclude_no_index=model.exclude_no_index).any():
+        logger.warning("every page is no_index: no page may be linked to")
         return model, pd.DataFrame(columns=list(LINK_COLUMNS))
     return model, model.fit(corpus.pages).related_
 
