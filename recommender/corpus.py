@@ -15,6 +15,8 @@ import logging
 import math
 import os
 import re
+import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -447,8 +449,8 @@ def _find_pages(root: Path) -> tuple[list[str], list[PageError]]:
     """
     found: list[str] = []
     problems: list[PageError] = []
-    seen_dirs: dict[str, str] = {}
     root_real = os.path.realpath(root)
+    seen_dirs = _real_folders(root)  # a folder is read at its own path before any link to it
 
     def unreadable(exc: OSError) -> None:
         rel = Path(exc.filename).relative_to(root).as_posix() if exc.filename else "."
@@ -464,17 +466,17 @@ def _find_pages(root: Path) -> tuple[list[str], list[PageError]]:
             )
             dirs.clear()
             continue
-        if real in seen_dirs:
+        if seen_dirs.setdefault(real, rel_here) != rel_here:
+            looping = is_inside(real, here.parent)  # the link is inside its own target
             problems.append(
                 PageError(
                     shown_path(rel_here),
-                    "symlink loop",
-                    f"this folder is {seen_dirs[real]!r} again, which is already read; skipped",
+                    "symlink loop" if looping else "second way to a folder",
+                    f"this folder is {shown_path(seen_dirs[real])!r} again, which is read; skipped",
                 )
             )
             dirs.clear()
             continue
-        seen_dirs[real] = rel_here
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
         for name in files:
             if name.endswith(".md"):
@@ -485,6 +487,15 @@ def _find_pages(root: Path) -> tuple[list[str], list[PageError]]:
                 else:
                     problems.append(problem)
     return _without_second_ways(root, root_real, sorted(found)), problems
+
+
+def _real_folders(root: Path) -> dict[str, str]:
+    """The real path of every folder reached without a symlink, to its path from the root."""
+    folders = {}
+    for folder, dirs, _ in os.walk(root):
+        dirs[:] = [d for d in dirs if not d.startswith(".")]
+        folders[os.path.realpath(folder)] = Path(folder).relative_to(root).as_posix()
+    return folders
 
 
 def _without_second_ways(root: Path, root_real: str, rels: list[str]) -> list[str]:
@@ -587,9 +598,13 @@ def _read_pages(
     size = max(1, -(-len(rels) // (workers * 16))) if parallel else 1000
     chunks = [rels[i : i + size] for i in range(0, len(rels), size)]
     if parallel:
-        # idle workers end soon, so that none outlives a killed run for long
+        # workers end with this process, however it ends, and soon when idle
         run = joblib.Parallel(
-            n_jobs=workers, return_as="generator", idle_worker_timeout=WORKER_IDLE_SECONDS
+            n_jobs=workers,
+            return_as="generator",
+            idle_worker_timeout=WORKER_IDLE_SECONDS,
+            initializer=end_with_parent,
+            initargs=(os.getpid(),),
         )
         results = run(joblib.delayed(_read_chunk)(root, chunk, max_bytes) for chunk in chunks)
     else:
@@ -603,6 +618,32 @@ def _read_pages(
             problems.extend(chunk_problems)
             bar.update(len(chunk))
     return pd.concat(page_parts, ignore_index=True), pd.concat(link_parts, ignore_index=True)
+
+
+def end_with_parent(parent: int, interval: float = 0.5) -> None:
+    """In a worker process: end it when the process ``parent`` has ended (say, by SIGKILL).
+
+    A killed parent cannot tell its workers to stop; without this they would
+    wait for work until their idle timeout.
+    """
+
+    def watch() -> None:
+        while True:
+            time.sleep(interval)
+            if os.getppid() != parent and not _alive(parent):
+                os._exit(0)
+
+    threading.Thread(target=watch, name="end-with-parent", daemon=True).start()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _drop_duplicate_urls(
