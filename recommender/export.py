@@ -47,7 +47,7 @@ from tqdm.auto import tqdm
 
 from .errors import ExportError, RewriteCheckError, UnsafeFileError
 from .files import DEFAULT_MAX_PAGE_BYTES, read_regular_file, writable_target
-from .frontmatter import compose_yaml, load_yaml, split_front_matter
+from .frontmatter import compose_yaml, load_yaml, node_data, split_front_matter
 
 __all__ = [
     "LINKS_TABLE_SUFFIXES",
@@ -186,7 +186,11 @@ def related_blocks(front_matter: str) -> list[tuple[int, int]]:
     RewriteCheckError
         When it is not a mapping of keys at the start of lines.
     """
-    root = compose_yaml(front_matter)
+    return _related_spans(front_matter, compose_yaml(front_matter))
+
+
+def _related_spans(front_matter: str, root: yaml.Node | None) -> list[tuple[int, int]]:
+    """:func:`related_blocks` of front matter already composed into ``root``."""
     if root is None:
         return []
     if not isinstance(root, yaml.MappingNode) or root.flow_style:
@@ -248,7 +252,8 @@ def replace_related(
         raise ValueError("the file does not open with a '---' line")
     start, end, _ = span
     front_matter = text[start:end]
-    blocks = related_blocks(front_matter)
+    root = compose_yaml(front_matter)
+    blocks = _related_spans(front_matter, root)
     wanted = [_block_values(target) for target in targets]
     newline = "\r\n" if text[start - 2 : start] == "\r\n" else "\n"
     rendered = render_related(wanted, newline, cache=cache)
@@ -268,7 +273,7 @@ def replace_related(
     body_start = len(new_text) - (len(text) - span[2])
     if split_front_matter(new_text) != (start, start + len(new_front_matter), body_start):
         raise RewriteCheckError("the new text would move the end of the front matter")
-    check_rewrite(front_matter, new_front_matter, wanted)
+    _check_rewrite(node_data(root), new_front_matter, wanted)
     return new_text
 
 
@@ -284,8 +289,14 @@ def check_rewrite(old: str, new: str, wanted: Sequence[Mapping[str, object]]) ->
     RewriteCheckError
         Naming the first key that would read back differently.
     """
+    _check_rewrite(load_yaml(old), new, wanted)
+
+
+def _check_rewrite(before: object, new: str, wanted: Sequence[Mapping[str, object]]) -> None:
+    """:func:`check_rewrite` with the old front matter's value already known."""
+    before = {} if before is None else before
     try:
-        before, after = load_yaml(old) or {}, load_yaml(new)
+        after = load_yaml(new)
     except yaml.YAMLError as exc:
         raise RewriteCheckError(
             f"the new front matter would not parse: {_first_line(exc)}"

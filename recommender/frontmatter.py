@@ -15,7 +15,14 @@ from typing import Any
 import yaml
 from yaml.nodes import MappingNode, ScalarNode, SequenceNode
 
-__all__ = ["MAX_DEPTH", "MAX_NODES", "compose_yaml", "load_yaml", "split_front_matter"]
+__all__ = [
+    "MAX_DEPTH",
+    "MAX_NODES",
+    "compose_yaml",
+    "load_yaml",
+    "node_data",
+    "split_front_matter",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -112,7 +119,17 @@ def load_yaml(text: str) -> Any:
         For invalid YAML, unknown tags, unhashable keys, values Python cannot
         hold, repeated keys, recursive aliases or hostile sizes.
     """
-    node = compose_yaml(text)
+    return node_data(compose_yaml(text))
+
+
+def node_data(node: Any) -> Any:
+    """The value of a node tree from :func:`compose_yaml`, as :func:`load_yaml` builds it.
+
+    Raises
+    ------
+    yaml.YAMLError
+        For unknown tags, unhashable keys, or values Python cannot hold.
+    """
     if node is None:
         return None
     loader = _SAFE_LOADER("")
