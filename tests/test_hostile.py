@@ -3,6 +3,7 @@
 Each test here failed on the code before issue 11 (see the commit history).
 """
 
+import contextlib
 import json
 import os
 import shutil
@@ -15,6 +16,8 @@ import sys
 import pandas as pd
 import pytest
 import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import recommender.corpus as corpus_module
 import recommender.export as export_module
@@ -497,3 +500,132 @@ def test_diff_is_a_patch_git_applies_for_every_page(site, tmp_path, capsys):
     subprocess.run([git, "apply", str(patch)], cwd=site, check=True)
     code, out, _ = run(capsys, site, "--check")
     assert code == 0, out
+
+
+# ------------------------------------------------------------------- fuzz: YAML's corners
+
+ODD_VALUES = [
+    "yes",
+    "No",
+    "~",
+    "null",
+    "0x1F",
+    "0o17",
+    "1e400",
+    ".nan",
+    "-.inf",
+    "+12",
+    "2024-02-30",
+    "2024-01-01",
+    "2024-01-01 12:00:00",
+    "0000-01-01",
+    "2024-01-01 25:00:00",
+    "12345678901234567890",
+    "-9223372036854775809",
+    "'it''s: quoted'",
+    '"say \\"hi\\""',
+    '"ls\\u2028ps\\u2029nel\\x85cr\\r"',
+    '"tab\\tbell\\a nul\\0"',
+    "caf\u00e9 \U0001f600",
+    "!!str 12",
+    "!!int abc",
+    "!!int 7",
+    "!!binary aGk=",
+    "!!float x",
+    "!!set {a, b}",
+    "!!timestamp 2024-01-01",
+    "!!python/name:os.system",
+    "!custom x",
+    "&anchor anchored",
+    "*anchor",
+    "*missing",
+    "|\n  literal\n  related_article1: not a key\n",
+    ">-\n  folded\n  text\n",
+    "|+\n  kept\n\n",
+    "[a, [b, {c: d}]]",
+    "{a: 1, b: [2, 3]}",
+    "{url: /x}",
+    '"multi\nrelated_article1: x\n  end"',
+    "'single\n\nrelated_article2:\n    url: /evil'",
+    "javascript:alert(1)",
+    "/ok/url",
+    "http://example.com/x",
+    "# only a comment",
+    "@reserved",
+    "`reserved",
+    "- item",
+    "? complex",
+    "%percent",
+    "",
+]
+KEYS = [
+    "title", "url", "question", "answer", "subject", "id", "date", "score", "no_index", "seo",
+    "related_article1", "related_article2", "related_article10", "extra", "'quoted key'", "1",
+]  # fmt: skip
+
+
+@st.composite
+def front_matters(draw):
+    lines = []
+    if draw(st.booleans()):
+        lines.append(f"title: Fuzzed page {draw(st.integers(0, 9))}")
+        lines.append(f"url: /fuzz/{draw(st.integers(0, 99))}")
+    for _ in range(draw(st.integers(0, 6))):
+        key = draw(st.sampled_from(KEYS))
+        value = draw(st.sampled_from(ODD_VALUES))
+        depth = draw(st.integers(0, 3)) * draw(st.sampled_from([0, 1, 30]))
+        if depth:
+            value = "[" * depth + (value.splitlines() or ["x"])[0] + "]" * depth
+        if key == "seo" and draw(st.booleans()):
+            value = f"\n  page_keywords: {value.splitlines()[0] if value else 'k'}"
+        lines.append(f"{key}: {value}")
+    text = "\n".join(lines) + "\n"
+    if draw(st.booleans()):
+        text = text.replace("\n", "\r\n")
+    return text
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
+@given(st.lists(front_matters(), min_size=1, max_size=3), st.booleans())
+def test_fuzzed_front_matter_never_crashes_and_never_writes_an_unparsable_page(fuzzed, fit):
+    import tempfile
+    from pathlib import Path
+
+    from recommender import Recommender
+    from recommender.errors import ConfigError
+
+    with tempfile.TemporaryDirectory() as folder:
+        site = Path(folder)
+        for path in sorted((SAMPLE / "biology").glob("*.md"))[:4]:
+            shutil.copy(path, site / path.name)
+        for number, text in enumerate(fuzzed):
+            (site / f"fuzz-{number}.md").write_bytes(page(text, body="body").encode("utf-8"))
+        before = snapshot(site)
+        corpus = load_corpus(site)
+        urls = corpus.pages.index.tolist()
+        links = pd.DataFrame(
+            [(url, 1, urls[(i + 1) % len(urls)]) for i, url in enumerate(urls)],
+            columns=["source_url", "rank", "target_url"],
+        )
+        if fit and len(urls) >= 2:
+            with contextlib.suppress(ConfigError):
+                links = Recommender(n_jobs=1, max_df=1.0, n_links=2).fit(corpus.pages).related_
+        report = export_links(site, corpus.pages, links, write=True).set_index("path")
+        again = load_corpus(site)
+        assert set(again.errors["path"]) == set(corpus.errors["path"])
+        after = snapshot(site)
+        for path, row in report.iterrows():
+            if row["status"] != "written":
+                assert after[path] == before[path]
+        wanted = links.sort_values(["source_url", "rank"]).groupby("source_url")["target_url"]
+        wanted = wanted.agg(list).reindex(corpus.pages.index).tolist()
+        got = again.pages["related_urls"].reindex(corpus.pages.index).tolist()
+        for url, want, have, status in zip(
+            corpus.pages.index,
+            wanted,
+            got,
+            report.set_index("url").loc[corpus.pages.index, "status"],
+            strict=True,
+        ):
+            if status == "written":
+                assert have == (want if isinstance(want, list) else []), url
