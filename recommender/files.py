@@ -175,13 +175,21 @@ class SiteLock:
     def __init__(self, root: str | os.PathLike[str]):
         root = Path(root)
         state = root / ".recommender"
-        self.path = (state / "recommend.lock") if state.is_dir() else (root / ".recommend.lock")
+        in_state = state.is_dir() and not state.is_symlink()
+        self.path = (state / "recommend.lock") if in_state else (root / ".recommend.lock")
         self._descriptor: int | None = None
         self.stale: dict | None = None
 
     def __enter__(self) -> SiteLock:
         for _ in range(10):  # another run may remove the file between our open and flock
-            descriptor = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+            flags = os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NONBLOCK
+            try:
+                descriptor = os.open(self.path, flags, 0o644)
+            except OSError as exc:  # a symlink or a FIFO planted where the lock goes
+                raise UnsafeFileError(f"{self.path}: cannot be the lock: {exc.strerror}") from None
+            if not stat.S_ISREG(os.fstat(descriptor).st_mode):
+                os.close(descriptor)
+                raise UnsafeFileError(f"{self.path}: cannot be the lock: not a regular file")
             try:
                 fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except OSError as exc:

@@ -418,6 +418,14 @@ def test_force_writes_the_removal(site, tmp_path, capsys):
 # -------------------------------------------------------------------- one run at a time
 
 
+def test_help_documents_the_new_options_and_exit_codes(capsys):
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    out = capsys.readouterr().out
+    for text in ("--force", "--max-removal-share", "--max-page-bytes", "5  refused", "6  another"):
+        assert text in out
+
+
 def test_a_second_run_while_one_holds_the_lock_exits_6(site, capsys):
     from recommender.files import SiteLock
 
@@ -629,3 +637,12 @@ def test_fuzzed_front_matter_never_crashes_and_never_writes_an_unparsable_page(f
         ):
             if status == "written":
                 assert have == (want if isinstance(want, list) else []), url
+
+
+def test_a_lock_file_planted_as_a_symlink_is_never_written_through(site, tmp_path, capsys):
+    victim = tmp_path / "precious.txt"
+    victim.write_text("keep me", encoding="utf-8")
+    os.symlink(victim, site / ".recommend.lock")
+    code, _, err = run(capsys, site, "--rewrite")
+    assert code == 4 and "cannot be the lock" in err
+    assert victim.read_text(encoding="utf-8") == "keep me"
