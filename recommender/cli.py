@@ -19,9 +19,18 @@ import pandas as pd
 
 from . import __version__
 from .config import effective_settings, load_settings, settings_toml
-from .errors import ConfigError, ExportError, PageError, RecommenderError, SiteNotFoundError
+from .errors import (
+    ConfigError,
+    ExportError,
+    LockedError,
+    PageError,
+    RecommenderError,
+    RemovalRefusedError,
+    SiteNotFoundError,
+)
 from .export import LINKS_TABLE_SUFFIXES, PageChange, WriteBack
-from .job import DEFAULT_FULL_AFTER, JobResult, run_job
+from .files import DEFAULT_MAX_PAGE_BYTES
+from .job import DEFAULT_FULL_AFTER, DEFAULT_MAX_REMOVAL_SHARE, JobResult, run_job
 from .state import DEFAULT_STATE_FOLDER
 
 EXIT_OK = 0  # done; with --check: no page would change
@@ -29,8 +38,12 @@ EXIT_CHANGES = 1  # --check: some pages would change
 EXIT_USAGE = 2  # bad command line, settings file or site folder
 EXIT_BAD_PAGES = 3  # some pages could not be loaded (skipped; with --strict, nothing written)
 EXIT_FAILED = 4  # anything else went wrong (a page could not be written, ...)
+EXIT_REFUSED = 5  # --rewrite refused: it would remove links from too many pages (--force)
+EXIT_LOCKED = 6  # another run holds the site's lock; nothing was done
 EXIT_INTERRUPTED = 130  # stopped by Ctrl-C or SIGTERM
-# When several apply, the most serious wins: 4 over 3 over 1 (see _exit_code).
+# 2, 6 and 5 stop a run before any page is written, so they come alone; a run
+# that went through gives the most serious of 4 over 3 over 1 over 0 (see _exit_code);
+# 130 whenever the run was interrupted.
 
 EPILOG = """\
 modes (like black):
@@ -46,8 +59,12 @@ exit codes:
   3  some pages could not be loaded: they were listed and skipped
      (with --strict: nothing was written)
   4  something else failed, such as writing a page; the others were written
+  5  refused: the rewrite would leave too many pages with fewer links than
+     today (see --max-removal-share); nothing was written; --force writes
+  6  another run holds the site's lock; nothing was done
   130  interrupted (Ctrl-C or SIGTERM); each page is either as it was or done
-  when several apply, the highest wins: 4 over 3 over 1
+  2, 6 and 5 stop the run before any page is written; otherwise the highest
+  of 4, 3 and 1 wins
 
 settings: a TOML file of Recommender parameters (see --print-config);
 options given on the command line override it.
@@ -122,6 +139,26 @@ def _parser() -> argparse.ArgumentParser:
         help="any bad page fails the run before anything is written",
     )
     parser.add_argument(
+        "--force",
+        action="store_true",
+        help="rewrite even when many pages would lose links (see --max-removal-share)",
+    )
+    parser.add_argument(
+        "--max-removal-share",
+        type=float,
+        default=DEFAULT_MAX_REMOVAL_SHARE,
+        metavar="SHARE",
+        help="refuse to rewrite (exit 5) when more than this share of pages would have fewer "
+        f"links than today (default {DEFAULT_MAX_REMOVAL_SHARE})",
+    )
+    parser.add_argument(
+        "--max-page-bytes",
+        type=int,
+        default=DEFAULT_MAX_PAGE_BYTES,
+        metavar="N",
+        help=f"a bigger page file is a bad page, not read (default {DEFAULT_MAX_PAGE_BYTES:,})",
+    )
+    parser.add_argument(
         "--quiet", "-q", action="store_true", help="print only errors; no progress bars"
     )
     parser.add_argument(
@@ -157,6 +194,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail(f"error: {exc}", EXIT_USAGE)
     except PageError as exc:  # --strict
         return _fail(f"bad page, nothing written: {exc}", EXIT_BAD_PAGES)
+    except LockedError as exc:
+        return _fail(f"not run: {exc}", EXIT_LOCKED)
+    except RemovalRefusedError as exc:
+        return _fail(f"nothing written: {exc}", EXIT_REFUSED)
     except KeyboardInterrupt:
         return _fail("interrupted; every page is as it was or as it should be", EXIT_INTERRUPTED)
     except Exception as exc:
@@ -222,6 +263,9 @@ def _run(args: argparse.Namespace) -> int:
             state=False if args.no_state else (args.state or True),
             full=args.full,
             full_after=args.full_after,
+            max_page_bytes=args.max_page_bytes,
+            max_removal_share=args.max_removal_share,
+            force=args.force,
         )
     except ExportError as exc:
         if args.output is not None and str(exc).startswith(str(args.output)):

@@ -15,6 +15,8 @@ import logging
 import math
 import os
 import re
+import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,7 +26,8 @@ import pandas as pd
 import yaml
 from tqdm.auto import tqdm
 
-from .errors import PageError, SiteNotFoundError
+from .errors import ConfigError, PageError, SiteNotFoundError, UnsafeFileError
+from .files import DEFAULT_MAX_PAGE_BYTES, is_inside, read_regular_file
 from .frontmatter import load_yaml, split_front_matter
 from .text import clean_text, split_keywords
 
@@ -42,8 +45,14 @@ logger = logging.getLogger(__name__)
 
 _RELATED_KEY = re.compile(r"related_article(\d+)")
 _BLANK = re.compile(r"\s+")
+#: A url a page may have: a site path or an http(s) address, without blanks or control characters.
+_URL = re.compile(r"(?:/|https?://)[^\s\x00-\x1f\x7f-\x9f\u2028\u2029]*", re.IGNORECASE)
+#: Ids are stored as Int64.
+_INT64 = range(-(2**63), 2**63)
 #: Below this many pages, starting worker processes costs more than it saves.
 PARALLEL_MIN_PAGES = 2000
+#: Seconds a worker process waits for work before it ends (joblib's default is 300).
+WORKER_IDLE_SECONDS = 5
 
 #: Columns of :attr:`Corpus.pages`, in order, with what each holds.  The index is ``url``.
 PAGE_COLUMNS: dict[str, str] = {
@@ -169,14 +178,30 @@ class _Checker:
     def integer(self, key: str, value: object) -> int | None:
         if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
             self.wrong_type(key, value, "expected an integer")
+        if value is not None and value not in _INT64:
+            self.fail("wrong type", f"`{key}` {str(value)[:30]} does not fit in 64 bits", key)
         return value
+
+    def url(self, value: object) -> str:
+        url = self.text("url", value, required=True)
+        if not _URL.fullmatch(url):
+            self.fail(
+                "bad url",
+                f"`url` {url!r:.80} must start with '/' or http(s):// and hold no blanks "
+                "or control characters",
+                "url",
+            )
+        return url
 
     def number(self, key: str, value: object) -> float:
         if value is None:
             return math.nan
         if isinstance(value, bool) or not isinstance(value, int | float):
             self.wrong_type(key, value, "expected a number")
-        return float(value)
+        try:
+            return float(value)
+        except OverflowError:
+            self.fail("wrong type", f"`{key}` is too large a number", key)
 
     def flag(self, key: str, value: object) -> bool:
         if value is None:
@@ -232,7 +257,13 @@ class _Checker:
         return sorted(related, key=lambda block: block[0])
 
 
-def read_page(path: Path, rel: str) -> dict[str, Any]:
+def read_page(
+    path: Path,
+    rel: str,
+    *,
+    root_real: str | None = None,
+    max_bytes: int = DEFAULT_MAX_PAGE_BYTES,
+) -> dict[str, Any]:
     """Read and check one page; return its row of :attr:`Corpus.pages` as a dict.
 
     Parameters
@@ -241,14 +272,23 @@ def read_page(path: Path, rel: str) -> dict[str, Any]:
         The file to read.
     rel : str
         Its path relative to the site root, used in messages and the ``path`` column.
+    root_real : str, optional
+        The real path of the site root: a page whose real path is outside is
+        not read.  By default the page's own folder.
+    max_bytes : int, default 1,000,000
+        A bigger file is not read.
 
     Raises
     ------
     PageError
         With the file, the line where known, and what is wrong.
     """
+    if root_real is None:
+        root_real = os.path.realpath(path.parent)
     try:
-        raw = path.read_bytes()
+        raw = read_regular_file(path, root_real, max_bytes)
+    except UnsafeFileError as exc:
+        raise PageError(rel, "not read", str(exc)) from None
     except OSError as exc:
         raise PageError(rel, "unreadable file", exc.strerror or str(exc)) from None
     if not raw.strip():
@@ -294,7 +334,7 @@ def read_page(path: Path, rel: str) -> dict[str, Any]:
 def _page_record(rel: str, front_matter: str, data: dict) -> dict[str, Any]:
     """A page's row of :attr:`Corpus.pages`, with its blocks as ``related``."""
     check = _Checker(rel, front_matter)
-    url = check.text("url", data.get("url"), required=True)
+    url = check.url(data.get("url"))
     title = check.text("title", data.get("title"), required=True)
     subject = check.text("subject", data.get("subject"))
     question = check.text("question", data.get("question"))
@@ -327,63 +367,157 @@ def _page_record(rel: str, front_matter: str, data: dict) -> dict[str, Any]:
     }
 
 
-def _read_chunk(root: Path, rels: list[str]) -> tuple[pd.DataFrame, pd.DataFrame, list[PageError]]:
+def _read_chunk(
+    root: Path, rels: list[str], max_bytes: int = DEFAULT_MAX_PAGE_BYTES
+) -> tuple[pd.DataFrame, pd.DataFrame, list[PageError]]:
     """Read some pages; return their pages and links frames (unindexed) and their errors.
 
     Frames rather than records, so that a worker process sends Arrow buffers
-    back instead of pickling a Python string per field.
+    back instead of pickling a Python string per field.  Whatever goes wrong
+    with one page becomes its :class:`PageError`; the others go on.
     """
     records: list[dict[str, Any]] = []
     problems: list[PageError] = []
+    root_real = os.path.realpath(root)
     collecting = gc.isenabled()
     gc.disable()  # many small containers and no cycles: the collector would only slow this down
     try:
         for rel in rels:
             try:
-                records.append(read_page(root / rel, rel))
+                records.append(read_page(root / rel, rel, root_real=root_real, max_bytes=max_bytes))
             except PageError as exc:
                 problems.append(exc)
+            except Exception as exc:
+                problems.append(_unexpected(rel, exc))
     finally:
         if collecting:
             gc.enable()
-    return *_frames(records), problems
+    return *_frames_keeping_good(records, problems), problems
+
+
+def _unexpected(rel: str, exc: Exception) -> PageError:
+    """A page that failed in a way no check foresaw: an error row all the same."""
+    logger.debug("%s: unexpected %s", rel, type(exc).__name__, exc_info=exc)
+    return PageError(rel, "cannot be read", f"{type(exc).__name__}: {str(exc)[:200]}")
+
+
+def _frames_keeping_good(
+    records: list[dict[str, Any]], problems: list[PageError]
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """:func:`_frames` of the records; a record that pandas cannot hold becomes a problem."""
+    try:
+        return _frames(records)
+    except Exception:
+        good = []
+        for record in records:
+            try:
+                _frames([record])
+            except Exception as exc:
+                problems.append(_unexpected(record["path"], exc))
+            else:
+                good.append(record)
+        return _frames(good)
+
+
+def shown_path(rel: str) -> str:
+    """A path as it may be printed on one line: undecodable bytes and control characters escaped.
+
+    >>> shown_path("a/b\\nc.md"), shown_path("x\\udcff.md")
+    ('a/b\\\\nc.md', 'x\\\\xff.md')
+    """
+    raw = rel.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    return "".join(
+        char.encode("unicode_escape").decode("ascii") if _UNSAFE_NAME.match(char) else char
+        for char in raw
+    )
+
+
+_UNSAFE_NAME = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def _name_problem(rel: str) -> PageError | None:
+    """A file name that cannot be shown or stored as it is (not UTF-8, control characters)."""
+    try:
+        rel.encode("utf-8")
+    except UnicodeEncodeError:
+        return PageError(shown_path(rel), "bad file name", "the name is not valid UTF-8; rename it")
+    if _UNSAFE_NAME.search(rel):
+        return PageError(
+            shown_path(rel), "bad file name", "the name holds control characters; rename it"
+        )
+    return None
 
 
 def find_pages(root: Path) -> tuple[list[str], list[PageError]]:
-    """Every ``*.md`` under root (following folder symlinks, skipping dot-folders), sorted.
+    """Every ``*.md`` under root, sorted, and the problems met; the root is a wall.
 
-    Returns the paths relative to root, and the problems met (unreadable
-    folders, symlink loops).
+    Folder symlinks are followed only where their real path is inside the
+    root (a folder is read once, however many ways lead to it); a page
+    symlinked to another page of the site is read once, under its own path.
     """
     found: list[str] = []
     problems: list[PageError] = []
-    seen_dirs: dict[str, str] = {}
+    root_real = os.path.realpath(root)
+    seen_dirs = _real_folders(root)  # a folder is read at its own path before any link to it
 
     def unreadable(exc: OSError) -> None:
         rel = Path(exc.filename).relative_to(root).as_posix() if exc.filename else "."
-        problems.append(PageError(rel, "unreadable folder", exc.strerror or str(exc)))
+        problems.append(PageError(shown_path(rel), "unreadable folder", exc.strerror or str(exc)))
 
     for folder, dirs, files in os.walk(root, followlinks=True, onerror=unreadable):
         here = Path(folder)
         rel_here = here.relative_to(root).as_posix()
         real = os.path.realpath(folder)
-        if real in seen_dirs:
+        if not is_inside(root_real, real):
+            problems.append(
+                PageError(shown_path(rel_here), "outside the site", f"a symlink to {real}; skipped")
+            )
+            dirs.clear()
+            continue
+        if seen_dirs.setdefault(real, rel_here) != rel_here:
+            looping = is_inside(real, here.parent)  # the link is inside its own target
             problems.append(
                 PageError(
-                    rel_here,
-                    "symlink loop",
-                    f"this folder is {seen_dirs[real]!r} again, which is already read; skipped",
+                    shown_path(rel_here),
+                    "symlink loop" if looping else "second way to a folder",
+                    f"this folder is {shown_path(seen_dirs[real])!r} again, which is read; skipped",
                 )
             )
             dirs.clear()
             continue
-        seen_dirs[real] = rel_here
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
         for name in files:
             if name.endswith(".md"):
-                found.append((here / name).relative_to(root).as_posix())
-    found.sort()
-    return found, problems
+                rel = (here / name).relative_to(root).as_posix()
+                problem = _name_problem(rel)
+                if problem is None:
+                    found.append(rel)
+                else:
+                    problems.append(problem)
+    return _without_second_ways(root, root_real, sorted(found)), problems
+
+
+def _real_folders(root: Path) -> dict[str, str]:
+    """The real path of every folder reached without a symlink, to its path from the root."""
+    folders = {}
+    for folder, dirs, _ in os.walk(root):
+        dirs[:] = [d for d in dirs if not d.startswith(".")]
+        folders[os.path.realpath(folder)] = Path(folder).relative_to(root).as_posix()
+    return folders
+
+
+def _without_second_ways(root: Path, root_real: str, rels: list[str]) -> list[str]:
+    """Drop page symlinks that lead to another page found: each file is read once."""
+    real_of = {os.path.join(root_real, rel): rel for rel in rels}
+    kept = []
+    for rel in rels:
+        if os.path.islink(root / rel):
+            real = os.path.realpath(root / rel)
+            if real_of.get(real, rel) != rel:
+                logger.info("%s: a symlink to %s, read there", rel, real_of[real])
+                continue
+        kept.append(rel)
+    return kept
 
 
 def load_corpus(
@@ -393,14 +527,18 @@ def load_corpus(
     n_jobs: int | None = None,
     progress: bool = False,
     paths: list[str] | None = None,
+    max_page_bytes: int = DEFAULT_MAX_PAGE_BYTES,
 ) -> Corpus:
     """Load every ``*.md`` page under ``root`` (or only those named in ``paths``).
 
     Parameters
     ----------
     root : path
-        The site's content folder.  Folder symlinks are followed (a loop is
-        reported, not fatal); folders whose name starts with '.' are skipped.
+        The site's content folder, a wall: a page or folder symlink whose real
+        path is outside it is reported and skipped; symlinks inside are
+        followed (a loop is reported, not fatal) and each file is read once.
+        Folders whose name starts with '.' are skipped.  Only regular files are
+        read: a FIFO, device or socket named ``*.md`` is reported, never opened.
     strict : bool, default False
         Raise the first bad page's :class:`~recommender.errors.PageError` (in
         path order) instead of listing it in ``errors``.
@@ -412,6 +550,8 @@ def load_corpus(
     paths : list of str, optional
         Only these pages (paths relative to root, as :func:`find_pages` gives
         them); a nightly run reads only what changed.
+    max_page_bytes : int, default 1,000,000
+        A page file bigger than this is reported, not read.
 
     Returns
     -------
@@ -438,7 +578,11 @@ def load_corpus(
         raise SiteNotFoundError(f"{root}: not a folder")
     rels, problems = find_pages(root) if paths is None else (sorted(paths), [])
     logger.info("reading %d pages under %s", len(rels), root)
-    pages, links = _read_pages(root, rels, problems, n_jobs=n_jobs, progress=progress)
+    if max_page_bytes < 1:
+        raise ConfigError(f"max_page_bytes must be a positive integer, got {max_page_bytes!r}")
+    pages, links = _read_pages(
+        root, rels, problems, n_jobs=n_jobs, progress=progress, max_bytes=max_page_bytes
+    )
     pages, links = _drop_duplicate_urls(pages, links, problems)
     problems.sort(key=lambda p: p.path)
     if strict and problems:
@@ -452,7 +596,13 @@ def load_corpus(
 
 
 def _read_pages(
-    root: Path, rels: list[str], problems: list[PageError], *, n_jobs: int | None, progress: bool
+    root: Path,
+    rels: list[str],
+    problems: list[PageError],
+    *,
+    n_jobs: int | None,
+    progress: bool,
+    max_bytes: int = DEFAULT_MAX_PAGE_BYTES,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Pages and links frames of the files ``rels``, in path order; bad pages go to problems."""
     workers = joblib.effective_n_jobs(n_jobs)
@@ -460,10 +610,17 @@ def _read_pages(
     size = max(1, -(-len(rels) // (workers * 16))) if parallel else 1000
     chunks = [rels[i : i + size] for i in range(0, len(rels), size)]
     if parallel:
-        run = joblib.Parallel(n_jobs=workers, return_as="generator")
-        results = run(joblib.delayed(_read_chunk)(root, chunk) for chunk in chunks)
+        # workers end with this process, however it ends, and soon when idle
+        run = joblib.Parallel(
+            n_jobs=workers,
+            return_as="generator",
+            idle_worker_timeout=WORKER_IDLE_SECONDS,
+            initializer=end_with_parent,
+            initargs=(os.getpid(),),
+        )
+        results = run(joblib.delayed(_read_chunk)(root, chunk, max_bytes) for chunk in chunks)
     else:
-        results = (_read_chunk(root, chunk) for chunk in chunks)
+        results = (_read_chunk(root, chunk, max_bytes) for chunk in chunks)
     empty_pages, empty_links = _frames([])  # the columns and dtypes, even with no pages
     page_parts, link_parts = [empty_pages], [empty_links]
     with tqdm(total=len(rels), desc="loading", unit="page", disable=not progress) as bar:
@@ -473,6 +630,32 @@ def _read_pages(
             problems.extend(chunk_problems)
             bar.update(len(chunk))
     return pd.concat(page_parts, ignore_index=True), pd.concat(link_parts, ignore_index=True)
+
+
+def end_with_parent(parent: int, interval: float = 0.5) -> None:
+    """In a worker process: end it when the process ``parent`` has ended (say, by SIGKILL).
+
+    A killed parent cannot tell its workers to stop; without this they would
+    wait for work until their idle timeout.
+    """
+
+    def watch() -> None:
+        while True:
+            time.sleep(interval)
+            if os.getppid() != parent and not _alive(parent):
+                os._exit(0)
+
+    threading.Thread(target=watch, name="end-with-parent", daemon=True).start()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _drop_duplicate_urls(

@@ -58,3 +58,31 @@ class ModelFileError(RecommenderError):
 
 class ExportError(RecommenderError):
     """Links that cannot be written back into the pages (say, a target url that is no page)."""
+
+
+class UnsafeFileError(RecommenderError):
+    """A file not read or written: outside the site, not a regular file, too big, read-only."""
+
+
+class LockedError(RecommenderError):
+    """Another run holds the site's lock (see :class:`recommender.files.SiteLock`)."""
+
+
+class RemovalRefusedError(RecommenderError):
+    """A rewrite refused because it would leave too many pages with fewer links than today.
+
+    Attributes
+    ----------
+    pages : int
+        Pages that would be left with fewer links.
+    share : float
+        Their share of the pages.
+    """
+
+    def __init__(self, message: str, pages: int = 0, share: float = 0.0):
+        self.pages, self.share = pages, share
+        super().__init__(message)
+
+
+class RewriteCheckError(RecommenderError, ValueError):
+    """A page's new text does not read back as meant; the page is not written."""

@@ -31,6 +31,7 @@ import contextlib
 import difflib
 import io
 import logging
+import math
 import os
 import re
 import stat
@@ -44,8 +45,9 @@ import pandas as pd
 import yaml
 from tqdm.auto import tqdm
 
-from .errors import ExportError
-from .frontmatter import load_yaml, split_front_matter
+from .errors import ExportError, RewriteCheckError, UnsafeFileError
+from .files import DEFAULT_MAX_PAGE_BYTES, read_regular_file, writable_target
+from .frontmatter import compose_yaml, load_yaml, node_data, split_front_matter
 
 __all__ = [
     "LINKS_TABLE_SUFFIXES",
@@ -74,16 +76,17 @@ REPORT_COLUMNS: dict[str, str] = {
     "detail": "for errors, what went wrong",
 }
 
-_RELATED_HEADER = re.compile(r"related_article\d+[ \t]*:")
-_INDENTED_OR_BLANK_LINES = re.compile(r"(?:[ \t][^\n]*(?:\n|$)|\r?\n)*")
+_RELATED_KEY = re.compile(r"related_article(\d+)")
+_BLANK_OR_COMMENT_LINE = re.compile(r"(?:[ \t]*|#[^\n]*)\r?\n")  # a comment at column 0
 _BLOCK_INDENT = " " * 4
 _PLAIN_SAFE = re.compile(r"[A-Za-z/][A-Za-z0-9 _./()&,'!?+-]*")
 _YAML_WORDS = frozenset({"yes", "no", "true", "false", "on", "off", "null"})
 
 
-# Not printable in a YAML stream, a line break, or a BOM: such text is double-quoted.
+# Not printable in a YAML stream, any of YAML's line breaks (\n, \r, \x85, \u2028,
+# \u2029), or a BOM: such text is double-quoted, and these characters escaped.
 _UNSAFE_IN_BLOCK = re.compile(
-    "[^\x20-\x7e\xa0-\ud7ff\ue000-\ufefe\uff00-\ufffd\U00010000-\U0010ffff]"
+    "[^\x20-\x7e\xa0-\u2027\u202a-\ud7ff\ue000-\ufefe\uff00-\ufffd\U00010000-\U0010ffff]"
 )
 
 
@@ -171,31 +174,54 @@ def render_related(
 def related_blocks(front_matter: str) -> list[tuple[int, int]]:
     """Spans ``(start, end)`` of the ``related_articleN`` blocks in front matter text.
 
-    A block is its unindented header line and the indented lines under it
-    (blank lines count only when more indented lines follow).
+    The blocks are found where YAML itself puts them: the top-level keys
+    ``related_articleN`` of the composed front matter, from the key to the end
+    of its value's last line (blank and comment lines after it stay outside),
+    so that text inside another value never passes for a block.
+
+    Raises
+    ------
+    yaml.YAMLError
+        When the front matter is not valid YAML (see :func:`~recommender.frontmatter.compose_yaml`).
+    RewriteCheckError
+        When it is not a mapping of keys at the start of lines.
     """
-    text, spans = front_matter, []
-    position = 0 if text.startswith("related_article") else _next_header(text, 0)
-    while position != -1:
-        end = _line_end(text, position)
-        if _RELATED_HEADER.match(text, position):
-            body = _INDENTED_OR_BLANK_LINES.match(text, end).group()
-            kept = len(body.rstrip(" \t\r\n"))  # trailing blank lines stay outside
-            if kept:
-                end = _line_end(text, end + kept - 1)
-            spans.append((position, end))
-        position = _next_header(text, end - 1)
+    return _related_spans(front_matter, compose_yaml(front_matter))
+
+
+def _related_spans(front_matter: str, root: yaml.Node | None) -> list[tuple[int, int]]:
+    """:func:`related_blocks` of front matter already composed into ``root``."""
+    if root is None:
+        return []
+    if not isinstance(root, yaml.MappingNode) or root.flow_style:
+        raise RewriteCheckError("the front matter is not a block mapping of `key: value` lines")
+    spans = []
+    for key, value in root.value:
+        if not isinstance(key, yaml.ScalarNode) or not _RELATED_KEY.fullmatch(key.value):
+            continue
+        if key.start_mark.column != 0 or key.tag != "tag:yaml.org,2002:str" or key.style:
+            raise RewriteCheckError(f"the key {key.value} is not at the start of a plain line")
+        spans.append((key.start_mark.index, _block_end(front_matter, value.end_mark.index)))
     return spans
+
+
+def _block_end(text: str, value_end: int) -> int:
+    """Where a block whose value ends at ``value_end`` ends: after its value's last line."""
+    line_start = text.rfind("\n", 0, value_end) + 1
+    if line_start != value_end:  # the value ends inside a line: the block takes the whole line
+        return _line_end(text, value_end)
+    end = value_end  # a nested mapping ends where the next key starts: give back blank lines
+    while end > 0:
+        previous = text.rfind("\n", 0, end - 1) + 1
+        if not _BLANK_OR_COMMENT_LINE.fullmatch(text, previous, end):
+            break
+        end = previous
+    return end
 
 
 def _line_end(text: str, position: int) -> int:
     end = text.find("\n", position)
     return len(text) if end == -1 else end + 1
-
-
-def _next_header(text: str, position: int) -> int:
-    found = text.find("\nrelated_article", position)
-    return -1 if found == -1 else found + 1
 
 
 def replace_related(
@@ -208,19 +234,26 @@ def replace_related(
 
     Every byte outside the old blocks is kept.  If the old blocks already
     hold exactly these values (in order, whatever their layout), the text is
-    returned unchanged.  ``cache`` is passed to :func:`render_related`.
+    returned unchanged.  ``cache`` is passed to :func:`render_related`.  Like
+    black, the new front matter is parsed again before it is returned
+    (:func:`check_rewrite`).
 
     Raises
     ------
     ValueError
         When the text has no (or an unterminated) front matter.
+    yaml.YAMLError
+        When the front matter is not valid YAML.
+    RewriteCheckError
+        When the new text would not read back as meant.
     """
     span = split_front_matter(text)
     if span is None:
         raise ValueError("the file does not open with a '---' line")
     start, end, _ = span
     front_matter = text[start:end]
-    blocks = related_blocks(front_matter)
+    root = compose_yaml(front_matter)
+    blocks = _related_spans(front_matter, root)
     wanted = [_block_values(target) for target in targets]
     newline = "\r\n" if text[start - 2 : start] == "\r\n" else "\n"
     rendered = render_related(wanted, newline, cache=cache)
@@ -236,7 +269,76 @@ def replace_related(
     new_front_matter = (
         pieces[0] + rendered + "".join(pieces[1:]) if blocks else front_matter + rendered
     )
-    return text[:start] + new_front_matter + text[end:]
+    new_text = text[:start] + new_front_matter + text[end:]
+    body_start = len(new_text) - (len(text) - span[2])
+    if split_front_matter(new_text) != (start, start + len(new_front_matter), body_start):
+        raise RewriteCheckError("the new text would move the end of the front matter")
+    _check_rewrite(node_data(root), new_front_matter, wanted)
+    return new_text
+
+
+def check_rewrite(old: str, new: str, wanted: Sequence[Mapping[str, object]]) -> None:
+    """Check that new front matter reads back as the old one with exactly ``wanted`` as blocks.
+
+    Every key outside the related blocks must keep its value (and its place
+    in the order), and the blocks must be ``related_article1..N`` holding
+    ``wanted`` in order.
+
+    Raises
+    ------
+    RewriteCheckError
+        Naming the first key that would read back differently.
+    """
+    _check_rewrite(load_yaml(old), new, wanted)
+
+
+def _check_rewrite(before: object, new: str, wanted: Sequence[Mapping[str, object]]) -> None:
+    """:func:`check_rewrite` with the old front matter's value already known."""
+    before = {} if before is None else before
+    try:
+        after = load_yaml(new)
+    except yaml.YAMLError as exc:
+        raise RewriteCheckError(
+            f"the new front matter would not parse: {_first_line(exc)}"
+        ) from None
+    if not isinstance(after, dict) or not isinstance(before, dict):
+        raise RewriteCheckError("the new front matter would not be a mapping")
+    rest_before = {k: v for k, v in before.items() if not _is_block_key(k)}
+    rest_after = {k: v for k, v in after.items() if not _is_block_key(k)}
+    if list(rest_before) != list(rest_after):
+        changed = sorted(set(rest_before) ^ set(rest_after), key=str) or list(rest_before)
+        raise RewriteCheckError(f"the key `{str(changed[0])[:60]}` would be lost or moved")
+    for key, value in rest_before.items():
+        if not _same(value, rest_after[key]):
+            raise RewriteCheckError(f"the key `{str(key)[:60]}` would read back differently")
+    blocks = [(k, v) for k, v in after.items() if _is_block_key(k)]
+    expected = [(f"related_article{n}", dict(values)) for n, values in enumerate(wanted, 1)]
+    if len(blocks) != len(expected) or not all(
+        key == want_key and _same(value, want)
+        for (key, value), (want_key, want) in zip(blocks, expected, strict=True)
+    ):
+        raise RewriteCheckError("the new related blocks would not read back as the links meant")
+
+
+def _is_block_key(key: object) -> bool:
+    return isinstance(key, str) and _RELATED_KEY.fullmatch(key) is not None
+
+
+def _first_line(exc: Exception) -> str:
+    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+
+
+def _same(a: object, b: object) -> bool:
+    """Equal values of equal types, NaN equal to NaN, mappings in the same key order."""
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, dict):
+        return list(a) == list(b) and all(_same(a[k], b[k]) for k in a)
+    if isinstance(a, list):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
+    if isinstance(a, float) and math.isnan(a):
+        return math.isnan(b)
+    return a == b
 
 
 def _block_values(target: Mapping[str, object]) -> dict[str, object]:
@@ -348,15 +450,29 @@ class PageChange:
     new: str
 
     def diff(self) -> str:
-        """A unified diff of the page, as ``diff -u`` would show it."""
-        return "".join(
-            difflib.unified_diff(
-                self.old.splitlines(keepends=True),
-                self.new.splitlines(keepends=True),
-                fromfile=f"a/{self.path}",
-                tofile=f"b/{self.path}",
-            )
+        """A unified diff of the page that ``git apply`` and ``patch -p1`` accept.
+
+        Lines are split at ``\\n`` only (not at the other characters Python
+        takes for line ends), and a last line without a newline is marked
+        ``\\ No newline at end of file``.
+        """
+        lines = difflib.unified_diff(
+            _patch_lines(self.old),
+            _patch_lines(self.new),
+            fromfile=f"a/{self.path}",
+            tofile=f"b/{self.path}",
         )
+        return "".join(
+            line if line.endswith("\n") else f"{line}\n\\ No newline at end of file\n"
+            for line in lines
+        )
+
+
+def _patch_lines(text: str) -> list[str]:
+    """The lines of a text as ``diff`` sees them: each ends at ``\\n``, the last perhaps not."""
+    lines = text.split("\n")
+    last = lines.pop()
+    return [line + "\n" for line in lines] + ([last] if last else [])
 
 
 def export_links(
@@ -368,6 +484,7 @@ def export_links(
     on_change: Callable[[PageChange], None] | None = None,
     progress: bool = False,
     sources: Collection[str] | None = None,
+    max_page_bytes: int = DEFAULT_MAX_PAGE_BYTES,
 ) -> pd.DataFrame:
     """Write each page's links into its related blocks (or only say what would change).
 
@@ -392,13 +509,18 @@ def export_links(
     sources : collection of str, optional
         Only these pages (urls) are read and written, the others are not
         touched and not reported; ``pages`` still tells what every target is.
+    max_page_bytes : int, default 1,000,000
+        A page file bigger than this is not read.
 
     Returns
     -------
     pandas.DataFrame
         One row per page, sorted by path; columns as in :data:`REPORT_COLUMNS`.
-        A page that can no longer be read or split gets status ``error``;
-        the others go on.
+        A page gets status ``error``, is not written, and the others go on,
+        when it can no longer be read or split; when its new text would not
+        read back as meant (:func:`check_rewrite`); when it is read-only, not
+        a regular file, or its real path is outside ``root`` (the root is a
+        wall: nothing is ever written outside it).
 
     Raises
     ------
@@ -428,7 +550,14 @@ def export_links(
         targets = targets_by_source.get(url, [])
         counts = _link_counts(old_urls, targets)
         status, detail = _export_page(
-            root, path, url, [blocks_by_url[t] for t in targets], cache, write, on_change
+            root,
+            path,
+            url,
+            [blocks_by_url[t] for t in targets],
+            cache,
+            write,
+            on_change,
+            max_page_bytes,
         )
         rows.append((path, url, status, *counts, detail))
     return pd.DataFrame(rows, columns=list(REPORT_COLUMNS))
@@ -474,15 +603,17 @@ def _export_page(
     cache: dict[tuple[object, ...], str],
     write: bool,
     on_change: Callable[[PageChange], None] | None,
+    max_bytes: int = DEFAULT_MAX_PAGE_BYTES,
 ) -> tuple[str, str]:
     """Rewrite one page's blocks; return its status and, for an error, what went wrong."""
     file = root / path
+    root_real = os.path.realpath(root)
     try:
-        old = file.read_bytes().decode("utf-8")
+        old = read_regular_file(file, root_real, max_bytes).decode("utf-8")
         new = replace_related(old, targets, cache=cache)
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
-        logger.warning("%s: not exported: %s", path, exc)
-        return "error", f"{path}: {exc}"
+    except (OSError, UnicodeDecodeError, ValueError, yaml.YAMLError, UnsafeFileError) as exc:
+        logger.warning("%s: not exported: %s", path, _first_line(exc))
+        return "error", f"{path}: {_first_line(exc)}"
     if new == old:
         return "unchanged", ""
     if on_change is not None:
@@ -490,8 +621,8 @@ def _export_page(
     if not write:
         return "changed", ""
     try:
-        write_atomic(file, new.encode("utf-8"))
-    except OSError as exc:
+        write_atomic(writable_target(file, root_real), new.encode("utf-8"))
+    except (OSError, UnsafeFileError) as exc:
         logger.warning("%s: cannot write: %s", path, exc)
         return "error", f"{path}: cannot write: {exc}"
     return "written", ""

@@ -12,10 +12,11 @@ command line prints those lines and turns the result into an exit code.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
@@ -25,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from .corpus import Corpus, find_pages, load_corpus
-from .errors import PageError, SiteNotFoundError
+from .errors import ConfigError, PageError, RemovalRefusedError, SiteNotFoundError
 from .evaluate import churn, compare
 from .export import (
     REPORT_COLUMNS,
@@ -35,7 +36,9 @@ from .export import (
     export_links,
     write_links_table,
 )
+from .files import DEFAULT_MAX_PAGE_BYTES, SiteLock, remove_temporary_files
 from .model import LINK_COLUMNS, Recommender
+from .rules import target_mask
 from .state import (
     DEFAULT_STATE_FOLDER,
     SavedState,
@@ -48,7 +51,10 @@ from .state import (
     write_state,
 )
 
-__all__ = ["JobResult", "run_job"]
+__all__ = ["DEFAULT_MAX_REMOVAL_SHARE", "JobResult", "pages_losing_links", "run_job"]
+
+#: Largest share of pages a rewrite may leave with fewer links than they hold today.
+DEFAULT_MAX_REMOVAL_SHARE = 0.1
 
 logger = logging.getLogger(__name__)
 
@@ -95,6 +101,8 @@ class JobResult:
         new links, side by side (indexed by group and metric).
     churn : pandas.DataFrame or None
         With ``evaluate``: how the new links differ from those in the pages.
+    temporary_files_removed : int
+        Temporary files a killed run had left, removed before writing.
     """
 
     corpus: Corpus
@@ -108,6 +116,7 @@ class JobResult:
     churn: pd.DataFrame | None = None
     kind: RunKind = RunKind.FULL
     changes: SiteChanges | None = None
+    temporary_files_removed: int = 0
 
     def count(self, status: str) -> int:
         """Pages of the report with this status."""
@@ -150,6 +159,10 @@ class JobResult:
             )
         if self.output is not None:
             lines.append(f"  output   {len(self.links):,} links written to {self.output}")
+        if self.temporary_files_removed:
+            lines.append(
+                f"  cleaned  {self.temporary_files_removed:,} temporary files left by a killed run"
+            )
         if self.write_back is WriteBack.NO and self.pages_changed:
             lines.append("  nothing written: --rewrite writes the changes, --diff shows them")
         lines.append(f"  done in {self.seconds.get('total', 0.0):.1f} s")
@@ -175,8 +188,15 @@ def run_job(
     state: str | os.PathLike[str] | bool | None = None,
     full: bool = False,
     full_after: float = DEFAULT_FULL_AFTER,
+    max_page_bytes: int = DEFAULT_MAX_PAGE_BYTES,
+    max_removal_share: float = DEFAULT_MAX_REMOVAL_SHARE,
+    force: bool = False,
 ) -> JobResult:
     """Load a site, compute its links and write them back as ``write_back`` says.
+
+    A run that writes holds the site's lock (:class:`~recommender.files.SiteLock`)
+    from start to end, and first removes the temporary files a killed run left.
+    Worker processes end with the run.
 
     Parameters
     ----------
@@ -210,46 +230,109 @@ def run_job(
     full_after : float, default 0.1
         With a state, refit everything when more than this share of the
         pages changed (the frozen document frequencies drift as a site grows).
+    max_page_bytes : int, default 1,000,000
+        A page file bigger than this is a bad page, not read.
+    max_removal_share : float, default 0.1
+        A rewrite that would leave more than this share of the loaded pages
+        with fewer links than they hold today is refused, unless ``force``.
+    force : bool, default False
+        Write even so.
 
     Returns
     -------
     JobResult
+
+    Raises
+    ------
+    LockedError
+        When another run holds the site's lock (only when writing).
+    RemovalRefusedError
+        When the rewrite would remove links from too many pages; nothing is written.
     """
-    settings = dict(settings or {})
+    if not 0.0 <= max_removal_share <= 1.0:
+        raise ConfigError(f"max_removal_share must be in [0, 1], got {max_removal_share!r}")
+    with _worker_processes_ended(), _lock_when_writing(root, write_back) as removed:
+        result = _run(
+            root,
+            settings=dict(settings or {}),
+            write_back=write_back,
+            strict=strict,
+            output=None if output is None else Path(output),
+            evaluate=evaluate,
+            on_change=on_change,
+            progress=progress,
+            max_page_bytes=max_page_bytes,
+            max_removal_share=1.0 if force else max_removal_share,
+            state=state,
+            full=full,
+            full_after=full_after,
+        )
+    result.temporary_files_removed = removed
+    return result
+
+
+@contextlib.contextmanager
+def _lock_when_writing(root: str | os.PathLike[str], write_back: WriteBack) -> Iterator[int]:
+    """Hold the site's lock and clean up after a killed run, when the run writes; yield removed."""
+    if not write_back.writes or not Path(root).is_dir():
+        yield 0
+        return
+    with SiteLock(root):
+        removed = remove_temporary_files(root)
+        if removed:
+            logger.warning("removed %d temporary files left by a killed run", removed)
+        yield removed
+
+
+@contextlib.contextmanager
+def _worker_processes_ended() -> Iterator[None]:
+    """End joblib's worker processes with the run, rather than minutes after it."""
+    try:
+        yield
+    finally:
+        from joblib.externals.loky import reusable_executor
+
+        executor = getattr(reusable_executor, "_executor", None)
+        if executor is not None:
+            with contextlib.suppress(Exception):
+                executor.shutdown(wait=True, kill_workers=True)
+
+
+def _run(root, *, settings, **options) -> JobResult:
+    """The job, once the lock is held: the state, then a full, incremental or no-change run."""
     started = time.perf_counter()
+    write_back = options["write_back"]
     root = Path(root)
-    output = None if output is None else Path(output)
+    output = options["output"]
     if output is not None:
         check_output_path(output)
     if not root.is_dir():
         raise SiteNotFoundError(f"{root}: not a folder")
-    folder = _state_folder(root, state)
+    folder = _state_folder(root, options["state"])
     key = settings_key(Recommender(**settings).get_params())
-    saved = None if folder is None or full else read_state(folder, key)
+    saved = None if folder is None or options["full"] else read_state(folder, key)
     rels, _ = find_pages(root)
     before = file_signatures(root, rels, digests=False)
     changes = None if saved is None else saved.changes(root, before)
-    kind = _run_kind(saved, changes, full_after, evaluate)
+    kind = _run_kind(saved, changes, options["full_after"], options["evaluate"])
     try:
         if kind is RunKind.UNCHANGED:
-            corpus, links, report, model = _unchanged(saved, root, settings, strict)
+            corpus, links, report, model = _unchanged(saved, root, settings, options)
         elif kind is RunKind.INCREMENTAL:
-            corpus, links, report, model = _incremental(
-                saved, changes, root, settings, write_back, on_change, strict, progress
-            )
+            corpus, links, report, model = _incremental(saved, changes, root, settings, options)
     except StateDamagedError as exc:
         logger.warning("%s: a full run rebuilds it", exc)
         kind = RunKind.FULL
     if kind is RunKind.FULL:
-        corpus, links, report, model = _full(
-            root, settings, write_back, on_change, strict, progress
-        )
+        corpus, links, report, model = _full(root, settings, options)
     if output is not None:
         write_links_table(links, output)
     if folder is not None and write_back.writes and model is not None:
         _save_state(folder, key, root, rels, before, report, corpus, model)
     n_links = _n_links(settings)
-    metrics, changed_links = _metrics(corpus, links, n_links) if evaluate else (None, None)
+    metrics, changed_links = (
+        _metrics(corpus, links, n_links) if options["evaluate"] else (None, None)
+    )
     seconds = {"fit": sum(model.timings_.values()) if model is not None else 0.0}
     seconds["total"] = time.perf_counter() - started
     return JobResult(
@@ -290,60 +373,74 @@ def _run_kind(
     return RunKind.INCREMENTAL
 
 
-def _full(root, settings, write_back, on_change, strict, progress):
+def _full(root: Path, settings, options):
     """Every page read, the model fitted, every page compared."""
-    corpus = load_corpus(root, strict=strict, n_jobs=settings.get("n_jobs"), progress=progress)
-    model = Recommender(**settings, progress=progress)
-    if len(corpus.pages) < 2:
-        logger.warning("%d pages loaded: nothing to link, no page is changed", len(corpus.pages))
-        links = pd.DataFrame(columns=list(LINK_COLUMNS))
+    corpus = load_corpus(
+        root,
+        strict=options["strict"],
+        n_jobs=settings.get("n_jobs"),
+        progress=options["progress"],
+        max_page_bytes=options["max_page_bytes"],
+    )
+    model, links = _fit(corpus, settings, options["progress"])
+    if len(corpus.pages) < 2:  # nothing to link: every page is left as it is
         return corpus, links, _report(corpus.pages.iloc[:0], links, []), None
-    links = model.fit(corpus.pages).related_
-    report = export_links(
+    fitted = model if hasattr(model, "related_") else None
+    return corpus, links, _export(corpus, links, options), fitted
+
+
+def _export(corpus: Corpus, links: pd.DataFrame, options, sources=None) -> pd.DataFrame:
+    """Refuse a mass removal, then write (or compare) the pages."""
+    pages = corpus.pages if sources is None else corpus.pages[corpus.pages.index.isin(sources)]
+    write_back = options["write_back"]
+    _refuse_mass_removal(pages, links, options["max_removal_share"], writing=write_back.writes)
+    return export_links(
         corpus.root,
         corpus.pages,
         links,
         write=write_back.writes,
-        on_change=on_change,
-        progress=progress,
+        on_change=options["on_change"],
+        progress=options["progress"],
+        max_page_bytes=options["max_page_bytes"],
+        sources=sources,
     )
-    return corpus, links, report, model
 
 
-def _unchanged(saved: SavedState, root: Path, settings, strict: bool):
+def _unchanged(saved: SavedState, root: Path, settings, options):
     """No file changed and every page holds its links: say so, read and write nothing."""
     corpus = saved.read_corpus(root)
-    _raise_first_error(corpus, strict)
+    _raise_first_error(corpus, options["strict"])
     links = saved.read_links()
     return corpus, links, _report(corpus.pages, links, []), None
 
 
-def _incremental(saved, changes, root, settings, write_back, on_change, strict, progress):
+def _incremental(saved, changes, root, settings, options):
     """Read only the new and changed files; search again only where they reach."""
     old = saved.read_corpus(root)
     fresh = load_corpus(
-        root, strict=strict, n_jobs=settings.get("n_jobs"), paths=changes.new + changes.changed
+        root,
+        strict=options["strict"],
+        n_jobs=settings.get("n_jobs"),
+        paths=changes.new + changes.changed,
+        max_page_bytes=options["max_page_bytes"],
     )
     corpus = _merged_corpus(old, fresh, set(changes.changed) | set(changes.deleted))
-    if corpus is None or len(corpus.pages) < 2:
-        logger.info("the new pages cannot be merged into the state: a full run")
-        return _full(root, settings, write_back, on_change, strict, progress)
-    _raise_first_error(corpus, strict)
-    model = saved.read_model({**settings, "progress": progress})
+    if corpus is None or not _linkable(corpus, settings):
+        logger.info("the changes cannot be merged into the state: a full run")
+        return _full(root, settings, options)
+    _raise_first_error(corpus, options["strict"])
+    model = saved.read_model({**settings, "progress": options["progress"]})
     old_links = model.related_
-    model.update(corpus.pages, changed=fresh.pages.index)
-    links = model.related_
+    links = model.update(corpus.pages, changed=fresh.pages.index).related_
     sources = _pages_to_export(corpus, old_links, links, fresh.pages.index, saved)
-    report = export_links(
-        root,
-        corpus.pages,
-        links,
-        write=write_back.writes,
-        on_change=on_change,
-        progress=progress,
-        sources=sources,
-    )
+    report = _export(corpus, links, options, sources)
     return corpus, links, _report(corpus.pages, links, [report]), model
+
+
+def _linkable(corpus: Corpus, settings: Mapping[str, Any]) -> bool:
+    """At least two pages, and some page that may be linked to."""
+    exclude = Recommender(**settings).exclude_no_index
+    return len(corpus.pages) >= 2 and target_mask(corpus.pages, exclude_no_index=exclude).any()
 
 
 def _merged_corpus(old: Corpus, fresh: Corpus, gone_paths: set[str]) -> Corpus | None:
@@ -427,6 +524,46 @@ def _save_state(folder, key, root, rels, before: Signatures, report, corpus, mod
     failed = set(report.loc[report["status"] == "error", "path"])
     in_sync = np.array([path not in failed for path in rels], dtype=bool)
     write_state(folder, key, after, in_sync, corpus, model)
+
+
+def pages_losing_links(pages: pd.DataFrame, links: pd.DataFrame) -> pd.Index:
+    """The pages (urls) that the new links would leave with fewer links than they hold today."""
+    new_counts = links.groupby("source_url").size().reindex(pages.index, fill_value=0)
+    old_counts = pages["related_urls"].map(len)
+    return pages.index[(new_counts < old_counts).to_numpy()]
+
+
+def _refuse_mass_removal(
+    pages: pd.DataFrame, links: pd.DataFrame, max_share: float, *, writing: bool
+) -> None:
+    """No silent mass removal: refuse to write when too many pages would lose links."""
+    losing = pages_losing_links(pages, links)
+    share = len(losing) / len(pages) if len(pages) else 0.0
+    if share <= max_share:
+        return
+    message = (
+        f"{len(losing):,} of {len(pages):,} pages ({share:.0%}) would have fewer links than "
+        f"today, over the {max_share:.0%} allowed (for example {losing[0]}); check the settings"
+    )
+    if writing:
+        raise RemovalRefusedError(
+            f"refused: {message}; --force writes anyway", pages=len(losing), share=share
+        )
+    logger.warning("%s", message)
+
+
+def _fit(
+    corpus: Corpus, settings: Mapping[str, Any], progress: bool
+) -> tuple[Recommender, pd.DataFrame]:
+    """The model and its links; no links (and every page left as it is) under two pages."""
+    model = Recommender(**settings, progress=progress)
+    if len(corpus.pages) < 2:
+        logger.warning("%d pages loaded: nothing to link, no page is changed", len(corpus.pages))
+        return model, pd.DataFrame(columns=list(LINK_COLUMNS))
+    if not target_mask(corpus.pages, exclude_no_index=model.exclude_no_index).any():
+        logger.warning("every page is no_index: no page may be linked to")
+        return model, pd.DataFrame(columns=list(LINK_COLUMNS))
+    return model, model.fit(corpus.pages).related_
 
 
 def _metrics(

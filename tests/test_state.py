@@ -130,7 +130,7 @@ def test_a_state_not_to_trust_is_ignored_with_one_line_and_rebuilt(site, caplog,
 def test_other_settings_do_not_use_the_state(site):
     rewrite(site)
     result = run_job(
-        site, settings={**SETTINGS, "n_links": 4}, write_back=WriteBack.YES, state=True
+        site, settings={**SETTINGS, "n_links": 4}, write_back=WriteBack.YES, state=True, force=True
     )
     assert result.kind is RunKind.FULL
     assert (result.links.groupby("source_url").size() == 4).all()

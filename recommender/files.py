@@ -1,0 +1,253 @@
+"""A site's files, handled as if hostile: the root is a wall, only regular files are read.
+
+Both the loader (:mod:`recommender.corpus`) and the exporter
+(:mod:`recommender.export`) go through here, so that they agree on what may
+be read and written:
+
+* a path is *inside* the site when its real path (symlinks resolved) is under
+  the site root's real path; nothing outside is ever read or written;
+* only regular files are opened (never a FIFO, device, socket or folder: their
+  type is checked before opening, and they are opened non-blocking), and only
+  up to a size limit;
+* a run that writes holds a lock file in the site (:class:`SiteLock`), and
+  removes the temporary files a killed run left (:func:`remove_temporary_files`).
+
+Everything refused raises :class:`~recommender.errors.UnsafeFileError` with a
+sentence saying why.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import json
+import logging
+import os
+import re
+import socket
+import stat
+from pathlib import Path
+
+from .errors import LockedError, UnsafeFileError
+
+__all__ = [
+    "DEFAULT_MAX_PAGE_BYTES",
+    "SiteLock",
+    "is_inside",
+    "read_regular_file",
+    "remove_temporary_files",
+    "writable_target",
+]
+
+logger = logging.getLogger(__name__)
+
+#: Largest page read by default (bytes); a bigger file is reported, not read.
+DEFAULT_MAX_PAGE_BYTES = 1_000_000
+#: The name :func:`recommender.export.write_atomic` gives its temporary files.
+TEMPORARY_NAME = re.compile(r"\..+\.md\.[a-z0-9_]{8}\.tmp")
+_KINDS = (
+    (stat.S_ISDIR, "a folder"),
+    (stat.S_ISFIFO, "a FIFO (named pipe)"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISSOCK, "a socket"),
+)
+
+
+def is_inside(root_real: str, path: str | os.PathLike[str]) -> bool:
+    """Is ``path``, with every symlink resolved, the real root or under it?"""
+    real = os.path.realpath(path)
+    return real == root_real or real.startswith(root_real.rstrip(os.sep) + os.sep)
+
+
+def _kind(mode: int) -> str:
+    return next((name for test, name in _KINDS if test(mode)), "not a regular file")
+
+
+def _checked_stat(path: str | os.PathLike[str], root_real: str) -> os.stat_result:
+    """The status of the file ``path`` leads to, refusing what lies outside or is no file."""
+    status = os.lstat(path)
+    if stat.S_ISLNK(status.st_mode):
+        if not is_inside(root_real, path):
+            raise UnsafeFileError(
+                f"a symlink to {os.path.realpath(path)}, outside the site; not followed"
+            )
+        status = os.stat(path)
+    if not stat.S_ISREG(status.st_mode):
+        raise UnsafeFileError(f"{_kind(status.st_mode)}, not a regular file; not opened")
+    return status
+
+
+def read_regular_file(
+    path: str | os.PathLike[str], root_real: str, max_bytes: int = DEFAULT_MAX_PAGE_BYTES
+) -> bytes:
+    """The bytes of a regular file inside the root, of at most ``max_bytes``.
+
+    The file's type is checked before it is opened (a FIFO would block, a
+    device never end), it is opened non-blocking, checked again, and read no
+    further than the limit.
+
+    Raises
+    ------
+    UnsafeFileError
+        For a symlink leading outside ``root_real``, anything but a regular
+        file, or a file over ``max_bytes``.
+    OSError
+        When the file cannot be read.
+    """
+    status = _checked_stat(path, root_real)
+    if status.st_size > max_bytes:
+        raise UnsafeFileError(_too_big(status.st_size, max_bytes))
+    flags = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOCTTY", 0) | getattr(os, "O_CLOEXEC", 0)
+    descriptor = os.open(path, flags)
+    with os.fdopen(descriptor, "rb") as stream:
+        opened = os.fstat(stream.fileno())
+        if not stat.S_ISREG(opened.st_mode):  # it changed between the check and the open
+            raise UnsafeFileError(f"{_kind(opened.st_mode)}, not a regular file; not read")
+        data = stream.read(max_bytes + 1)
+    if len(data) > max_bytes:
+        raise UnsafeFileError(_too_big(len(data), max_bytes))
+    return data
+
+
+def _too_big(size: int, max_bytes: int) -> str:
+    return f"{size:,} bytes or more, over the limit of {max_bytes:,} bytes (max_page_bytes)"
+
+
+def writable_target(path: str | os.PathLike[str], root_real: str) -> Path:
+    """The real file a page's new text may replace: inside the root, regular, not read-only.
+
+    Raises
+    ------
+    UnsafeFileError
+        For a page (or a folder on its way) leading outside the root, anything
+        but a regular file, or a read-only page (no write permission bit).
+    """
+    status = _checked_stat(path, root_real)
+    real = os.path.realpath(path)
+    if not is_inside(root_real, real):
+        raise UnsafeFileError(f"its real path {real} is outside the site; not written")
+    if not status.st_mode & (stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH) or not os.access(
+        real, os.W_OK
+    ):
+        raise UnsafeFileError("the page is read-only; not replaced")
+    return Path(real)
+
+
+def remove_temporary_files(root: str | os.PathLike[str]) -> int:
+    """Remove the temporary files (``.NAME.md.XXXXXXXX.tmp``) a killed run left; return how many.
+
+    Only regular files inside the root are removed; symlinks and dot-folders
+    are not followed.
+    """
+    removed = 0
+    for folder, dirs, files in os.walk(root):
+        dirs[:] = [d for d in dirs if not d.startswith(".")]
+        for name in files:
+            path = os.path.join(folder, name)
+            if TEMPORARY_NAME.fullmatch(name) and stat.S_ISREG(os.lstat(path).st_mode):
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(path)
+                    removed += 1
+                    logger.info("removed %s, left by a killed run", path)
+    return removed
+
+
+class SiteLock:
+    """One writing run at a time: a lock file in the site holding the run's pid and host.
+
+    The file is ``.recommender/recommend.lock`` when the site has a
+    ``.recommender`` state folder, else ``.recommend.lock`` at its root.  It is
+    held with ``flock``, which the system releases when the process ends, however
+    it ends: a lock left by a killed run is taken over (and logged).  A lock
+    held by a live process raises :class:`~recommender.errors.LockedError`
+    naming it.
+
+    Examples
+    --------
+    ::
+
+        with SiteLock("site"):
+            ...  # write the pages
+    """
+
+    def __init__(self, root: str | os.PathLike[str]):
+        root = Path(root)
+        state = root / ".recommender"
+        in_state = state.is_dir() and not state.is_symlink()
+        self.path = (state / "recommend.lock") if in_state else (root / ".recommend.lock")
+        self._descriptor: int | None = None
+        self.stale: dict | None = None
+
+    def __enter__(self) -> SiteLock:
+        for _ in range(10):  # another run may remove the file between our open and flock
+            flags = os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NONBLOCK
+            try:
+                descriptor = os.open(self.path, flags, 0o644)
+            except OSError as exc:  # a symlink or a FIFO planted where the lock goes
+                raise UnsafeFileError(f"{self.path}: cannot be the lock: {exc.strerror}") from None
+            if not stat.S_ISREG(os.fstat(descriptor).st_mode):
+                os.close(descriptor)
+                raise UnsafeFileError(f"{self.path}: cannot be the lock: not a regular file")
+            try:
+                fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError as exc:
+                holder = _read_holder(descriptor)
+                os.close(descriptor)
+                if exc.errno in (errno.EAGAIN, errno.EACCES):
+                    raise LockedError(_held_message(self.path, holder)) from None
+                raise
+            if _same_file(descriptor, self.path):
+                self._take(descriptor)
+                self._descriptor = descriptor
+                return self
+            os.close(descriptor)
+        raise LockedError(f"{self.path}: cannot take the lock: it keeps changing")
+
+    def _take(self, descriptor: int) -> None:
+        holder = _read_holder(descriptor)
+        if holder.get("host", socket.gethostname()) != socket.gethostname():
+            os.close(descriptor)
+            raise LockedError(
+                _held_message(self.path, holder) + " (or remove it if no run is going on there)"
+            )
+        if holder:
+            self.stale = holder
+            logger.warning(
+                "took over the lock of a run that ended without releasing it (pid %s on %s)",
+                holder.get("pid"),
+                holder.get("host"),
+            )
+        mine = json.dumps({"pid": os.getpid(), "host": socket.gethostname()}).encode()
+        os.ftruncate(descriptor, 0)
+        os.pwrite(descriptor, mine + b"\n", 0)
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self._descriptor is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(self.path)
+            os.close(self._descriptor)
+            self._descriptor = None
+
+
+def _same_file(descriptor: int, path: Path) -> bool:
+    try:
+        on_disk = os.stat(path)
+    except FileNotFoundError:
+        return False
+    opened = os.fstat(descriptor)
+    return (on_disk.st_dev, on_disk.st_ino) == (opened.st_dev, opened.st_ino)
+
+
+def _read_holder(descriptor: int) -> dict:
+    try:
+        holder = json.loads(os.pread(descriptor, 4096, 0) or b"{}")
+    except (OSError, ValueError):
+        return {}
+    return holder if isinstance(holder, dict) else {}
+
+
+def _held_message(path: Path, holder: dict) -> str:
+    who = f"pid {holder.get('pid', '?')} on {holder.get('host', '?')}"
+    return f"another run ({who}) holds the lock {path}; try again when it has finished"
