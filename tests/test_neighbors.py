@@ -72,3 +72,43 @@ def test_k_larger_than_the_targets():
 def test_bad_arguments(kwargs, message):
     with pytest.raises(ValueError, match=message):
         top_k_cosine(sp.csr_matrix((3, 4)), **kwargs)
+
+
+# ---------------------------------------------------------------- ties, against an independent oracle
+
+
+def dense_top_k(X, Y, k):
+    """The k best targets per row from the dense product, by score desc then index; plain Python."""
+    product = (
+        np.asarray(X.todense(), dtype=np.float64) @ np.asarray(Y.todense(), dtype=np.float64).T
+    )
+    indices = np.full((product.shape[0], k), -1, dtype=np.int64)
+    scores = np.zeros((product.shape[0], k), dtype=np.float64)
+    for row, values in enumerate(product):
+        best = sorted((-score, column) for column, score in enumerate(values) if score > 0)[:k]
+        for place, (negative, column) in enumerate(best):
+            indices[row, place], scores[row, place] = column, -negative
+    return indices, scores
+
+
+def tied_rows(n, seed):
+    """Small-integer rows over 4 features: dot products are exact and tie everywhere."""
+    rng = np.random.default_rng(seed)
+    dense = rng.integers(0, 3, size=(n, 4)).astype(np.float32)
+    dense[rng.random(n) < 0.1] = 0  # some rows with no positive score at all
+    return sp.csr_matrix(dense)
+
+
+@pytest.mark.parametrize("block_size", [1, 3, 7, 1000])
+@pytest.mark.parametrize("k", [1, 2, 5, 9])
+def test_ties_at_the_kth_place_match_a_dense_oracle(block_size, k):
+    X, Y = tied_rows(41, seed=5), tied_rows(37, seed=6)
+    expected_indices, expected_scores = dense_top_k(X, Y, k + 1)
+    tied = (expected_indices[:, k] >= 0) & (expected_scores[:, k - 1] == expected_scores[:, k])
+    assert tied.sum() >= 5  # the data exercises the tie path
+    indices, scores = top_k_cosine(X, Y, k=k, block_size=block_size)
+    np.testing.assert_array_equal(indices, expected_indices[:, :k])
+    np.testing.assert_array_equal(scores, expected_scores[:, :k])
+    brute_indices, brute_scores = brute_force_top_k(X, Y, k=k)
+    np.testing.assert_array_equal(brute_indices, expected_indices[:, :k])
+    np.testing.assert_array_equal(brute_scores, expected_scores[:, :k])
