@@ -140,10 +140,27 @@ def test_churn_between_two_days():
     assert (same["pages_changed"], same["links_added"], same["mean_rank_displacement"]) == (0, 0, 0)
 
 
-def test_compare_puts_tables_side_by_side():
+def test_compare_puts_tables_side_by_side(pages, links):
+    fewer = links[links["source_url"] == "/a"]  # a table other than the first
+    labels = pd.DataFrame({"source_url": ["/a", "/c"], "target_url": ["/c", "/a"]})
+    table = compare(pages, {"given": links, "fewer": fewer}, k=2, labels=labels)
+    assert list(table.columns) == ["given", "fewer", "definition"]
+    for name, own in (("given", links), ("fewer", fewer)):
+        expected = evaluate(pages, own, k=2, labels=labels).set_index(["group", "metric"])
+        assert table.index.equals(expected.index)
+        pd.testing.assert_series_equal(
+            table[name], expected["value"].rename(name), check_dtype=False
+        )
+    assert table["definition"].tolist() == expected["definition"].tolist()
+    # the two tables differ, so their columns must too
+    assert table.loc[("validity", "links"), "given"] == 9
+    assert table.loc[("validity", "links"), "fewer"] == 5
+    assert table.loc[("labels", "success_at_k"), "fewer"] == pytest.approx(1 / 2)
+    assert table.loc[("labels", "success_at_k"), "given"] == pytest.approx(1.0)
+
+
+def test_compare_on_the_sample_site():
     corpus = load_corpus(SAMPLE)
-    table = compare(corpus.pages, {"site": corpus.links, "again": corpus.links})
-    assert list(table.columns) == ["site", "again", "definition"]
-    assert (table["site"].fillna(-1) == table["again"].fillna(-1)).all()
+    table = compare(corpus.pages, {"site": corpus.links})
     assert table.loc[("validity", "self_links"), "site"] == 4
     assert table.loc[("validity", "stale_blocks"), "site"] == 1  # the sample's stale id
