@@ -1,5 +1,7 @@
 """Spreading links: in-link caps, filling short rows, orphan rescue, on arrays made by hand."""
 
+import logging
+
 import numpy as np
 
 from recommender.coverage import spread_links
@@ -53,3 +55,55 @@ def test_spread_links_never_orphans_the_dropped_page():
         candidates, scores, n_links=1, max_in_links=10, tolerance=0.5, is_target=np.ones(4, bool)
     )
     assert candidates[np.arange(4), chosen[:, 0]].tolist() == [2, 0, 0, 0]
+
+
+def in_degrees(candidates, chosen):
+    rows, ranks = np.nonzero(chosen >= 0)
+    targets = candidates[rows, chosen[rows, ranks]]
+    return np.bincount(targets, minlength=len(candidates))
+
+
+def test_orphan_rescue_leaves_no_page_unlinked_where_swaps_are_cheap():
+    # every page's first choice is page 0 (page 0's is page 1); each of pages 2..5
+    # has an orphan-to-be as its second candidate, nearly as good
+    candidates = np.array([[1, 2], [0, 3], [0, 4], [0, 5], [0, 2], [0, 3]])
+    scores = np.array(
+        [[0.9, 0.8], [0.9, 0.85], [0.9, 0.85], [0.9, 0.85], [0.9, 0.85], [0.9, 0.8]],
+        dtype=np.float32,
+    )
+    kwargs = {"n_links": 1, "max_in_links": 10, "is_target": np.ones(6, bool)}
+    chosen = spread_links(candidates, scores, tolerance=0.2, **kwargs)
+    degrees = in_degrees(candidates, chosen)
+    assert (degrees == 0).sum() == 0  # 4 orphans (2, 3, 4, 5) without the rescue
+    assert (chosen[:, 0] >= 0).all()
+    # with no tolerance for any loss, nothing can be swapped
+    chosen = spread_links(candidates, scores, tolerance=0.0, **kwargs)
+    assert in_degrees(candidates, chosen).tolist() == [5, 1, 0, 0, 0, 0]
+
+
+def test_orphan_rescue_links_only_pages_that_may_be_linked_to():
+    candidates = np.array([[1, 2], [0, 2], [0, 1]])
+    scores = np.array([[0.9, 0.8], [0.9, 0.8], [0.9, 0.8]], dtype=np.float32)
+    kwargs = {"n_links": 1, "max_in_links": 10, "tolerance": 0.5}
+    everyone = spread_links(candidates, scores, is_target=np.ones(3, bool), **kwargs)
+    assert in_degrees(candidates, everyone).tolist() == [1, 1, 1]
+    not_two = spread_links(candidates, scores, is_target=np.array([True, True, False]), **kwargs)
+    assert in_degrees(candidates, not_two).tolist() == [2, 1, 0]
+
+
+def test_orphan_rescue_stops_after_max_rounds_and_says_so(caplog):
+    candidates = np.array([[1, 2], [0, 3], [0, 4], [0, 5], [0, 2], [0, 3]])
+    scores = np.array(
+        [[0.9, 0.8], [0.9, 0.85], [0.9, 0.85], [0.9, 0.85], [0.9, 0.85], [0.9, 0.8]],
+        dtype=np.float32,
+    )
+    kwargs = {"n_links": 1, "max_in_links": 10, "is_target": np.ones(6, bool), "tolerance": 0.2}
+    with caplog.at_level(logging.WARNING, logger="recommender.coverage"):
+        none = spread_links(candidates, scores, max_rounds=0, **kwargs)
+    assert (in_degrees(candidates, none) == 0).sum() == 4
+    assert caplog.messages == ["orphan rescue stopped after 0 rounds with 4 pages still unlinked"]
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="recommender.coverage"):
+        one = spread_links(candidates, scores, max_rounds=1, **kwargs)
+    assert (in_degrees(candidates, one) == 0).sum() == 0  # all four in one round
+    assert caplog.messages == []

@@ -245,13 +245,30 @@ def test_same_input_same_output_byte_for_byte(sample_pages):
 # ---------------------------------------------------------------- coverage
 
 
-def test_coverage_links_more_pages_on_the_sample(sample_pages):
+def test_coverage_caps_in_links_on_the_sample(sample_pages):
     plain = Recommender(min_df=1, coverage=False).fit(sample_pages).related_
     spread = Recommender(min_df=1, max_in_links=6).fit(sample_pages).related_
     before = evaluate(sample_pages, plain).set_index("metric")["value"]
     after = evaluate(sample_pages, spread).set_index("metric")["value"]
-    assert after["orphan_pages"] <= before["orphan_pages"]
     assert after["max_in_degree"] <= 6 < before["max_in_degree"]
+    # the one page nobody links to is the no_index page, which may not be linked to
+    linked = set(spread["target_url"])
+    assert set(sample_pages.index[~sample_pages["no_index"]]) <= linked
+
+
+@pytest.mark.parametrize(("n_links", "most_orphans"), [(5, 0), (1, 3)])
+def test_coverage_rescues_pages_plain_neighbours_leave_unlinked(tmp_path, n_links, most_orphans):
+    # without the orphan rescue this site keeps 1 orphan with 5 links a page, 6 with 1
+    frame = write_site(tmp_path, topic_pages())
+    params = {"min_df": 1, "max_df": 1.0, "n_links": n_links}
+    plain = Recommender(coverage=False, **params).fit(frame).related_
+    spread = Recommender(**params).fit(frame).related_
+    before = evaluate(frame, plain, k=n_links).set_index("metric")["value"]
+    after = evaluate(frame, spread, k=n_links).set_index("metric")["value"]
+    assert after["orphan_pages"] <= most_orphans < before["orphan_pages"]
+    assert after["pages_with_k_links"] == len(frame)
+    # each swap costs at most coverage_tolerance (0.3) of the link it replaces
+    assert spread["score"].min() >= 0.7 * plain.groupby("source_url")["score"].min().min()
 
 
 # ---------------------------------------------------------------- explain, save, load
