@@ -4,6 +4,7 @@ import re
 import shutil
 import stat
 
+import pandas as pd
 import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings
@@ -12,10 +13,14 @@ from hypothesis import strategies as st
 from recommender import Recommender, load_corpus
 from recommender.errors import ExportError
 from recommender.export import (
+    PageChange,
+    WriteBack,
+    check_output_path,
     export_links,
     related_blocks,
     replace_related,
     write_atomic,
+    write_links_table,
     yaml_scalar,
 )
 
@@ -279,3 +284,114 @@ def test_write_atomic_leaves_the_old_file_when_interrupted(tmp_path, monkeypatch
         write_atomic(path, b"new")
     assert path.read_text(encoding="utf-8") == "old"
     assert [p.name for p in tmp_path.iterdir()] == ["page.md"]
+
+
+# ---------------------------------------------------------------- write-back modes
+
+
+@pytest.mark.parametrize(
+    ("rewrite", "check", "diff", "mode", "writes", "shows_diff", "checks"),
+    [
+        (False, False, False, WriteBack.NO, False, False, False),
+        (False, False, True, WriteBack.DIFF, False, True, False),
+        (True, False, False, WriteBack.YES, True, False, False),
+        (True, False, True, WriteBack.YES_DIFF, True, True, False),
+        (False, True, False, WriteBack.CHECK, False, False, True),
+        (False, True, True, WriteBack.CHECK_DIFF, False, True, True),
+    ],
+)
+def test_write_back_modes_from_options(rewrite, check, diff, mode, writes, shows_diff, checks):
+    found = WriteBack.from_options(rewrite=rewrite, check=check, diff=diff)
+    assert found is mode
+    assert (found.writes, found.shows_diff, found.checks) == (writes, shows_diff, checks)
+
+
+def test_write_back_refuses_rewrite_with_check():
+    with pytest.raises(ValueError, match="--rewrite and --check cannot be given together"):
+        WriteBack.from_options(rewrite=True, check=True, diff=False)
+
+
+def test_page_change_diff_is_a_unified_diff():
+    change = PageChange(path="a/b.md", url="/b", old="x\ny\n", new="x\nz\n")
+    assert change.diff() == "--- a/a/b.md\n+++ b/a/b.md\n@@ -1,2 +1,2 @@\n x\n-y\n+z\n"
+    assert PageChange(path="p.md", url="/p", old="same\n", new="same\n").diff() == ""
+
+
+# ---------------------------------------------------------------- the links table
+
+
+@pytest.fixture
+def links_table():
+    return pd.DataFrame(
+        {
+            "source_url": ["/a", "/a", "/b"],
+            "rank": [1, 2, 1],
+            "target_url": ["/b", "/c", "/a"],
+            "score": [0.5, 0.25, 0.125],
+        }
+    )
+
+
+@pytest.mark.parametrize(
+    ("suffix", "read"),
+    [
+        (".csv", pd.read_csv),
+        (".CSV", pd.read_csv),
+        (".parquet", pd.read_parquet),
+        (".jsonl", lambda path: pd.read_json(path, lines=True)),
+    ],
+)
+def test_links_table_round_trips_in_each_format(tmp_path, links_table, suffix, read):
+    path = tmp_path / f"links{suffix}"
+    write_links_table(links_table, path)
+    pd.testing.assert_frame_equal(read(path), links_table, check_dtype=False)
+    assert [p.name for p in tmp_path.iterdir()] == [path.name]  # no temporary file left
+
+
+def test_links_table_csv_and_jsonl_text(tmp_path, links_table):
+    write_links_table(links_table.iloc[:1], tmp_path / "links.csv")
+    assert (
+        tmp_path / "links.csv"
+    ).read_bytes() == b"source_url,rank,target_url,score\n/a,1,/b,0.5\n"
+    unicode = links_table.iloc[:1].assign(target_url="/caf\u00e9")
+    write_links_table(unicode, tmp_path / "links.jsonl")
+    text = (tmp_path / "links.jsonl").read_text(encoding="utf-8")
+    assert text.endswith("}\n") and text.count("\n") == 1 and "caf\u00e9" in text  # not \\u00e9
+    assert json.loads(text) == {
+        "source_url": "/a",
+        "rank": 1,
+        "target_url": "/caf\u00e9",
+        "score": 0.5,
+    }
+
+
+def test_links_table_paths_that_cannot_be_written_are_refused_first(
+    tmp_path, links_table, monkeypatch
+):
+    with pytest.raises(ExportError, match=r"links\.txt: a links table must end in \.csv, "):
+        check_output_path(tmp_path / "links.txt")
+    with pytest.raises(ExportError, match=r"the folder .*missing does not exist"):
+        check_output_path(tmp_path / "missing" / "links.csv")
+    (tmp_path / "folder.csv").mkdir()
+    with pytest.raises(ExportError, match=r"folder\.csv: is a folder"):
+        check_output_path(tmp_path / "folder.csv")
+    check_output_path(tmp_path / "links.parquet")  # fine: nothing raised, nothing written
+    assert not (tmp_path / "links.parquet").exists()
+    # a folder the user may not write to (os.access, so that it holds when run as root)
+    monkeypatch.setattr(os, "access", lambda path, mode: mode != os.W_OK | os.X_OK)
+    with pytest.raises(
+        ExportError, match=rf"the folder {re.escape(str(tmp_path))} is not writable"
+    ):
+        check_output_path(tmp_path / "links.csv")
+    with pytest.raises(ExportError, match="is not writable"):
+        write_links_table(links_table, tmp_path / "links.csv")
+    assert not (tmp_path / "links.csv").exists()
+
+
+def test_links_table_write_errors_become_export_errors(tmp_path, links_table, monkeypatch):
+    def refused(*_):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr("recommender.export.write_atomic", refused)
+    with pytest.raises(ExportError, match=r"cannot write the links table: Permission denied$"):
+        write_links_table(links_table, tmp_path / "links.csv")
