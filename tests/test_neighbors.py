@@ -112,3 +112,21 @@ def test_ties_at_the_kth_place_match_a_dense_oracle(block_size, k):
     brute_indices, brute_scores = brute_force_top_k(X, Y, k=k)
     np.testing.assert_array_equal(brute_indices, expected_indices[:, :k])
     np.testing.assert_array_equal(brute_scores, expected_scores[:, :k])
+
+
+def test_result_types_and_shapes():
+    X = random_rows(9, 6, 0.5, seed=7)
+    indices, scores = top_k_cosine(X, random_rows(4, 6, 0.5, seed=8), k=3, block_size=2)
+    assert (indices.dtype, scores.dtype) == (np.int64, np.float32)
+    assert indices.shape == scores.shape == (9, 3)
+    brute_indices, brute_scores = brute_force_top_k(X, X, k=3)
+    assert (brute_indices.dtype, brute_scores.dtype) == (np.int64, np.float32)
+
+
+def test_a_progress_bar_only_when_asked(capsys):
+    X = random_rows(10, 6, 0.5, seed=9)
+    top_k_cosine(X, k=2, block_size=3)
+    assert capsys.readouterr().err == ""
+    top_k_cosine(X, k=2, block_size=3, progress=True)
+    err = capsys.readouterr().err
+    assert "similarity" in err and "4/4" in err and "block" in err
