@@ -2,11 +2,12 @@
 
 import math
 
+import numpy as np
 import pandas as pd
 import pytest
 
 from recommender import churn, compare, evaluate, load_corpus
-from recommender.evaluate import METRICS
+from recommender.evaluate import METRICS, _gini, in_degrees, valid_links
 
 from .conftest import SAMPLE
 
@@ -164,3 +165,78 @@ def test_compare_on_the_sample_site():
     table = compare(corpus.pages, {"site": corpus.links})
     assert table.loc[("validity", "self_links"), "site"] == 4
     assert table.loc[("validity", "stale_blocks"), "site"] == 1  # the sample's stale id
+
+
+def test_valid_links_and_in_degrees(pages, links):
+    valid = valid_links(pages, links.drop(columns="rank").iloc[::-1])  # the table's order
+    # reversed without ranks: /a's links are /z (unresolved), /b, /a (self), /c, /b (repeat)
+    assert list(zip(valid["source_url"], valid["target_url"], strict=True)) == [
+        ("/a", "/b"),
+        ("/a", "/c"),
+        ("/b", "/e"),
+        ("/b", "/a"),
+        ("/c", "/d/c"),
+        ("/c", "/a"),
+    ]
+    assert valid["rank"].tolist() == [2, 4, 1, 2, 1, 2]
+    degrees = in_degrees(pages, links)
+    assert degrees.name == "in_degree" and degrees.index.equals(pages.index)
+    assert degrees.tolist() == [2, 1, 1, 1, 1, 0]
+
+
+def test_pages_with_more_than_k_links_count_as_full(pages, links):
+    m = values(evaluate(pages, links, k=1))
+    assert (m["pages_with_k_links"], m["pages_with_fewer_links"], m["pages_with_no_links"]) == (
+        3,
+        0,
+        3,
+    )
+    m = values(evaluate(pages, links, k=3))
+    assert (m["pages_with_k_links"], m["pages_with_fewer_links"]) == (0, 3)
+
+
+def test_stale_blocks_compare_id_title_and_subject_treating_missing_alike(pages):
+    pages = pages.copy()
+    pages.loc["/f", "id"] = pd.NA
+    links = pd.DataFrame(
+        {
+            "source_url": ["/a"] * 6,
+            "target_url": ["/b", "/c", "/f", "/f", "/e", "/z"],
+            "target_id": [2, 99, None, 6, 5, 1],  # 99 stale; /f has no id: 6 stale
+            "target_title": ["B", "C", "F", "F", "Old E", "Z"],  # "Old E" stale
+            "target_subject": ["Math", "Art", "Art", "Art", "Math", "Z"],  # /b is "math": stale
+        }
+    )
+    m = values(evaluate(pages, links))
+    assert m["stale_blocks"] == 4  # /b, /c, the second /f, /e; /z does not resolve
+
+
+def test_an_empty_site_and_empty_tables():
+    empty_pages = pd.DataFrame(
+        columns=["slug", "question", "title", "keywords", "subject_key", "no_index", "id"],
+        index=pd.Index([], name="url"),
+    )
+    m = values(evaluate(empty_pages, pd.DataFrame(columns=["source_url", "target_url"])))
+    assert (m["pages"], m["orphan_pages"], m["max_in_degree"]) == (0, 0, 0)
+    assert (m["orphan_share"], m["in_degree_gini"]) == (0.0, 0.0)
+    assert math.isnan(m["reciprocity"])
+    nothing = values(churn(*[pd.DataFrame(columns=["source_url", "target_url"])] * 2))
+    assert (nothing["pages"], nothing["changed_share"]) == (0, 0.0)
+    assert math.isnan(nothing["mean_rank_displacement"])
+
+
+def test_gini_of_in_degrees():
+    assert _gini(np.array([0, 0, 0])) == 0.0
+    assert _gini(np.array([3, 3, 3])) == 0.0
+    assert _gini(np.array([0, 0, 0, 4])) == pytest.approx(0.75)
+    assert _gini(np.array([4, 0, 0, 0])) == pytest.approx(0.75)  # order does not matter
+    assert _gini(np.array([1, 3])) == pytest.approx(0.25)
+
+
+def test_churn_counts_a_repeated_pair_once_and_pages_only_in_the_old_table():
+    old = pd.DataFrame({"source_url": ["/a", "/a", "/b"], "target_url": ["/b", "/b", "/c"]})
+    new = pd.DataFrame({"source_url": ["/a"], "rank": [1], "target_url": ["/b"]})
+    m = values(churn(old, new))
+    assert (m["pages"], m["pages_changed"]) == (2, 2)  # /a lost its repeat, /b its links
+    assert (m["links_added"], m["links_dropped"], m["links_kept"]) == (0, 1, 1)
+    assert m["mean_rank_displacement"] == 0
