@@ -130,3 +130,15 @@ def test_a_progress_bar_only_when_asked(capsys):
     top_k_cosine(X, k=2, block_size=3, progress=True)
     err = capsys.readouterr().err
     assert "similarity" in err and "4/4" in err and "block" in err
+
+
+def test_scores_are_float32_so_near_equal_float64_scores_tie_and_break_by_index():
+    # in float64 target 1 scores a hair more than target 0; in float32 they tie
+    X = sp.csr_matrix(np.array([[1.0, 1.0 + 1e-12]]))
+    Y = sp.csr_matrix(np.array([[1.0, 0.0], [0.0, 1.0], [0.5, 0.0]]))
+    assert top_k_cosine(X, Y, k=2)[0].tolist() == [[0, 1]]
+    assert brute_force_top_k(X, Y, k=2)[0].tolist() == [[0, 1]]
+    X = sp.csr_matrix(np.array([[1.0, 1.0]]))
+    Y = sp.csr_matrix(np.array([[1.0, 0.0], [0.0, 1.0 + 1e-12], [0.5, 0.0]]))
+    assert top_k_cosine(X, Y, k=2)[0].tolist() == [[0, 1]]
+    assert brute_force_top_k(X, Y, k=2)[0].tolist() == [[0, 1]]
