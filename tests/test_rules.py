@@ -21,6 +21,10 @@ def test_target_mask_excludes_no_index_pages_only_when_asked():
     assert target_mask(pages, exclude_no_index=True).tolist() == [True, False, True, False]
     assert target_mask(pages, exclude_no_index=False).tolist() == [True] * 4
     assert target_mask(pages, exclude_no_index=True).dtype == bool
+    # the flag as read from other files: nullable booleans or Python objects
+    for dtype in ("boolean", object):
+        flags = pages.astype({"no_index": dtype})
+        assert target_mask(flags, exclude_no_index=True).tolist() == [True, False, True, False]
 
 
 # ---------------------------------------------------------------- copy groups
@@ -249,9 +253,14 @@ def test_apply_rules_match_a_plain_python_reference(seed):
 
 
 def test_first_links_takes_each_rows_first_places():
-    candidates = np.array([[4, 2, 7, -1], [3, -1, -1, -1], [-1, -1, -1, -1]])
-    assert first_links(candidates, 2).tolist() == [[0, 1], [0, -1], [-1, -1]]
-    assert first_links(candidates, 3).tolist() == [[0, 1, 2], [0, -1, -1], [-1, -1, -1]]
+    candidates = np.array([[4, 2, 7, -1], [0, -1, -1, -1], [-1, -1, -1, -1], [1, 0, 3, 2]])
+    assert first_links(candidates, 2).tolist() == [[0, 1], [0, -1], [-1, -1], [0, 1]]
+    assert first_links(candidates, 3).tolist() == [[0, 1, 2], [0, -1, -1], [-1, -1, -1], [0, 1, 2]]
     # more links asked than places: padded
-    assert first_links(candidates[:, :2], 3).tolist() == [[0, 1, -1], [0, -1, -1], [-1, -1, -1]]
+    assert first_links(candidates[:, :2], 3).tolist() == [
+        [0, 1, -1],
+        [0, -1, -1],
+        [-1, -1, -1],
+        [0, 1, -1],
+    ]
     assert first_links(candidates, 1).dtype == np.int64
