@@ -5,6 +5,7 @@
     python tools/mutate.py rules --tests tests/test_rules.py tests/test_model.py
     python tools/mutate.py --summary            # print the last runs' summary again
     python tools/mutate.py rules --again        # new tests against the last run's survivors
+    python tools/mutate.py export --every 4     # then every 4th of the mutants it made
 
 Each module is mutated in its own scratch copy of the project (``--workdir``,
 default ``$TMPDIR/recommender-mutation/<module>``), with a ``[tool.mutmut]``
@@ -123,6 +124,17 @@ def results(scratch: Path) -> dict[str, str]:
     return found
 
 
+def _natural(name: str) -> tuple[str, int]:
+    stem, _, number = name.rpartition("_")
+    return stem, int(number) if number.isdigit() else 0
+
+
+def sample(status: dict[str, str], every: int) -> list[str]:
+    """Every ``every``-th mutant by name, of those not checked yet."""
+    names = sorted(status, key=_natural)[::every]
+    return [name for name in names if status[name] == "not checked"]
+
+
 def summary(modules: list[str], workdir: Path) -> None:
     print(f"\n{'module':<11}{'mutants':>8}{'killed':>8}{'survived':>9}  other")
     survivors = {}
@@ -159,6 +171,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--again", action="store_true", help="run the last run's survivors against the tests now"
     )
+    parser.add_argument(
+        "--every",
+        type=int,
+        default=1,
+        metavar="N",
+        help="run every Nth mutant only (by name), a sample; the rest stay 'not checked'",
+    )
     args = parser.parse_args(argv)
     unknown = [m for m in args.modules if not (ROOT / "recommender" / f"{m}.py").is_file()]
     if unknown:
@@ -173,8 +192,15 @@ def main(argv: list[str] | None = None) -> int:
     elif not args.summary:
         for module in args.modules:
             tests = args.tests or TESTS.get(module) or [f"tests/test_{module}.py"]
-            scratch = prepare(module, tests, args.workdir)
-            code = run(module, scratch, args.max_children)
+            scratch = args.workdir / module
+            if args.every > 1 and (scratch / "mutants").is_dir():
+                # a sample of the mutants an earlier (perhaps interrupted) run made
+                refresh_tests(scratch)
+                names = sample(results(scratch), args.every)
+            else:
+                scratch = prepare(module, tests, args.workdir)
+                names = []
+            code = run(module, scratch, args.max_children, names)
             if code:
                 print(f"{module}: mutmut exited with {code}; see {scratch / 'mutmut.log'}")
     summary(args.modules, args.workdir)
