@@ -3,6 +3,7 @@
 import logging
 
 import numpy as np
+import pytest
 
 from recommender.coverage import spread_links
 
@@ -107,3 +108,91 @@ def test_orphan_rescue_stops_after_max_rounds_and_says_so(caplog):
         one = spread_links(candidates, scores, max_rounds=1, **kwargs)
     assert (in_degrees(candidates, one) == 0).sum() == 0  # all four in one round
     assert caplog.messages == []
+
+
+def picks(candidates, chosen):
+    """The chosen targets per row, -1 for none."""
+    return np.where(chosen >= 0, np.take_along_axis(candidates, np.maximum(chosen, 0), 1), -1)
+
+
+def test_capped_proposals_with_two_links_a_page_and_ties_broken_by_the_lower_source():
+    candidates = np.array([[1, 2, 3], [0, 2, 3], [0, 1, 3], [0, 1, 2]])
+    scores = np.array(
+        [[0.9, 0.8, 0.7], [0.9, 0.5, 0.4], [0.8, 0.6, 0.5], [0.7, 0.6, 0.5]], dtype=np.float32
+    )
+    chosen = spread_links(
+        candidates, scores, n_links=2, max_in_links=2, tolerance=0.0, is_target=np.ones(4, bool)
+    )
+    # page 0 keeps its two most similar proposers (1, 2); page 1 keeps 0, then 2 over 3
+    # (both 0.6); page 3 is refused everywhere, so takes its two best anyway
+    assert chosen.tolist() == [[0, 1], [0, 1], [0, 1], [0, 1]]
+    assert picks(candidates, chosen).tolist() == [[1, 2], [0, 2], [0, 1], [0, 1]]
+
+
+def test_rescue_takes_the_place_of_the_weakest_link():
+    candidates = np.array([[1, 2, 4], [0, 2, 3], [0, 1, 3], [0, 1, 2], [0, 1, 2]])
+    scores = np.array(
+        [[0.9, 0.8, 0.7], [0.9, 0.8, 0.1], [0.9, 0.8, 0.1], [0.9, 0.8, 0.7], [0.9, 0.8, 0.7]],
+        dtype=np.float32,
+    )
+    chosen = spread_links(
+        candidates, scores, n_links=2, max_in_links=10, tolerance=0.3, is_target=np.ones(5, bool)
+    )
+    # orphan 4 replaces page 0's weaker link (2, 0.8), not its stronger (1, 0.9);
+    # orphan 3 is offered only at 0.1, too great a loss
+    assert chosen.tolist() == [[0, 2], [0, 1], [0, 1], [0, 1], [0, 1]]
+    assert picks(candidates, chosen)[0].tolist() == [1, 4]
+
+
+@pytest.mark.parametrize(("tolerance", "swapped"), [(0.5, True), (0.49, False)])
+def test_rescue_accepts_a_loss_of_exactly_the_tolerance(tolerance, swapped):
+    # page 1 may swap page 0 (0.8) for orphan 2 (0.4): a loss of exactly half
+    candidates = np.array([[1, 2], [0, 2], [0, 1]])
+    scores = np.array([[0.8, 0.4], [0.8, 0.4], [0.8, 0.4]], dtype=np.float32)
+    chosen = spread_links(
+        candidates,
+        scores,
+        n_links=1,
+        max_in_links=10,
+        tolerance=tolerance,
+        is_target=np.ones(3, bool),
+    )
+    assert picks(candidates, chosen)[:, 0].tolist() == ([1, 2, 0] if swapped else [1, 0, 0])
+
+
+def test_rescue_never_drops_a_pages_last_link_and_drops_the_cheapest_first():
+    # pages 1, 2 and 3 link to page 0, and each could swap it for its own orphan
+    # (4, 5, 6) at a loss of 0.05, 0.1 and 0.15; page 0 must keep one of them
+    candidates = np.array([[1, -1], [0, 4], [0, 5], [0, 6], [1, -1], [1, -1], [1, -1]])
+    scores = np.array(
+        [[0.9, 0], [0.9, 0.85], [0.9, 0.8], [0.9, 0.75], [0.9, 0], [0.9, 0], [0.9, 0]],
+        dtype=np.float32,
+    )
+    chosen = spread_links(
+        candidates, scores, n_links=1, max_in_links=10, tolerance=0.3, is_target=np.ones(7, bool)
+    )
+    assert picks(candidates, chosen)[:, 0].tolist() == [1, 4, 5, 0, 1, 1, 1]
+
+
+def test_rescue_picks_the_least_costly_source_then_one_orphan_per_source():
+    # orphan 3 is offered by page 1 (loss 0.2) and page 2 (loss 0.05); page 2 also
+    # offers orphan 4 (loss 0.1) but makes one swap, its cheapest: 3
+    candidates = np.array([[1, -1, -1], [0, 3, -1], [0, 3, 4], [0, -1, -1], [0, -1, -1]])
+    scores = np.array(
+        [[0.9, 0, 0], [0.9, 0.7, 0], [0.9, 0.85, 0.8], [0.9, 0, 0], [0.9, 0, 0]],
+        dtype=np.float32,
+    )
+    chosen = spread_links(
+        candidates, scores, n_links=1, max_in_links=10, tolerance=0.3, is_target=np.ones(5, bool)
+    )
+    assert picks(candidates, chosen)[:, 0].tolist() == [1, 0, 3, 0, 0]
+
+
+def test_chosen_places_are_ascending_and_padded():
+    candidates = np.array([[1, 2, -1], [0, -1, -1], [-1, -1, -1]])
+    scores = np.array([[0.9, 0.8, 0], [0.9, 0, 0], [0, 0, 0]], dtype=np.float32)
+    chosen = spread_links(
+        candidates, scores, n_links=3, max_in_links=10, tolerance=0.3, is_target=np.ones(3, bool)
+    )
+    assert chosen.tolist() == [[0, 1, -1], [0, -1, -1], [-1, -1, -1]]
+    assert chosen.dtype == np.int64
