@@ -5,7 +5,7 @@ import logging
 import numpy as np
 import pytest
 
-from recommender.coverage import spread_links
+from recommender.coverage import group_ranks, spread_links
 
 
 def test_spread_links_caps_in_degree_and_keeps_the_most_similar_proposers():
@@ -196,3 +196,25 @@ def test_chosen_places_are_ascending_and_padded():
     )
     assert chosen.tolist() == [[0, 1, -1], [0, -1, -1], [-1, -1, -1]]
     assert chosen.dtype == np.int64
+
+
+def test_capped_proposals_go_on_to_later_candidates_in_later_rounds():
+    candidates = np.array([[1, 2, 3], [0, 2, 3], [0, 1, 4], [0, 1, 2], [0, 1, 2]])
+    scores = np.array(
+        [[0.9, 0.8, 0.7], [0.9, 0.85, 0.1], [0.5, 0.4, 0.3], [0.2, 0.1, 0.05], [0.15, 0.1, 0.05]],
+        dtype=np.float32,
+    )
+    chosen = spread_links(
+        candidates, scores, n_links=2, max_in_links=1, tolerance=0.0, is_target=np.ones(5, bool)
+    )
+    # page 0 gets 1 but not 2 (page 2 prefers page 1) in the first round, then 3 in the
+    # second; page 2 is refused by 0 and 1, then proposes its last candidate, 4
+    assert picks(candidates, chosen).tolist() == [[1, 3], [0, 2], [0, 4], [0, 1], [0, 1]]
+
+
+def test_group_ranks_counts_places_within_runs():
+    assert group_ranks(np.array([3, 3, 5, 7, 7, 7])).tolist() == [0, 1, 0, 0, 1, 2]
+    assert group_ranks(np.array([1, 2, 2, 2, 9])).tolist() == [0, 0, 1, 2, 0]
+    assert group_ranks(np.array([4])).tolist() == [0]
+    empty = group_ranks(np.array([], dtype=np.int64))
+    assert empty.tolist() == [] and empty.dtype == np.int64
