@@ -3,6 +3,7 @@ import pytest
 import scipy.sparse as sp
 from sklearn.preprocessing import normalize
 
+from recommender import neighbors
 from recommender.neighbors import brute_force_top_k, top_k_cosine
 
 
@@ -142,3 +143,23 @@ def test_scores_are_float32_so_near_equal_float64_scores_tie_and_break_by_index(
     Y = sp.csr_matrix(np.array([[1.0, 0.0], [0.0, 1.0 + 1e-12], [0.5, 0.0]]))
     assert top_k_cosine(X, Y, k=2)[0].tolist() == [[0, 1]]
     assert brute_force_top_k(X, Y, k=2)[0].tolist() == [[0, 1]]
+
+
+def test_only_rows_tied_at_the_kth_place_are_recomputed(monkeypatch):
+    recomputed = []
+
+    def recording(X, Y, *, k):
+        recomputed.append(X.shape[0])
+        return brute_force_top_k(X, Y, k=k)
+
+    monkeypatch.setattr(neighbors, "brute_force_top_k", recording)
+    # row 0 has one positive score and row 1 two: padding, which is no tie
+    X = sp.csr_matrix(np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.5], [0.0, 0.6, 1.0]]))
+    indices, _ = top_k_cosine(X, k=3)
+    assert indices.tolist() == [[0, -1, -1], [1, 2, -1], [2, 1, -1]]
+    assert recomputed == []
+    # rows 0, 1 and 2 are equal: each ties at place 2 (of 2) with the third; row 3 does not
+    X = sp.csr_matrix(np.array([[1.0, 0], [1.0, 0], [1.0, 0], [0, 1.0]]))
+    indices, _ = top_k_cosine(X, k=2, block_size=3)
+    assert indices.tolist() == [[0, 1], [0, 1], [0, 1], [3, -1]]
+    assert recomputed == [3]
