@@ -200,15 +200,16 @@ def test_stale_blocks_compare_id_title_and_subject_treating_missing_alike(pages)
     pages.loc["/f", "id"] = pd.NA
     links = pd.DataFrame(
         {
-            "source_url": ["/a"] * 6,
-            "target_url": ["/b", "/c", "/f", "/f", "/e", "/z"],
-            "target_id": [2, 99, None, 6, 5, 1],  # 99 stale; /f has no id: 6 stale
-            "target_title": ["B", "C", "F", "F", "Old E", "Z"],  # "Old E" stale
-            "target_subject": ["Math", "Art", "Art", "Art", "Math", "Z"],  # /b is "math": stale
+            "source_url": ["/a"] * 7,
+            "target_url": ["/b", "/c", "/f", "/f", "/e", "/z", "/c"],
+            # 99 stale; /f has no id, so 6 is stale; /c has one, so None is stale
+            "target_id": [2, 99, None, 6, 5, 1, None],
+            "target_title": ["B", "C", "F", "F", "Old E", "Z", "C"],  # "Old E" stale
+            "target_subject": ["Math", "Art", "Art", "Art", "Math", "Z", "Art"],  # /b: "math"
         }
     )
     m = values(evaluate(pages, links))
-    assert m["stale_blocks"] == 4  # /b, /c, the second /f, /e; /z does not resolve
+    assert m["stale_blocks"] == 5  # /b, /c twice, the second /f, /e; /z does not resolve
 
 
 def test_an_empty_site_and_empty_tables():
