@@ -47,6 +47,9 @@ ALSO_COPY = ["data", "pyproject.toml"]
 #: pytest options for every run: no doctests, notebooks or cache of the project's addopts.
 PYTEST_ARGS = ["-o", "addopts=", "-p", "no:cacheprovider", "-q", "-x"]
 
+#: Statuses that need no second look: killed, or not run (outside an --every sample).
+DONE = frozenset({"killed", "not checked"})
+
 _RESULT = re.compile(r"^\s*(\S+\.x_\S+):\s*(.+?)\s*$")
 
 
@@ -125,7 +128,7 @@ def results(scratch: Path) -> dict[str, str]:
 
 
 def _natural(name: str) -> tuple[str, int]:
-    stem, _, number = name.rpartition("_")
+    stem, _, number = name.split()[0].rpartition("_")
     return stem, int(number) if number.isdigit() else 0
 
 
@@ -148,10 +151,12 @@ def summary(modules: list[str], workdir: Path) -> None:
         shown = sorted(counts.items())
         other = ", ".join(f"{name} {n}" for name, n in shown if name not in {"killed", "survived"})
         print(f"{module:<11}{len(status):>8}{counts['killed']:>8}{counts['survived']:>9}  {other}")
-        survivors[module] = sorted(n for n, s in status.items() if s != "killed")
+        survivors[module] = sorted(
+            (f"{n} ({s})" for n, s in status.items() if s not in DONE), key=_natural
+        )
     for module, names in survivors.items():
         if names:
-            print(f"\n{module}: not killed (mutmut show NAME in {workdir / module})")
+            print(f"\n{module}: checked, not killed (mutmut show NAME in {workdir / module})")
             for name in names:
                 print(f"  {name}")
 
@@ -185,7 +190,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.again:
         for module in args.modules:
             scratch = args.workdir / module
-            names = [n for n, s in results(scratch).items() if s != "killed"]
+            names = [n for n, s in results(scratch).items() if s not in DONE]
             if names:
                 refresh_tests(scratch)
                 run(module, scratch, args.max_children, names)
