@@ -218,3 +218,27 @@ def test_group_ranks_counts_places_within_runs():
     assert group_ranks(np.array([4])).tolist() == [0]
     empty = group_ranks(np.array([], dtype=np.int64))
     assert empty.tolist() == [] and empty.dtype == np.int64
+
+
+def test_links_added_to_fill_short_rows_count_for_the_rescue():
+    # page 0 takes 1 only; pages 2 and 3 are refused by page 0 (full), then take it anyway,
+    # so page 0 has three in-links and page 1 may drop it for orphan 3
+    candidates = np.array([[1, -1], [0, 3], [0, -1], [0, -1]])
+    scores = np.array([[0.9, 0], [0.9, 0.85], [0.8, 0], [0.7, 0]], dtype=np.float32)
+    chosen = spread_links(
+        candidates, scores, n_links=1, max_in_links=1, tolerance=0.3, is_target=np.ones(4, bool)
+    )
+    assert picks(candidates, chosen)[:, 0].tolist() == [1, 3, 0, 0]
+
+
+def test_a_rescued_page_is_not_swapped_out_again_for_another_orphan():
+    # page 0 may swap page 1 (linked from 0 and 4) for orphan 2 or orphan 3; it takes 2,
+    # the cheaper, and must then keep it: 2 is linked from nowhere else
+    candidates = np.array([[1, 2, 3], [0, -1, -1], [0, -1, -1], [0, -1, -1], [1, -1, -1]])
+    scores = np.array(
+        [[0.9, 0.85, 0.8], [0.9, 0, 0], [0.9, 0, 0], [0.9, 0, 0], [0.9, 0, 0]], dtype=np.float32
+    )
+    chosen = spread_links(
+        candidates, scores, n_links=1, max_in_links=10, tolerance=0.3, is_target=np.ones(5, bool)
+    )
+    assert picks(candidates, chosen)[:, 0].tolist() == [2, 0, 0, 0, 1]
