@@ -396,3 +396,18 @@ def test_links_table_write_errors_become_export_errors(tmp_path, links_table, mo
     monkeypatch.setattr("recommender.export.write_atomic", refused)
     with pytest.raises(ExportError, match=r"cannot write the links table: Permission denied$"):
         write_links_table(links_table, tmp_path / "links.csv")
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet", ".jsonl"])
+def test_links_table_leaves_the_frames_index_out(tmp_path, links_table, suffix):
+    some = links_table.iloc[[2, 0]]  # an index that is not 0..n-1
+    path = tmp_path / f"links{suffix}"
+    write_links_table(some, path)
+    read = {
+        ".csv": pd.read_csv,
+        ".parquet": pd.read_parquet,
+        ".jsonl": lambda p: pd.read_json(p, lines=True),
+    }[suffix]
+    back = read(path)
+    assert list(back.columns) == list(links_table.columns)
+    pd.testing.assert_frame_equal(back, some.reset_index(drop=True), check_dtype=False)
