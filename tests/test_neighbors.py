@@ -163,3 +163,30 @@ def test_only_rows_tied_at_the_kth_place_are_recomputed(monkeypatch):
     indices, _ = top_k_cosine(X, k=2, block_size=3)
     assert indices.tolist() == [[0, 1], [0, 1], [0, 1], [3, -1]]
     assert recomputed == [3]
+
+
+def test_blocks_bound_the_rows_multiplied_at_once_and_threads_reach_the_kernel(monkeypatch):
+    calls = []
+    kernel = neighbors.sp_matmul_topn
+
+    def recording(block, targets, **kwargs):
+        calls.append((block.shape[0], kwargs["n_threads"]))
+        return kernel(block, targets, **kwargs)
+
+    monkeypatch.setattr(neighbors, "sp_matmul_topn", recording)
+    X = random_rows(23, 10, 0.4, seed=10)
+    indices, _ = top_k_cosine(X, k=4, block_size=7, n_jobs=2)
+    assert calls == [(7, 2), (7, 2), (7, 2), (2, 2)]
+    np.testing.assert_array_equal(indices, dense_top_k(X, X, 4)[0])
+    calls.clear()
+    top_k_cosine(X, k=4, block_size=50)
+    assert calls == [(23, 1)]  # n_jobs=None: one thread
+
+
+def test_negative_products_are_no_results():
+    X = sp.csr_matrix(np.array([[1.0, 0.0], [0.0, 1.0]], dtype=np.float32))
+    Y = sp.csr_matrix(np.array([[1.0, 0.0], [-1.0, 0.0], [0.5, -1.0]], dtype=np.float32))
+    indices, scores = top_k_cosine(X, Y, k=2)
+    assert indices.tolist() == [[0, 2], [-1, -1]]
+    assert scores.tolist() == [[1.0, 0.5], [0.0, 0.0]]
+    np.testing.assert_array_equal(brute_force_top_k(X, Y, k=2)[0], indices)
