@@ -241,3 +241,10 @@ def test_churn_counts_a_repeated_pair_once_and_pages_only_in_the_old_table():
     assert (m["pages"], m["pages_changed"]) == (2, 2)  # /a lost its repeat, /b its links
     assert (m["links_added"], m["links_dropped"], m["links_kept"]) == (0, 1, 1)
     assert m["mean_rank_displacement"] == 0
+
+
+def test_pages_without_keywords_share_none(pages):
+    links = pd.DataFrame({"source_url": ["/e", "/f", "/a"], "target_url": ["/f", "/e", "/b"]})
+    m = values(evaluate(pages, links))
+    assert m["keyword_share"] == pytest.approx(1 / 3)
+    assert m["keyword_jaccard"] == pytest.approx((0 + 0 + 1 / 2) / 3)
