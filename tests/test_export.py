@@ -1,4 +1,5 @@
 import json
+import logging
 import os
 import re
 import shutil
@@ -411,3 +412,44 @@ def test_links_table_leaves_the_frames_index_out(tmp_path, links_table, suffix):
     back = read(path)
     assert list(back.columns) == list(links_table.columns)
     pd.testing.assert_frame_equal(back, some.reset_index(drop=True), check_dtype=False)
+
+
+@pytest.fixture
+def tiny_site(tmp_path):
+    root = tmp_path / "tiny"
+    root.mkdir()
+    for name, title in (("a", "Alpha"), ("b", "Beta")):
+        (root / f"{name}.md").write_text(
+            f"---\ntitle: {title}\nurl: /{name}\nanswer: text\n---\n", encoding="utf-8"
+        )
+    pages = load_corpus(root).pages
+    links = pd.DataFrame({"source_url": ["/a"], "rank": [1], "target_url": ["/b"]})
+    return root, pages, links
+
+
+def test_export_shows_a_progress_bar_only_when_asked(tiny_site, capsys):
+    root, pages, links = tiny_site
+    export_links(root, pages, links)
+    assert capsys.readouterr().err == ""
+    export_links(root, pages, links, progress=True)
+    err = capsys.readouterr().err
+    assert "comparing" in err and "2/2" in err and "page" in err
+    export_links(root, pages, links, write=True, progress=True)
+    assert "writing" in capsys.readouterr().err
+
+
+def test_a_page_that_cannot_be_written_is_an_error_and_logged(tiny_site, monkeypatch, caplog):
+    root, pages, links = tiny_site
+
+    def refused(path, data):
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr("recommender.export.write_atomic", refused)
+    with caplog.at_level(logging.WARNING, logger="recommender.export"):
+        report = export_links(root, pages, links, write=True).set_index("path")
+    assert report.at["a.md", "status"] == "error"
+    assert report.at["a.md", "detail"].startswith(
+        "a.md: cannot write: [Errno 13] Permission denied"
+    )
+    assert report.at["b.md", "status"] == "unchanged"
+    assert caplog.messages[0].startswith("a.md: cannot write: [Errno 13]")
