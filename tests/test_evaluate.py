@@ -248,3 +248,12 @@ def test_pages_without_keywords_share_none(pages):
     m = values(evaluate(pages, links))
     assert m["keyword_share"] == pytest.approx(1 / 3)
     assert m["keyword_jaccard"] == pytest.approx((0 + 0 + 1 / 2) / 3)
+
+
+def test_rank_orders_the_links_whatever_the_rows_order(pages, links):
+    labels = pd.DataFrame({"source_url": ["/a", "/c"], "target_url": ["/c", "/d/c"]})
+    shuffled = links.iloc[[8, 3, 0, 5, 2, 7, 1, 6, 4]]
+    pd.testing.assert_frame_equal(
+        evaluate(pages, shuffled, k=2, labels=labels), evaluate(pages, links, k=2, labels=labels)
+    )
+    pd.testing.assert_frame_equal(churn(shuffled, links), churn(links, links))
