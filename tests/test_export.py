@@ -4,7 +4,9 @@ import os
 import re
 import shutil
 import stat
+from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
@@ -454,3 +456,36 @@ def test_a_page_that_cannot_be_written_is_an_error_and_logged(tiny_site, monkeyp
     )
     assert report.at["b.md", "status"] == "unchanged"
     assert caplog.messages[0].startswith("a.md: cannot write: [Errno 13]")
+
+
+def test_ids_from_pandas_are_written_as_plain_integers():
+    page = "---\ntitle: T\nurl: /t\n---\n"
+    target = {"id": np.int64(7), "title": "A", "subject": "S", "url": "/a"}
+    result = replace_related(page, [target, dict(target, id=8.0, url="/b")])
+    assert "    id: 7\n" in result and "    id: 8\n" in result
+    assert [b["id"] for b in blocks_of(front_matter(result))] == [7, 8]
+
+
+def test_write_atomic_gives_a_new_file_the_modes_the_umask_allows(tmp_path):
+    old = os.umask(0o027)
+    try:
+        write_atomic(tmp_path / "new.md", b"text")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "new.md").stat().st_mode) == 0o640
+    assert (tmp_path / "new.md").read_bytes() == b"text"
+
+
+def test_write_atomic_writes_through_a_hidden_temporary_file_beside_the_page(tmp_path, monkeypatch):
+    replaced = []
+    real_replace = os.replace
+
+    def recording(source, target):
+        replaced.append((Path(source), Path(target)))
+        real_replace(source, target)
+
+    monkeypatch.setattr(os, "replace", recording)
+    write_atomic(tmp_path / "page.md", b"new")
+    ((temporary, target),) = replaced
+    assert temporary.parent == tmp_path and target == tmp_path / "page.md"
+    assert re.fullmatch(r"\.page\.md\..+\.tmp", temporary.name)
