@@ -2,11 +2,19 @@
 
 import math
 
+import numpy as np
 import pandas as pd
 import pytest
 
 from recommender import churn, compare, evaluate, load_corpus
-from recommender.evaluate import METRICS, labelled_pairs, read_labels
+from recommender.evaluate import (
+    METRICS,
+    _gini,
+    in_degrees,
+    labelled_pairs,
+    read_labels,
+    valid_links,
+)
 
 from .conftest import SAMPLE
 
@@ -200,10 +208,120 @@ def test_churn_between_two_days():
     assert (same["pages_changed"], same["links_added"], same["mean_rank_displacement"]) == (0, 0, 0)
 
 
-def test_compare_puts_tables_side_by_side():
+def test_compare_puts_tables_side_by_side(pages, links):
+    fewer = links[links["source_url"] == "/a"]  # a table other than the first
+    labels = pd.DataFrame({"source_url": ["/a", "/c"], "target_url": ["/c", "/a"]})
+    table = compare(pages, {"given": links, "fewer": fewer}, k=2, labels=labels)
+    assert list(table.columns) == ["given", "fewer", "definition"]
+    for name, own in (("given", links), ("fewer", fewer)):
+        expected = evaluate(pages, own, k=2, labels=labels).set_index(["group", "metric"])
+        assert table.index.equals(expected.index)
+        pd.testing.assert_series_equal(
+            table[name], expected["value"].rename(name), check_dtype=False
+        )
+    assert table["definition"].tolist() == expected["definition"].tolist()
+    # the two tables differ, so their columns must too
+    assert table.loc[("validity", "links"), "given"] == 9
+    assert table.loc[("validity", "links"), "fewer"] == 5
+    # a pair counts when either page lists the other: /a listing /c serves /c too
+    assert table.loc[("labels", "success_at_k"), "fewer"] == pytest.approx(1.0)
+    assert table.loc[("labels", "success_at_k"), "given"] == pytest.approx(1.0)
+
+
+def test_compare_on_the_sample_site():
     corpus = load_corpus(SAMPLE)
-    table = compare(corpus.pages, {"site": corpus.links, "again": corpus.links})
-    assert list(table.columns) == ["site", "again", "definition"]
-    assert (table["site"].fillna(-1) == table["again"].fillna(-1)).all()
+    table = compare(corpus.pages, {"site": corpus.links})
     assert table.loc[("validity", "self_links"), "site"] == 4
     assert table.loc[("validity", "stale_blocks"), "site"] == 1  # the sample's stale id
+
+
+def test_valid_links_and_in_degrees(pages, links):
+    valid = valid_links(pages, links.drop(columns="rank").iloc[::-1])  # the table's order
+    # reversed without ranks: /a's links are /z (unresolved), /b, /a (self), /c, /b (repeat)
+    assert list(zip(valid["source_url"], valid["target_url"], strict=True)) == [
+        ("/a", "/b"),
+        ("/a", "/c"),
+        ("/b", "/e"),
+        ("/b", "/a"),
+        ("/c", "/d/c"),
+        ("/c", "/a"),
+    ]
+    assert valid["rank"].tolist() == [2, 4, 1, 2, 1, 2]
+    degrees = in_degrees(pages, links)
+    assert degrees.name == "in_degree" and degrees.index.equals(pages.index)
+    assert degrees.tolist() == [2, 1, 1, 1, 1, 0]
+
+
+def test_pages_with_more_than_k_links_count_as_full(pages, links):
+    m = values(evaluate(pages, links, k=1))
+    assert (m["pages_with_k_links"], m["pages_with_fewer_links"], m["pages_with_no_links"]) == (
+        3,
+        0,
+        3,
+    )
+    m = values(evaluate(pages, links, k=3))
+    assert (m["pages_with_k_links"], m["pages_with_fewer_links"]) == (0, 3)
+
+
+def test_stale_blocks_compare_id_title_and_subject_treating_missing_alike(pages):
+    pages = pages.copy()
+    pages.loc["/f", "id"] = pd.NA
+    links = pd.DataFrame(
+        {
+            "source_url": ["/a"] * 7,
+            "target_url": ["/b", "/c", "/f", "/f", "/e", "/z", "/c"],
+            # 99 stale; /f has no id, so 6 is stale; /c has one, so None is stale
+            "target_id": [2, 99, None, 6, 5, 1, None],
+            "target_title": ["B", "C", "F", "F", "Old E", "Z", "C"],  # "Old E" stale
+            "target_subject": ["Math", "Art", "Art", "Art", "Math", "Z", "Art"],  # /b: "math"
+        }
+    )
+    m = values(evaluate(pages, links))
+    assert m["stale_blocks"] == 5  # /b, /c twice, the second /f, /e; /z does not resolve
+
+
+def test_an_empty_site_and_empty_tables():
+    empty_pages = pd.DataFrame(
+        columns=["slug", "question", "title", "keywords", "subject_key", "no_index", "id"],
+        index=pd.Index([], name="url"),
+    )
+    m = values(evaluate(empty_pages, pd.DataFrame(columns=["source_url", "target_url"])))
+    assert (m["pages"], m["orphan_pages"], m["max_in_degree"]) == (0, 0, 0)
+    assert (m["orphan_share"], m["in_degree_gini"]) == (0.0, 0.0)
+    assert math.isnan(m["reciprocity"])
+    nothing = values(churn(*[pd.DataFrame(columns=["source_url", "target_url"])] * 2))
+    assert (nothing["pages"], nothing["changed_share"]) == (0, 0.0)
+    assert math.isnan(nothing["mean_rank_displacement"])
+
+
+def test_gini_of_in_degrees():
+    assert _gini(np.array([0, 0, 0])) == 0.0
+    assert _gini(np.array([3, 3, 3])) == 0.0
+    assert _gini(np.array([0, 0, 0, 4])) == pytest.approx(0.75)
+    assert _gini(np.array([4, 0, 0, 0])) == pytest.approx(0.75)  # order does not matter
+    assert _gini(np.array([1, 3])) == pytest.approx(0.25)
+
+
+def test_churn_counts_a_repeated_pair_once_and_pages_only_in_the_old_table():
+    old = pd.DataFrame({"source_url": ["/a", "/a", "/b"], "target_url": ["/b", "/b", "/c"]})
+    new = pd.DataFrame({"source_url": ["/a"], "rank": [1], "target_url": ["/b"]})
+    m = values(churn(old, new))
+    assert (m["pages"], m["pages_changed"]) == (2, 2)  # /a lost its repeat, /b its links
+    assert (m["links_added"], m["links_dropped"], m["links_kept"]) == (0, 1, 1)
+    assert m["mean_rank_displacement"] == 0
+
+
+def test_pages_without_keywords_share_none(pages):
+    links = pd.DataFrame({"source_url": ["/e", "/f", "/a"], "target_url": ["/f", "/e", "/b"]})
+    m = values(evaluate(pages, links))
+    assert m["keyword_share"] == pytest.approx(1 / 3)
+    assert m["keyword_jaccard"] == pytest.approx((0 + 0 + 1 / 2) / 3)
+
+
+def test_rank_orders_the_links_whatever_the_rows_order(pages, links):
+    labels = pd.DataFrame({"source_url": ["/a", "/c"], "target_url": ["/c", "/d/c"]})
+    shuffled = links.iloc[[8, 3, 0, 5, 2, 7, 1, 6, 4]]
+    pd.testing.assert_frame_equal(
+        evaluate(pages, shuffled, k=2, labels=labels), evaluate(pages, links, k=2, labels=labels)
+    )
+    pd.testing.assert_frame_equal(churn(shuffled, links), churn(links, links))

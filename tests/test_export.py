@@ -1,9 +1,13 @@
 import json
+import logging
 import os
 import re
 import shutil
 import stat
+from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings
@@ -12,10 +16,14 @@ from hypothesis import strategies as st
 from recommender import Recommender, load_corpus
 from recommender.errors import ExportError
 from recommender.export import (
+    PageChange,
+    WriteBack,
+    check_output_path,
     export_links,
     related_blocks,
     replace_related,
     write_atomic,
+    write_links_table,
     yaml_scalar,
 )
 
@@ -158,7 +166,8 @@ targets_strategy = st.lists(
 )
 
 
-@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+# no deadline: how long an example takes depends on the machine's load, not on the code
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(targets=targets_strategy, crlf=st.booleans(), old=targets_strategy)
 def test_round_trip_any_values(targets, crlf, old):
     page = "---\ntitle: T\nurl: /t\nanswer: >-\n    text\n---\nbody\n"
@@ -282,3 +291,204 @@ def test_write_atomic_leaves_the_old_file_when_interrupted(tmp_path, monkeypatch
         write_atomic(path, b"new")
     assert path.read_text(encoding="utf-8") == "old"
     assert [p.name for p in tmp_path.iterdir()] == ["page.md"]
+
+
+# ---------------------------------------------------------------- write-back modes
+
+
+@pytest.mark.parametrize(
+    ("rewrite", "check", "diff", "mode", "writes", "shows_diff", "checks"),
+    [
+        (False, False, False, WriteBack.NO, False, False, False),
+        (False, False, True, WriteBack.DIFF, False, True, False),
+        (True, False, False, WriteBack.YES, True, False, False),
+        (True, False, True, WriteBack.YES_DIFF, True, True, False),
+        (False, True, False, WriteBack.CHECK, False, False, True),
+        (False, True, True, WriteBack.CHECK_DIFF, False, True, True),
+    ],
+)
+def test_write_back_modes_from_options(rewrite, check, diff, mode, writes, shows_diff, checks):
+    found = WriteBack.from_options(rewrite=rewrite, check=check, diff=diff)
+    assert found is mode
+    assert (found.writes, found.shows_diff, found.checks) == (writes, shows_diff, checks)
+
+
+def test_write_back_refuses_rewrite_with_check():
+    with pytest.raises(ValueError, match="--rewrite and --check cannot be given together"):
+        WriteBack.from_options(rewrite=True, check=True, diff=False)
+
+
+def test_page_change_diff_is_a_unified_diff():
+    change = PageChange(path="a/b.md", url="/b", old="x\ny\n", new="x\nz\n")
+    assert change.diff() == "--- a/a/b.md\n+++ b/a/b.md\n@@ -1,2 +1,2 @@\n x\n-y\n+z\n"
+    assert PageChange(path="p.md", url="/p", old="same\n", new="same\n").diff() == ""
+
+
+# ---------------------------------------------------------------- the links table
+
+
+@pytest.fixture
+def links_table():
+    return pd.DataFrame(
+        {
+            "source_url": ["/a", "/a", "/b"],
+            "rank": [1, 2, 1],
+            "target_url": ["/b", "/c", "/a"],
+            "score": [0.5, 0.25, 0.125],
+        }
+    )
+
+
+@pytest.mark.parametrize(
+    ("suffix", "read"),
+    [
+        (".csv", pd.read_csv),
+        (".CSV", pd.read_csv),
+        (".parquet", pd.read_parquet),
+        (".jsonl", lambda path: pd.read_json(path, lines=True)),
+    ],
+)
+def test_links_table_round_trips_in_each_format(tmp_path, links_table, suffix, read):
+    path = tmp_path / f"links{suffix}"
+    write_links_table(links_table, path)
+    pd.testing.assert_frame_equal(read(path), links_table, check_dtype=False)
+    assert [p.name for p in tmp_path.iterdir()] == [path.name]  # no temporary file left
+
+
+def test_links_table_csv_and_jsonl_text(tmp_path, links_table):
+    write_links_table(links_table.iloc[:1], tmp_path / "links.csv")
+    assert (
+        tmp_path / "links.csv"
+    ).read_bytes() == b"source_url,rank,target_url,score\n/a,1,/b,0.5\n"
+    unicode = links_table.iloc[:1].assign(target_url="/caf\u00e9")
+    write_links_table(unicode, tmp_path / "links.jsonl")
+    text = (tmp_path / "links.jsonl").read_text(encoding="utf-8")
+    assert text.endswith("}\n") and text.count("\n") == 1 and "caf\u00e9" in text  # not \\u00e9
+    assert json.loads(text) == {
+        "source_url": "/a",
+        "rank": 1,
+        "target_url": "/caf\u00e9",
+        "score": 0.5,
+    }
+
+
+def test_links_table_paths_that_cannot_be_written_are_refused_first(
+    tmp_path, links_table, monkeypatch
+):
+    with pytest.raises(ExportError, match=r"links\.txt: a links table must end in \.csv, "):
+        check_output_path(tmp_path / "links.txt")
+    with pytest.raises(ExportError, match=r"the folder .*missing does not exist"):
+        check_output_path(tmp_path / "missing" / "links.csv")
+    (tmp_path / "folder.csv").mkdir()
+    with pytest.raises(ExportError, match=r"folder\.csv: is a folder"):
+        check_output_path(tmp_path / "folder.csv")
+    check_output_path(tmp_path / "links.parquet")  # fine: nothing raised, nothing written
+    assert not (tmp_path / "links.parquet").exists()
+    # a folder the user may not write to (os.access, so that it holds when run as root)
+    monkeypatch.setattr(os, "access", lambda path, mode: mode != os.W_OK | os.X_OK)
+    with pytest.raises(
+        ExportError, match=rf"the folder {re.escape(str(tmp_path))} is not writable"
+    ):
+        check_output_path(tmp_path / "links.csv")
+    with pytest.raises(ExportError, match="is not writable"):
+        write_links_table(links_table, tmp_path / "links.csv")
+    assert not (tmp_path / "links.csv").exists()
+
+
+def test_links_table_write_errors_become_export_errors(tmp_path, links_table, monkeypatch):
+    def refused(*_):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr("recommender.export.write_atomic", refused)
+    with pytest.raises(ExportError, match=r"cannot write the links table: Permission denied$"):
+        write_links_table(links_table, tmp_path / "links.csv")
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet", ".jsonl"])
+def test_links_table_leaves_the_frames_index_out(tmp_path, links_table, suffix):
+    some = links_table.iloc[[2, 0]]  # an index that is not 0..n-1
+    path = tmp_path / f"links{suffix}"
+    write_links_table(some, path)
+    read = {
+        ".csv": pd.read_csv,
+        ".parquet": pd.read_parquet,
+        ".jsonl": lambda p: pd.read_json(p, lines=True),
+    }[suffix]
+    back = read(path)
+    assert list(back.columns) == list(links_table.columns)
+    pd.testing.assert_frame_equal(back, some.reset_index(drop=True), check_dtype=False)
+
+
+@pytest.fixture
+def tiny_site(tmp_path):
+    root = tmp_path / "tiny"
+    root.mkdir()
+    for name, title in (("a", "Alpha"), ("b", "Beta")):
+        (root / f"{name}.md").write_text(
+            f"---\ntitle: {title}\nurl: /{name}\nanswer: text\n---\n", encoding="utf-8"
+        )
+    pages = load_corpus(root).pages
+    links = pd.DataFrame({"source_url": ["/a"], "rank": [1], "target_url": ["/b"]})
+    return root, pages, links
+
+
+def test_export_shows_a_progress_bar_only_when_asked(tiny_site, capsys):
+    root, pages, links = tiny_site
+    export_links(root, pages, links)
+    assert capsys.readouterr().err == ""
+    export_links(root, pages, links, progress=True)
+    err = capsys.readouterr().err
+    assert re.search(r"(^|\r)comparing: ", err) and " 2/2 [" in err
+    assert re.search(r"[\d.?]+(page/s|s/page)\]", err), err
+    export_links(root, pages, links, write=True, progress=True)
+    assert re.search(r"(^|\r)writing: ", capsys.readouterr().err)
+
+
+def test_a_page_that_cannot_be_written_is_an_error_and_logged(tiny_site, monkeypatch, caplog):
+    root, pages, links = tiny_site
+
+    def refused(path, data):
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr("recommender.export.write_atomic", refused)
+    with caplog.at_level(logging.WARNING, logger="recommender.export"):
+        report = export_links(root, pages, links, write=True).set_index("path")
+    assert report.at["a.md", "status"] == "error"
+    assert report.at["a.md", "detail"].startswith(
+        "a.md: cannot write: [Errno 13] Permission denied"
+    )
+    assert report.at["b.md", "status"] == "unchanged"
+    assert caplog.messages[0].startswith("a.md: cannot write: [Errno 13]")
+
+
+def test_ids_from_pandas_are_written_as_plain_integers():
+    page = "---\ntitle: T\nurl: /t\n---\n"
+    target = {"id": np.int64(7), "title": "A", "subject": "S", "url": "/a"}
+    result = replace_related(page, [target, dict(target, id=8.0, url="/b")])
+    assert "    id: 7\n" in result and "    id: 8\n" in result
+    assert [b["id"] for b in blocks_of(front_matter(result))] == [7, 8]
+
+
+def test_write_atomic_gives_a_new_file_the_modes_the_umask_allows(tmp_path):
+    old = os.umask(0o027)
+    try:
+        write_atomic(tmp_path / "new.md", b"text")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "new.md").stat().st_mode) == 0o640
+    assert (tmp_path / "new.md").read_bytes() == b"text"
+
+
+def test_write_atomic_writes_through_a_hidden_temporary_file_beside_the_page(tmp_path, monkeypatch):
+    replaced = []
+    real_replace = os.replace
+
+    def recording(source, target):
+        replaced.append((Path(source), Path(target)))
+        real_replace(source, target)
+
+    monkeypatch.setattr(os, "replace", recording)
+    write_atomic(tmp_path / "page.md", b"new")
+    ((temporary, target),) = replaced
+    assert temporary.parent == tmp_path and target == tmp_path / "page.md"
+    assert re.fullmatch(r"\.page\.md\..+\.tmp", temporary.name)

@@ -1,5 +1,6 @@
 import warnings
 
+import numpy as np
 import pandas as pd
 import pytest
 from sklearn.base import clone
@@ -85,7 +86,9 @@ def test_init_is_keyword_only_and_only_stores():
 
 
 def test_fit_returns_self_with_documented_links(sample_pages, sample_model):
-    assert isinstance(sample_model, Recommender)
+    model = Recommender(min_df=1, max_df=0.5)
+    assert model.fit(sample_pages) is model
+    pd.testing.assert_frame_equal(model.related_, sample_model.related_)
     related = sample_model.related_
     assert list(related.columns) == list(LINK_COLUMNS)
     assert related["rank"].between(1, 5).all()
@@ -98,10 +101,15 @@ def test_fit_returns_self_with_documented_links(sample_pages, sample_model):
         assert links["score"].is_monotonic_decreasing
 
 
-def test_fit_does_not_modify_the_pages(sample_pages):
-    before = sample_pages.copy(deep=True)
-    Recommender(min_df=1).fit(sample_pages.sample(frac=1, random_state=0))
-    pd.testing.assert_frame_equal(sample_pages, before)
+@pytest.mark.parametrize("shuffled", [False, True], ids=["sorted", "not-sorted-by-url"])
+def test_fit_does_not_modify_the_pages(sample_pages, shuffled):
+    pages = sample_pages.sample(frac=1, random_state=0) if shuffled else sample_pages.copy()
+    assert pages.index.is_monotonic_increasing is not shuffled
+    before = pages.copy(deep=True)
+    keywords_before = [list(words) for words in pages["keywords"]]
+    Recommender(min_df=1).fit(pages)  # the caller's own frame, not a copy
+    pd.testing.assert_frame_equal(pages, before)
+    assert [list(words) for words in pages["keywords"]] == keywords_before
 
 
 @pytest.mark.parametrize(
@@ -237,13 +245,30 @@ def test_same_input_same_output_byte_for_byte(sample_pages):
 # ---------------------------------------------------------------- coverage
 
 
-def test_coverage_links_more_pages_on_the_sample(sample_pages):
+def test_coverage_caps_in_links_on_the_sample(sample_pages):
     plain = Recommender(min_df=1, coverage=False).fit(sample_pages).related_
     spread = Recommender(min_df=1, max_in_links=6).fit(sample_pages).related_
     before = evaluate(sample_pages, plain).set_index("metric")["value"]
     after = evaluate(sample_pages, spread).set_index("metric")["value"]
-    assert after["orphan_pages"] <= before["orphan_pages"]
     assert after["max_in_degree"] <= 6 < before["max_in_degree"]
+    # the one page nobody links to is the no_index page, which may not be linked to
+    linked = set(spread["target_url"])
+    assert set(sample_pages.index[~sample_pages["no_index"]]) <= linked
+
+
+@pytest.mark.parametrize(("n_links", "most_orphans"), [(5, 0), (1, 3)])
+def test_coverage_rescues_pages_plain_neighbours_leave_unlinked(tmp_path, n_links, most_orphans):
+    # without the orphan rescue this site keeps 1 orphan with 5 links a page, 6 with 1
+    frame = write_site(tmp_path, topic_pages())
+    params = {"min_df": 1, "max_df": 1.0, "n_links": n_links}
+    plain = Recommender(coverage=False, **params).fit(frame).related_
+    spread = Recommender(**params).fit(frame).related_
+    before = evaluate(frame, plain, k=n_links).set_index("metric")["value"]
+    after = evaluate(frame, spread, k=n_links).set_index("metric")["value"]
+    assert after["orphan_pages"] <= most_orphans < before["orphan_pages"]
+    assert after["pages_with_k_links"] == len(frame)
+    # each swap costs at most coverage_tolerance (0.3) of the link it replaces
+    assert spread["score"].min() >= 0.7 * plain.groupby("source_url")["score"].min().min()
 
 
 # ---------------------------------------------------------------- explain, save, load
@@ -417,3 +442,93 @@ def test_search_chooses_the_exact_or_the_fast_kernel(
     assert set(called) == {expected}
     metrics = evaluate(sample_pages, related).set_index("metric")["value"]
     assert metrics["pages_with_k_links"] == len(sample_pages) and metrics["self_links"] == 0
+
+
+# ---------------------------------------------------------------- vectorizer parameters
+
+
+def crafted_pages(titles, answers=None):
+    """A pages frame made by hand: one page per title, the answer text optional."""
+    n = len(titles)
+    urls = [f"/p/{i}" for i in range(n)]
+    return pd.DataFrame(
+        {
+            "slug": [f"p{i}" for i in range(n)],
+            "question": [f"Question {i}?" for i in range(n)],
+            "title": titles,
+            "subject_key": ["topics"] * n,
+            "no_index": [False] * n,
+            "title_text": titles,
+            "keywords_text": [""] * n,
+            "answer_text": answers if answers is not None else [""] * n,
+        },
+        index=pd.Index(urls, name="url"),
+    )
+
+
+def pair_score(model, a, b):
+    features = model.features_
+    return float((features[a] @ features[b].T).toarray()[0, 0])
+
+
+def title_terms(model):
+    names = model.features_model_.feature_names_
+    return set(names.loc[names["field"] == "title", "term"])
+
+
+TITLE_ONLY = {
+    "field_weights": {"title": 1.0},
+    "max_df": 1.0,
+    "coverage": False,
+    "n_links": 1,
+    "combine": "per_field",  # one vectorizer per field: its settings can be read back
+    "stem": False,
+}
+
+
+def test_ngram_range_reaches_the_vectorizer_and_changes_scores():
+    # 0 and 2 share the word pair "machine learning"; 0 and 1 share the words only
+    pages = crafted_pages(
+        ["machine learning basics", "learning machine repair", "machine learning history"]
+    )
+    words = Recommender(ngram_range=(1, 1), **TITLE_ONLY).fit(pages)
+    pairs = Recommender(ngram_range=(1, 2), **TITLE_ONLY).fit(pages)
+    default = Recommender(**TITLE_ONLY).fit(pages)  # single words by default
+    assert "machine learning" not in title_terms(words)
+    assert "machine learning" in title_terms(pairs) and "machine learning" not in title_terms(
+        default
+    )
+    assert words.features_model_.vectorizers_["title"].ngram_range == (1, 1)
+    assert pair_score(words, 0, 1) == pytest.approx(pair_score(words, 0, 2))
+    assert pair_score(pairs, 0, 2) > pair_score(pairs, 0, 1) + 0.1
+    assert pair_score(default, 0, 2) == pytest.approx(pair_score(words, 0, 2))
+    # a mapping sets ranges per field; fields it does not name get single words
+    per_field = Recommender(ngram_range={"answer": (1, 2)}, **TITLE_ONLY).fit(pages)
+    assert "machine learning" not in title_terms(per_field)
+
+
+def test_stop_words_reach_the_vectorizer_and_change_scores():
+    # 0 and 1 share only "the"; 0 and 2 share only "zebra"
+    pages = crafted_pages(["the cat", "the dog", "zebra cat stripes", "zebra dog fish"])
+    english = Recommender(stop_words="english", **TITLE_ONLY).fit(pages)
+    none = Recommender(stop_words=None, **TITLE_ONLY).fit(pages)
+    own = Recommender(stop_words=["zebra"], **TITLE_ONLY).fit(pages)
+    assert "the" not in title_terms(english) and "zebra" in title_terms(english)
+    assert "the" in title_terms(none) and "zebra" in title_terms(none)
+    assert "the" in title_terms(own) and "zebra" not in title_terms(own)
+    assert pair_score(english, 0, 1) == pytest.approx(pair_score(english, 0, 3), abs=1e-7)
+    assert pair_score(none, 0, 1) > pair_score(none, 0, 3) + 0.1
+    assert pair_score(own, 2, 3) == pytest.approx(0.0, abs=1e-7)
+    assert pair_score(english, 2, 3) > 0.1
+
+
+@pytest.mark.parametrize(("sublinear_tf", "expected"), [(True, 1 + np.log(4)), (False, 4.0)])
+def test_sublinear_tf_reaches_the_vectorizer_and_changes_scores(sublinear_tf, expected):
+    # page 0 says "cell" four times and "membrane" once; "cell" and "membrane" are
+    # in two pages each, so they have the same idf and the cosine of page 0 with
+    # page 1 ("cell") is tf / sqrt(tf ** 2 + 1), tf being 4 or 1 + log 4
+    pages = crafted_pages(["cell cell cell cell membrane", "cell", "membrane"])
+    model = Recommender(sublinear_tf=sublinear_tf, ngram_range=(1, 1), **TITLE_ONLY).fit(pages)
+    assert model.features_model_.vectorizers_["title"].sublinear_tf is sublinear_tf
+    assert pair_score(model, 0, 1) == pytest.approx(expected / np.sqrt(expected**2 + 1), rel=1e-5)
+    assert pair_score(model, 0, 2) == pytest.approx(1 / np.sqrt(expected**2 + 1), rel=1e-5)

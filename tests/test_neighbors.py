@@ -1,8 +1,11 @@
+import re
+
 import numpy as np
 import pytest
 import scipy.sparse as sp
 from sklearn.preprocessing import normalize
 
+from recommender import neighbors
 from recommender.neighbors import brute_force_top_k, top_k_cosine
 
 
@@ -72,3 +75,121 @@ def test_k_larger_than_the_targets():
 def test_bad_arguments(kwargs, message):
     with pytest.raises(ValueError, match=message):
         top_k_cosine(sp.csr_matrix((3, 4)), **kwargs)
+
+
+# ---------------------------------------------------------------- ties, against an independent oracle
+
+
+def dense_top_k(X, Y, k):
+    """The k best targets per row from the dense product, by score desc then index; plain Python."""
+    product = (
+        np.asarray(X.todense(), dtype=np.float64) @ np.asarray(Y.todense(), dtype=np.float64).T
+    )
+    indices = np.full((product.shape[0], k), -1, dtype=np.int64)
+    scores = np.zeros((product.shape[0], k), dtype=np.float64)
+    for row, values in enumerate(product):
+        best = sorted((-score, column) for column, score in enumerate(values) if score > 0)[:k]
+        for place, (negative, column) in enumerate(best):
+            indices[row, place], scores[row, place] = column, -negative
+    return indices, scores
+
+
+def tied_rows(n, seed):
+    """Small-integer rows over 4 features: dot products are exact and tie everywhere."""
+    rng = np.random.default_rng(seed)
+    dense = rng.integers(0, 3, size=(n, 4)).astype(np.float32)
+    dense[rng.random(n) < 0.1] = 0  # some rows with no positive score at all
+    return sp.csr_matrix(dense)
+
+
+@pytest.mark.parametrize("block_size", [1, 3, 7, 1000])
+@pytest.mark.parametrize("k", [1, 2, 5, 9])
+def test_ties_at_the_kth_place_match_a_dense_oracle(block_size, k):
+    X, Y = tied_rows(41, seed=5), tied_rows(37, seed=6)
+    expected_indices, expected_scores = dense_top_k(X, Y, k + 1)
+    tied = (expected_indices[:, k] >= 0) & (expected_scores[:, k - 1] == expected_scores[:, k])
+    assert tied.sum() >= 5  # the data exercises the tie path
+    indices, scores = top_k_cosine(X, Y, k=k, block_size=block_size)
+    np.testing.assert_array_equal(indices, expected_indices[:, :k])
+    np.testing.assert_array_equal(scores, expected_scores[:, :k])
+    brute_indices, brute_scores = brute_force_top_k(X, Y, k=k)
+    np.testing.assert_array_equal(brute_indices, expected_indices[:, :k])
+    np.testing.assert_array_equal(brute_scores, expected_scores[:, :k])
+
+
+def test_result_types_and_shapes():
+    X = random_rows(9, 6, 0.5, seed=7)
+    indices, scores = top_k_cosine(X, random_rows(4, 6, 0.5, seed=8), k=3, block_size=2)
+    assert (indices.dtype, scores.dtype) == (np.int64, np.float32)
+    assert indices.shape == scores.shape == (9, 3)
+    brute_indices, brute_scores = brute_force_top_k(X, X, k=3)
+    assert (brute_indices.dtype, brute_scores.dtype) == (np.int64, np.float32)
+
+
+def test_a_progress_bar_only_when_asked(capsys):
+    X = random_rows(10, 6, 0.5, seed=9)
+    top_k_cosine(X, k=2, block_size=3)
+    assert capsys.readouterr().err == ""
+    top_k_cosine(X, k=2, block_size=3, progress=True)
+    err = capsys.readouterr().err
+    assert re.search(r"(^|\r)similarity: ", err) and " 4/4 [" in err
+    assert re.search(r"[\d.?]+(block/s|s/block)\]", err), err
+
+
+def test_scores_are_float32_so_near_equal_float64_scores_tie_and_break_by_index():
+    # in float64 target 1 scores a hair more than target 0; in float32 they tie
+    X = sp.csr_matrix(np.array([[1.0, 1.0 + 1e-12]]))
+    Y = sp.csr_matrix(np.array([[1.0, 0.0], [0.0, 1.0], [0.5, 0.0]]))
+    assert top_k_cosine(X, Y, k=2)[0].tolist() == [[0, 1]]
+    assert brute_force_top_k(X, Y, k=2)[0].tolist() == [[0, 1]]
+    X = sp.csr_matrix(np.array([[1.0, 1.0]]))
+    Y = sp.csr_matrix(np.array([[1.0, 0.0], [0.0, 1.0 + 1e-12], [0.5, 0.0]]))
+    assert top_k_cosine(X, Y, k=2)[0].tolist() == [[0, 1]]
+    assert brute_force_top_k(X, Y, k=2)[0].tolist() == [[0, 1]]
+
+
+def test_only_rows_tied_at_the_kth_place_are_recomputed(monkeypatch):
+    recomputed = []
+
+    def recording(X, Y, *, k):
+        recomputed.append(X.shape[0])
+        return brute_force_top_k(X, Y, k=k)
+
+    monkeypatch.setattr(neighbors, "brute_force_top_k", recording)
+    # row 0 has one positive score and row 1 two: padding, which is no tie
+    X = sp.csr_matrix(np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.5], [0.0, 0.6, 1.0]]))
+    indices, _ = top_k_cosine(X, k=3)
+    assert indices.tolist() == [[0, -1, -1], [1, 2, -1], [2, 1, -1]]
+    assert recomputed == []
+    # rows 0, 1 and 2 are equal: each ties at place 2 (of 2) with the third; row 3 does not
+    X = sp.csr_matrix(np.array([[1.0, 0], [1.0, 0], [1.0, 0], [0, 1.0]]))
+    indices, _ = top_k_cosine(X, k=2, block_size=3)
+    assert indices.tolist() == [[0, 1], [0, 1], [0, 1], [3, -1]]
+    assert recomputed == [3]
+
+
+def test_blocks_bound_the_rows_multiplied_at_once_and_threads_reach_the_kernel(monkeypatch):
+    calls = []
+    kernel = neighbors.sp_matmul_topn
+
+    def recording(block, targets, **kwargs):
+        calls.append((block.shape[0], kwargs["n_threads"]))
+        return kernel(block, targets, **kwargs)
+
+    monkeypatch.setattr(neighbors, "sp_matmul_topn", recording)
+    X = random_rows(23, 10, 0.4, seed=10)
+    indices, _ = top_k_cosine(X, k=4, block_size=7, n_jobs=2)
+    assert calls == [(7, 2), (7, 2), (7, 2), (2, 2)]
+    np.testing.assert_array_equal(indices, dense_top_k(X, X, 4)[0])
+    calls.clear()
+    top_k_cosine(X, k=4, block_size=50)
+    assert calls == [(23, 1)]  # n_jobs=None: one thread
+
+
+def test_negative_products_are_no_results():
+    X = sp.csr_matrix(np.array([[1.0, 0.0], [0.0, 1.0]], dtype=np.float32))
+    Y = sp.csr_matrix(np.array([[1.0, 0.0], [-1.0, 0.0], [0.5, -1.0]], dtype=np.float32))
+    indices, scores = top_k_cosine(X, Y, k=2)
+    assert indices.tolist() == [[0, 2], [-1, -1]]
+    assert scores.tolist() == [[1.0, 0.5], [0.0, 0.0]]
+    np.testing.assert_array_equal(brute_force_top_k(X, Y, k=2)[0], indices)

@@ -1,9 +1,10 @@
 import json
+from types import SimpleNamespace
 
 import matplotlib
 import pytest
 
-from recommender import Recommender, load_corpus, sweep
+from recommender import Recommender, evaluate, load_corpus, sweep, tuning
 from recommender.evaluate import METRICS
 from recommender.plots import plot_in_degrees, plot_scores, plot_tradeoff
 
@@ -29,13 +30,40 @@ def test_sweep_fits_every_combination(results):
     measured = {name for group, name in METRICS if group not in ("labels", "churn")}
     assert measured <= set(results.columns)
     assert (results["pages_with_k_links"] == 64).all()  # n_links=4 from base, k=4
-    assert (results["fit_seconds"] > 0).all()
+    assert results.columns[-1] == "fit_seconds"
+    assert results["fit_seconds"].dtype == float and results["fit_seconds"].notna().all()
 
 
-def test_sweep_matches_single_fits(corpus, results):
-    row = results[(results["max_df"] == 0.5) & ~results["coverage"]].iloc[0]
-    model = Recommender(n_links=4, max_df=0.5, coverage=False).fit(corpus.pages)
-    assert row["orphan_pages"] == (len(corpus.pages) - model.related_["target_url"].nunique())
+def test_fit_seconds_is_the_time_the_fit_took(corpus, monkeypatch):
+    # a clock that says the fit started at 100 s and ended at 102.5 s
+    clock = iter([100.0, 102.5])
+    monkeypatch.setattr(tuning, "time", SimpleNamespace(perf_counter=lambda: next(clock)))
+    row = tuning._fit_and_measure(corpus.pages, {"n_links": 3}, {"max_df": 0.5}, None)
+    assert row["fit_seconds"] == 2.5
+    assert next(clock, "done") == "done"  # read once before the fit and once after
+
+
+@pytest.mark.parametrize("max_df", [0.1, 0.5])
+@pytest.mark.parametrize("coverage", [True, False])
+def test_sweep_matches_single_fits(corpus, results, max_df, coverage):
+    row = results[(results["max_df"] == max_df) & (results["coverage"] == coverage)]
+    assert len(row) == 1
+    model = Recommender(n_links=4, max_df=max_df, coverage=coverage).fit(corpus.pages)
+    metrics = evaluate(corpus.pages, model.related_, k=4)
+    for metric, value in zip(metrics["metric"], metrics["value"], strict=True):
+        assert row[metric].iloc[0] == pytest.approx(value, nan_ok=True), metric
+    assert row["orphan_pages"].iloc[0] == (
+        len(corpus.pages) - model.related_["target_url"].nunique()
+    )
+
+
+def test_sweep_passes_labels_to_the_metrics(corpus):
+    labels = corpus.links[["source_url", "target_url"]]
+    results = sweep(corpus.pages, {"n_links": [2]}, labels=labels)
+    assert {"recall_at_k", "mrr_at_k", "success_at_k"} <= set(results.columns)
+    model = Recommender(n_links=2).fit(corpus.pages)
+    expected = evaluate(corpus.pages, model.related_, k=2, labels=labels).set_index("metric")
+    assert results.loc[0, "recall_at_k"] == pytest.approx(expected.at["recall_at_k", "value"])
 
 
 def test_plots_draw_what_they_say(corpus, results):
