@@ -44,6 +44,8 @@ from .errors import ConfigError, ModelFileError
 from .features import FieldFeatures, text_column
 from .neighbors import top_k_cosine
 from .rules import (
+    EditorialRules,
+    ResolvedRules,
     apply_rules,
     connected_labels,
     copy_groups,
@@ -51,6 +53,7 @@ from .rules import (
     near_duplicate_pairs,
     target_mask,
 )
+from .stability import add_current_links, current_links, rerank
 
 __all__ = ["LINK_COLUMNS", "Recommender"]
 
@@ -129,6 +132,16 @@ class Recommender(BaseEstimator):
     n_jobs : int or None, default None
         Threads for the similarity search, as in scikit-learn: None means 1,
         -1 all cores.
+    rules : EditorialRules, optional
+        An editor's rules (pins, nevers, keeps, dates, subjects), as read by
+        :func:`recommender.config.load_rules`; checked against the pages in
+        :meth:`fit`, which raises :class:`~recommender.errors.ConfigError`
+        naming the rule and its line when one cannot be applied.
+    stability : float, default 0.0
+        Keep a page's current links (its ``related_urls`` that are valid
+        under the rules) unless a new candidate beats one by this relative
+        margin: a current link ranks as if it scored ``(1 + stability)``
+        times its similarity.  0 turns it off.
     progress : bool, default False
         Show progress bars.
 
@@ -147,6 +160,13 @@ class Recommender(BaseEstimator):
         Per page, the label of its group of cross-listed copies.
     timings_ : dict of str to float
         Seconds spent in each step of the last fit.
+    kept_urls_ : pandas.Index
+        The pages a keep rule leaves as they are (their links in ``related_``
+        are their current blocks that resolve to pages).
+    rule_events_ : pandas.DataFrame
+        Every link an editorial rule placed or removed: ``source_url``,
+        ``target_url``, ``action`` ("placed" or "removed"), ``rule``
+        (``FILE:LINE: [[kind]]``); see :meth:`explain_rules`.
 
     Examples
     --------
@@ -178,6 +198,8 @@ class Recommender(BaseEstimator):
         n_candidates: int = 40,
         block_size: int = 4096,
         n_jobs: int | None = None,
+        rules: EditorialRules | None = None,
+        stability: float = 0.0,
         progress: bool = False,
     ):
         self.n_links = n_links
@@ -196,6 +218,8 @@ class Recommender(BaseEstimator):
         self.n_candidates = n_candidates
         self.block_size = block_size
         self.n_jobs = n_jobs
+        self.rules = rules
+        self.stability = stability
         self.progress = progress
 
     _parameter_constraints: ClassVar[dict] = {
@@ -221,6 +245,8 @@ class Recommender(BaseEstimator):
         "n_candidates": [Interval(Integral, 1, None, closed="left")],
         "block_size": [Interval(Integral, 1, None, closed="left")],
         "n_jobs": [Integral, None],
+        "rules": [EditorialRules, None],
+        "stability": [Interval(Real, 0, None, closed="left")],
         "progress": ["boolean"],
     }
 
@@ -313,6 +339,7 @@ class Recommender(BaseEstimator):
         """
         weights, ngram_ranges = self.check_params()
         pages = self._check_pages(pages, weights)
+        editorial = self._resolve_rules(pages)  # a bad rule fails before the long steps
         laps = _Laps()
         features_model, features = self._vectorise(pages, weights, ngram_ranges)
         laps.end("vectorise")
@@ -325,21 +352,46 @@ class Recommender(BaseEstimator):
             [copy_groups(pages)],
             near_duplicate_pairs(candidates, scores, self.duplicate_threshold),
         )
+        current = current_links(pages)
+        if self.stability:
+            candidates, scores = add_current_links(candidates, scores, current, features)
         subjects = pd.factorize(pages["subject_key"])[0]
         candidates, scores = apply_rules(candidates, scores, groups, subjects, self.min_score)
+        candidates, scores = editorial.remove_forbidden(candidates, scores)
+        candidates, ranking, scores = rerank(
+            candidates,
+            scores,
+            current=current,
+            stability=self.stability,
+            target_factor=editorial.recency(),
+        )
+        candidates = editorial.limit_cross_subject(candidates, self.n_links)
+        candidates[editorial.kept()] = -1  # their blocks stay as they are
         laps.end("rules")
-        link_places = self._choose(candidates, scores, is_target)
+        link_places = self._choose(candidates, ranking, is_target)
         laps.end("coverage")
-        _warn_short_pages(link_places, search_was_full, groups, is_target, self.n_links)
+        _warn_short_pages(
+            link_places, search_was_full & ~editorial.kept(), groups, is_target, self.n_links
+        )
+        targets, link_scores = _chosen_links(candidates, scores, link_places)
+        targets, link_scores = editorial.place_pins(
+            targets, link_scores, groups, _pair_scores(features, editorial.pins)
+        )
 
         self.urls_ = pages.index.copy()
         self.features_ = features
         self.features_model_ = features_model
         self.copy_group_ = groups
-        self.related_ = _links_frame(self.urls_, candidates, scores, link_places)
+        self.related_ = _links_frame(self.urls_, targets, link_scores, editorial, current, features)
+        self.kept_urls_ = self.urls_[editorial.kept()]
+        self.rule_events_ = _events_frame(self.urls_, editorial)
         self.timings_ = laps.seconds
         logger.info("%d links for %d pages; %s", len(self.related_), len(pages), laps)
         return self
+
+    def _resolve_rules(self, pages: pd.DataFrame) -> ResolvedRules:
+        rules = EditorialRules() if self.rules is None else self.rules
+        return rules.resolve(pages, n_links=self.n_links, exclude_no_index=self.exclude_no_index)
 
     def _vectorise(
         self,
@@ -455,6 +507,28 @@ class Recommender(BaseEstimator):
             return pd.DataFrame(columns=[*columns, "source_weight", "target_weight"])
         table = pd.concat(parts, ignore_index=True)
         return table[[*columns, "source_weight", "target_weight"]]
+
+    def explain_rules(self, source_url: str, target_url: str | None = None) -> pd.DataFrame:
+        """Which editorial rules placed or removed the links of a page (or of one pair).
+
+        Returns
+        -------
+        pandas.DataFrame
+            The rows of :attr:`rule_events_` for this source (and target):
+            ``source_url``, ``target_url``, ``action`` ("placed" by a pin or
+            a keep rule, "removed" by a never rule, ``[dates]``,
+            ``[subjects]`` or to make room for a pin) and ``rule``
+            (``FILE:LINE: [[kind]]`` or ``FILE: [section] key``).  Empty when
+            no rule touched the page.
+        """
+        check_is_fitted(self, "related_")
+        if source_url not in self.urls_:
+            raise KeyError(f"{source_url!r} is not a page of the fitted site")
+        events = self.rule_events_
+        chosen = events["source_url"] == source_url
+        if target_url is not None:
+            chosen &= events["target_url"] == target_url
+        return events[chosen].reset_index(drop=True)
 
     # ------------------------------------------------------------------ persistence
 
@@ -585,17 +659,70 @@ def _warn_short_pages(
         )
 
 
+def _chosen_links(
+    candidates: np.ndarray, scores: np.ndarray, link_places: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """The chosen targets and their similarities, ``(n, n_links)``, most similar first."""
+    safe = np.maximum(link_places, 0)
+    rows = np.arange(len(candidates))[:, None]
+    targets = np.where(link_places >= 0, candidates[rows, safe], -1)
+    similarity = np.where(link_places >= 0, scores[rows, safe], -np.inf)
+    order = np.argsort(-similarity, axis=1, kind="stable")
+    similarity = np.take_along_axis(similarity, order, 1)
+    return np.take_along_axis(targets, order, 1), np.where(targets[rows, order] >= 0, similarity, 0)
+
+
+def _pair_scores(features, pairs: pd.DataFrame) -> np.ndarray:
+    """Cosine similarity of each (``source``, ``target``) row of ``pairs``."""
+    if pairs.empty:
+        return np.zeros(0)
+    sources, targets = pairs["source"].to_numpy(), pairs["target"].to_numpy()
+    return np.asarray(features[sources].multiply(features[targets]).sum(axis=1)).ravel()
+
+
 def _links_frame(
-    urls: pd.Index, candidates: np.ndarray, scores: np.ndarray, link_places: np.ndarray
+    urls: pd.Index,
+    targets: np.ndarray,
+    scores: np.ndarray,
+    editorial: ResolvedRules,
+    current: np.ndarray,
+    features,
 ) -> pd.DataFrame:
-    rows, ranks = np.nonzero(link_places >= 0)
-    places = link_places[rows, ranks]
-    return pd.DataFrame(
+    """One row per link; a kept page's rows are its current links that resolve to pages."""
+    kept = editorial.kept()
+    targets = np.where(kept[:, None], -1, targets)
+    rows, ranks = np.nonzero(targets >= 0)
+    kept_rows, kept_ranks = np.nonzero(kept[:, None] & (current >= 0))
+    kept_pairs = pd.DataFrame({"source": kept_rows, "target": current[kept_rows, kept_ranks]})
+    editorial.log_kept(kept_pairs)
+    frame = pd.DataFrame(
         {
-            "source_url": urls[rows],
-            "rank": (ranks + 1).astype(np.int64),
-            "target_url": urls[candidates[rows, places]],
-            "score": scores[rows, places].astype(np.float64),
+            "source_url": urls[np.r_[rows, kept_rows]],
+            "rank": (np.r_[ranks, kept_ranks] + 1).astype(np.int64),
+            "target_url": urls[np.r_[targets[rows, ranks], kept_pairs["target"]]],
+            "score": np.r_[scores[rows, ranks], _pair_scores(features, kept_pairs)].astype(
+                np.float64
+            ),
         },
         columns=list(LINK_COLUMNS),
+    )
+    if len(kept_rows):
+        frame = frame.sort_values(["source_url", "rank"], ignore_index=True)
+    return frame
+
+
+def _events_frame(urls: pd.Index, editorial: ResolvedRules) -> pd.DataFrame:
+    """The rules' events as a table of urls (see :attr:`Recommender.rule_events_`)."""
+    columns = ["source_url", "target_url", "action", "rule"]
+    if not editorial.events:
+        return pd.DataFrame({column: pd.Series(dtype=object) for column in columns})
+    sources, targets, actions, rules = zip(*editorial.events, strict=True)
+    sizes = [len(s) for s in sources]
+    return pd.DataFrame(
+        {
+            "source_url": urls[np.concatenate(sources)],
+            "target_url": urls[np.concatenate(targets)],
+            "action": pd.Categorical(np.repeat(actions, sizes)),
+            "rule": pd.Categorical(np.repeat(rules, sizes)),
+        }
     )
