@@ -18,7 +18,7 @@ from pathlib import Path
 import pandas as pd
 
 from . import __version__
-from .config import effective_settings, load_settings, settings_toml
+from .config import effective_settings, load_rules, load_settings, settings_toml
 from .errors import ConfigError, ExportError, PageError, RecommenderError, SiteNotFoundError
 from .export import LINKS_TABLE_SUFFIXES, PageChange, WriteBack
 from .job import JobResult, run_job
@@ -84,6 +84,12 @@ def _parser() -> argparse.ArgumentParser:
         help="print quality metrics of the new links beside those of the links in the pages",
     )
     parser.add_argument("--config", type=Path, metavar="FILE", help="settings file (TOML)")
+    parser.add_argument(
+        "--rules",
+        type=Path,
+        metavar="FILE",
+        help="editorial rules file (TOML: pin, never, keep, dates, subjects); overrides --config",
+    )
     parser.add_argument(
         "--print-config", action="store_true", help="print the settings in effect and exit"
     )
@@ -204,6 +210,8 @@ def _settings(args: argparse.Namespace) -> dict:
     settings.setdefault("n_jobs", -1)
     if args.jobs is not None:
         settings["n_jobs"] = args.jobs
+    if args.rules is not None:
+        settings["rules"] = load_rules(args.rules)
     return settings
 
 

@@ -35,7 +35,7 @@ import os
 import re
 import stat
 import tempfile
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
@@ -367,6 +367,7 @@ def export_links(
     write: bool = False,
     on_change: Callable[[PageChange], None] | None = None,
     progress: bool = False,
+    leave: Collection[str] = (),
 ) -> pd.DataFrame:
     """Write each page's links into its related blocks (or only say what would change).
 
@@ -388,6 +389,10 @@ def export_links(
         (for example to print its diff), before it is written.
     progress : bool, default False
         Show a progress bar.
+    leave : collection of str, optional
+        Urls of pages never to rewrite (pages an editor keeps as they are):
+        reported ``unchanged``, their blocks counted as kept, whatever
+        ``links`` lists for them.
 
     Returns
     -------
@@ -419,6 +424,9 @@ def export_links(
         unit="page",
         disable=not progress,
     ):
+        if url in leave:
+            rows.append((path, url, "unchanged", 0, 0, len(old_urls), "kept as it is by a rule"))
+            continue
         targets = targets_by_source.get(url, [])
         counts = _link_counts(old_urls, targets)
         status, detail = _export_page(

@@ -174,6 +174,7 @@ def run_job(
         write=write_back.writes,
         on_change=on_change,
         progress=progress,
+        leave=set(getattr(model, "kept_urls_", ())),  # pages of [[keep]] rules
     )
     if output is not None:
         write_links_table(links, output)

@@ -365,7 +365,9 @@ class Recommender(BaseEstimator):
             stability=self.stability,
             target_factor=editorial.recency(),
         )
-        candidates = editorial.limit_cross_subject(candidates, self.n_links)
+        candidates, ranking, scores = editorial.limit_cross_subject(
+            candidates, ranking, scores, self.n_links
+        )
         candidates[editorial.kept()] = -1  # their blocks stay as they are
         laps.end("rules")
         link_places = self._choose(candidates, ranking, is_target)

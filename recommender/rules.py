@@ -443,15 +443,17 @@ class ResolvedRules:
         age = np.nanmax(self.days) - self.days
         return np.where(np.isnan(age), 1.0, 0.5 ** (np.nan_to_num(age) / half_life))
 
-    def limit_cross_subject(self, candidates: np.ndarray, n_links: int) -> np.ndarray:
-        """Candidates (``-1`` where dropped) with room left for ``min_same`` same-subject links.
+    def limit_cross_subject(
+        self, candidates: np.ndarray, ranking: np.ndarray, similarity: np.ndarray, n_links: int
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The candidate arrays, rows compacted, with room for ``min_same`` same-subject links.
 
         A row keeps at most ``n_links - min(min_same, same-subject candidates)``
         cross-subject candidates, its best ranked, so whatever ``n_links`` of
         them are chosen, ``min_same`` are in the page's subject where it can.
         """
         if self.rules.min_same == 0:
-            return candidates
+            return candidates, ranking, similarity
         valid = candidates >= 0
         cross = valid & (self.subjects[np.maximum(candidates, 0)] != self.subjects[:, None])
         same = (valid & ~cross).sum(axis=1)
@@ -461,7 +463,9 @@ class ResolvedRules:
         self._log(
             rows, candidates[rows, places], "removed", self.rules.where("subjects") + " min_same"
         )
-        return np.where(dropped, -1, candidates)
+        _, similarity = _compact_rows(~dropped & valid, candidates, similarity)
+        candidates, ranking = _compact_rows(~dropped & valid, candidates, ranking)
+        return candidates, ranking, similarity
 
     def kept(self) -> np.ndarray:
         """Per page, whether a keep rule leaves its blocks as they are."""
