@@ -373,7 +373,7 @@ class Recommender(BaseEstimator):
         link_places = self._choose(candidates, ranking, is_target)
         laps.end("coverage")
         _warn_short_pages(
-            link_places, search_was_full & ~editorial.kept(), groups, is_target, self.n_links
+            link_places, search_was_full & ~editorial.narrowed(), groups, is_target, self.n_links
         )
         targets, link_scores = _chosen_links(candidates, scores, link_places)
         targets, link_scores = editorial.place_pins(

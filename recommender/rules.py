@@ -402,6 +402,14 @@ class ResolvedRules:
     subjects: np.ndarray
     events: list[tuple[np.ndarray, np.ndarray, str, str]] = field(default_factory=list)
 
+    def narrowed(self) -> np.ndarray:
+        """Per page, whether a rule removed candidates from it or keeps it as it is."""
+        narrowed = self.kept().copy()
+        for sources, _, action, _ in self.events:
+            if action == "removed":
+                narrowed[sources] = True
+        return narrowed
+
     def _log(self, sources: np.ndarray, targets: np.ndarray, action: str, rule: str) -> None:
         if len(sources):
             self.events.append((np.asarray(sources), np.asarray(targets), action, rule))
