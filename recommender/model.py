@@ -354,7 +354,7 @@ class Recommender(BaseEstimator):
         )
         current = current_links(pages)
         if self.stability:
-            candidates, scores = add_current_links(candidates, scores, current, features)
+            candidates, scores = add_current_links(candidates, scores, current, features, is_target)
         subjects = pd.factorize(pages["subject_key"])[0]
         candidates, scores = apply_rules(candidates, scores, groups, subjects, self.min_score)
         candidates, scores = editorial.remove_forbidden(candidates, scores)

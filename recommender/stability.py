@@ -51,13 +51,20 @@ def _places_in_row(rows: np.ndarray, kept: np.ndarray) -> np.ndarray:
 
 
 def add_current_links(
-    candidates: np.ndarray, scores: np.ndarray, current: np.ndarray, features
+    candidates: np.ndarray,
+    scores: np.ndarray,
+    current: np.ndarray,
+    features,
+    is_target: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray]:
     """The candidates with each page's current links added (scored), rows sorted best first.
 
-    A current link already among the candidates appears twice; the rules'
+    Current links to pages that may not be linked to (``is_target`` False,
+    as ``no_index`` pages) are left out, as the search leaves them out.  A
+    current link already among the candidates appears twice; the rules'
     one-copy-per-page step keeps one of them.
     """
+    current = np.where((current >= 0) & is_target[np.maximum(current, 0)], current, -1)
     rows, places = np.nonzero(current >= 0)
     targets = current[rows, places]
     extra_scores = np.zeros(current.shape, dtype=np.float32)
