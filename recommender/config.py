@@ -208,15 +208,16 @@ class _RulesReader:
         pattern = (
             re.compile(rf"^\s*\[\[\s*{re.escape(name)}\s*\]\]")
             if array
-            else re.compile(rf"^\s*(\[\s*{re.escape(name)}\s*\]|{re.escape(name)}\s*[=.])")
+            else re.compile(rf"^\s*(\[\[?\s*{re.escape(name)}\s*\]|{re.escape(name)}\s*[=.])")
         )
         found = [i + 1 for i, line in enumerate(self.lines) if pattern.match(line)]
         return found[number] if number < len(found) else 0
 
     def where(self, name: str, number: int | None = None) -> str:
-        if number is None:
-            return f"{self.file}:{self.header_line(name, array=False)}: [{name}]"
-        return f"{self.file}:{self.header_line(name, number)}: [[{name}]]"
+        """``FILE:LINE: [[name]]`` for the ``number``-th rule; ``FILE:LINE: [name]`` else."""
+        line = self.header_line(name, number or 0, array=number is not None)
+        at = f"{self.file}:{line}" if line else self.file
+        return f"{at}: [{name}]" if number is None else f"{at}: [[{name}]]"
 
     def tables(self, document: dict, name: str) -> list[tuple[int, dict]]:
         entries = document.get(name, [])

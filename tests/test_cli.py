@@ -11,7 +11,7 @@ import pytest
 import recommender.cli as cli
 import recommender.export as export_module
 import recommender.job as job_module
-from recommender import load_corpus
+from recommender import Recommender, load_corpus
 from recommender.cli import main
 from recommender.config import SETTINGS, load_settings
 
@@ -148,7 +148,9 @@ def test_print_config_shows_every_default(capsys):
     assert printed["field_weights"] == {"title": 1.0, "keywords": 1.0, "answer": 2.0}
     assert printed["ngram_range"] == {"title": [1, 2]}
     assert printed["n_jobs"] == -1 and printed["coverage"] is True
-    assert set(printed) == set(SETTINGS)
+    assert printed["stability"] == Recommender().stability
+    # no rules by default: TOML has no null, so it is printed as a comment
+    assert set(printed) == set(SETTINGS) - {"rules"} and "# rules is not set" in out
 
 
 @pytest.mark.parametrize(

@@ -146,7 +146,10 @@ def test_strict_raises_the_first_bad_page_with_the_same_message(broken_corpus):
         ("title: T\nurl: /x\nscore: high", "wrong type: `score` is text ('high')"),
         ("title: T\nurl: /x\nno_index: 'yes'", "wrong type: `no_index` is text"),
         ("title: T\nurl: /x\ndate: someday", "wrong type: `date` 'someday' is not a YYYY-MM-DD"),
-        ("title: T\nurl: /x\nseo: words", "wrong type: `seo` is text ('words'), expected a mapping"),
+        (
+            "title: T\nurl: /x\nseo: words",
+            "wrong type: `seo` is text ('words'), expected a mapping",
+        ),
         (
             "title: T\nurl: /x\nseo:\n  page_keywords: {a: 1}",
             "wrong type: `page_keywords` is a mapping",
