@@ -193,6 +193,11 @@ def load_rules(path: str | os.PathLike[str]) -> EditorialRules:
         **reader.section(document, "dates"),
         **reader.section(document, "subjects"),
         file=str(path),
+        section_lines=tuple(
+            (name, reader.header_line(name, array=False))
+            for name in ("dates", "subjects")
+            if name in document
+        ),
     )
 
 

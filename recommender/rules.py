@@ -229,6 +229,8 @@ class EditorialRules:
         similarity.
     file : str
         Where the rules came from, for messages.
+    section_lines : tuple of (str, int)
+        The line of the ``[dates]`` and ``[subjects]`` headers, for messages.
 
     Pages are named by url, by a glob over urls or paths (``*``, ``?``,
     ``[...]``), or by ``subject:NAME`` (case and spacing folded).
@@ -242,11 +244,13 @@ class EditorialRules:
     min_same: int = 0
     cross_min_score: float | None = None
     file: str = "rules"
+    section_lines: tuple[tuple[str, int], ...] = ()
 
     def where(self, rule: Pin | Never | Keep | str) -> str:
-        """``FILE:LINE: [[kind]]`` for a rule, or ``FILE: [section]`` for a section name."""
+        """``FILE:LINE: [[kind]]`` for a rule, or ``FILE:LINE: [section]`` for a section name."""
         if isinstance(rule, str):
-            return f"{self.file}: [{rule}]"
+            line = dict(self.section_lines).get(rule)
+            return f"{self.file}:{line}: [{rule}]" if line else f"{self.file}: [{rule}]"
         return f"{self.file}:{rule.line}: [[{type(rule).__name__.lower()}]]"
 
     def resolve(

@@ -68,7 +68,9 @@ def test_a_rules_file_becomes_editorial_rules_with_lines(tmp_path):
         min_same=2,
         cross_min_score=0.2,
         file=str(path),
+        section_lines=(("dates", 17), ("subjects", 21)),
     )
+    assert rules.where("subjects") == f"{path}:21: [subjects]"
 
 
 def test_the_sample_rules_file_loads_and_applies():
