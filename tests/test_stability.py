@@ -1,5 +1,6 @@
 """stability: a page keeps its current links unless a new candidate beats them by the margin."""
 
+import pandas as pd
 import pytest
 
 from recommender import Recommender, churn
@@ -96,3 +97,21 @@ def test_stability_lowers_churn_when_pages_come_and_go(pages):
     still, stable = churn_after_put_back(0.0), churn_after_put_back(0.5)
     assert stable["links_dropped"] < still["links_dropped"]
     assert stable["pages_changed"] < still["pages_changed"]
+
+
+def test_stability_trial_reports_churn_and_the_pages_put_back(pages):
+    from recommender.tuning import STABILITY_TRIAL_COLUMNS, stability_trial
+
+    pairs = pd.DataFrame({"url_a": ["/topics/cells-0"], "url_b": ["/topics/cells-1"]})
+    table = stability_trial(
+        pages,
+        [0.0, 0.5],
+        n_removed=3,
+        pairs=pairs,
+        fixed_params={"min_df": 1, "max_df": 1.0, "n_links": 4},
+    )
+    assert list(table.columns) == list(STABILITY_TRIAL_COLUMNS)
+    assert table["stability"].tolist() == [0.0, 0.5]
+    assert (table["new_pages_short"] == 0).all()
+    assert table["links_dropped"].iloc[1] < table["links_dropped"].iloc[0]
+    assert table["recall_at_k"].between(0, 1).all()
