@@ -9,10 +9,13 @@ into a links table.  It
 3. applies the rules a reader expects: never the page itself, never one of its
    cross-listed copies, never the same question twice, no ``no_index`` pages,
    nothing under ``min_score``;
-4. with ``coverage`` on, spreads the links so that (nearly) every page is
+4. applies an editor's rules (``rules``: never, dates, subjects) and, with
+   ``stability``, favours the links each page already holds;
+5. with ``coverage`` on, spreads the links so that (nearly) every page is
    linked from somewhere and no page collects a crowd of links, while each
    page keeps links that are nearly as relevant as its plain nearest
-   neighbours.
+   neighbours;
+6. places the editor's pins.
 """
 
 from __future__ import annotations

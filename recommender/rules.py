@@ -8,6 +8,12 @@
 - no ``no_index`` pages as targets (optional);
 - nothing scoring at or under ``min_score``.
 
+An editor adds rules of their own (:class:`EditorialRules`, read from a TOML
+file by :func:`recommender.config.load_rules`): pins, nevers, keeps, dates
+and subjects.  :meth:`EditorialRules.resolve` turns them into page indices
+(:class:`ResolvedRules`), which apply as masks and score factors on the same
+candidate arrays, and place the pins after coverage.
+
 Candidates arrive as two aligned ``(n_pages, n_places)`` arrays, target row
 indices (``-1`` for none) and scores, each row best first; the rules remove
 forbidden entries and keep the order of the rest.  This room knows the pages

@@ -171,3 +171,11 @@ def test_a_rule_that_names_no_page_fails_the_run_before_anything_is_written(
     assert f"recommend: error: {rules}" in err and re.search(message, err)
     for page in copy.rglob("*.md"):
         assert (site / page.relative_to(copy)).read_bytes() == page.read_bytes()
+
+
+def test_print_config_names_the_rules_file_so_that_it_reads_back(tmp_path, capsys):
+    rules = write(tmp_path, GOOD)
+    code, out, _err = run(capsys, "--rules", rules, "--print-config")
+    assert code == 0 and f'rules = "{rules}"' in out
+    settings = write(tmp_path / "..", out, "printed.toml")
+    assert load_settings(settings)["rules"] == load_rules(rules)
