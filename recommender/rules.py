@@ -532,7 +532,8 @@ class ResolvedRules:
                 "removed",
                 "to make room for pins",
             )
-            targets[source], scores[source] = row, row_scores
+            filled = np.argsort(row < 0, kind="stable")  # no gaps where links ran short
+            targets[source], scores[source] = row[filled], row_scores[filled]
         for rule, pins in self.pins.groupby("rule"):
             self._log(
                 pins["source"].to_numpy(),

@@ -239,3 +239,20 @@ def test_a_pin_to_a_no_index_page_is_refused(tmp_path):
     rules = EditorialRules(pins=(Pin("/topics/cells-0", "/topics/cells-3", line=2),))
     with pytest.raises(ConfigError, match=r"rules:2: \[\[pin\]\]: .* is a no_index page"):
         fit(frame, rules)
+
+
+def test_a_pin_on_a_page_short_of_links_leaves_no_gap(pages):
+    source = "/topics/cells-0"
+    rules = EditorialRules(
+        pins=(Pin(source, "/topics/trade-3", rank=4),),
+        nevers=(
+            Never(source, "/topics/stars-*"),
+            Never(source, "/topics/trade-[0-2]"),
+            Never(source, "/topics/cells-*"),
+        ),
+    )
+    related = fit(pages, rules).related_
+    mine = related[related["source_url"] == source]
+    assert 1 < len(mine) < N_LINKS
+    assert mine["target_url"].iloc[-1] == "/topics/trade-3"
+    assert mine["rank"].tolist() == list(range(1, len(mine) + 1))
