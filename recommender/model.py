@@ -373,7 +373,7 @@ class Recommender(BaseEstimator):
         )
         candidates[editorial.kept()] = -1  # their blocks stay as they are
         laps.end("rules")
-        link_places = self._choose(candidates, ranking, is_target)
+        link_places = self._choose(candidates, ranking, is_target, scores)
         laps.end("coverage")
         _warn_short_pages(
             link_places, search_was_full & ~editorial.narrowed(), groups, is_target, self.n_links
@@ -432,7 +432,11 @@ class Recommender(BaseEstimator):
         return np.where(found >= 0, targets[np.maximum(found, 0)], -1), scores
 
     def _choose(
-        self, candidates: np.ndarray, scores: np.ndarray, is_target: np.ndarray
+        self,
+        candidates: np.ndarray,
+        scores: np.ndarray,
+        is_target: np.ndarray,
+        similarity: np.ndarray | None = None,
     ) -> np.ndarray:
         if not self.coverage:
             return first_links(candidates, self.n_links)
@@ -443,6 +447,7 @@ class Recommender(BaseEstimator):
             max_in_links=self.max_in_links,
             tolerance=self.coverage_tolerance,
             is_target=is_target,
+            rescue_scores=similarity,  # an orphan's claim is judged on similarity alone
         )
 
     # ------------------------------------------------------------------ explain
