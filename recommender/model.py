@@ -358,22 +358,9 @@ class Recommender(BaseEstimator):
             near_duplicate_pairs(candidates, scores, self.duplicate_threshold),
         )
         current = current_links(pages)
-        if self.stability:
-            candidates, scores = add_current_links(candidates, scores, current, features, is_target)
-        subjects = pd.factorize(pages["subject_key"])[0]
-        candidates, scores = apply_rules(candidates, scores, groups, subjects, self.min_score)
-        candidates, scores = editorial.remove_forbidden(candidates, scores)
-        candidates, ranking, scores = rerank(
-            candidates,
-            scores,
-            current=current,
-            stability=self.stability,
-            target_factor=editorial.recency(),
+        candidates, ranking, scores = self._apply_rules(
+            pages, features, candidates, scores, groups, is_target, current, editorial
         )
-        candidates, ranking, scores = editorial.limit_cross_subject(
-            candidates, ranking, scores, self.n_links
-        )
-        candidates[editorial.kept()] = -1  # their blocks stay as they are
         laps.end("rules")
         link_places = self._choose(candidates, ranking, is_target, scores)
         laps.end("coverage")
@@ -395,6 +382,41 @@ class Recommender(BaseEstimator):
         self.timings_ = laps.seconds
         logger.info("%d links for %d pages; %s", len(self.related_), len(pages), laps)
         return self
+
+    def _apply_rules(
+        self,
+        pages: pd.DataFrame,
+        features,
+        candidates: np.ndarray,
+        scores: np.ndarray,
+        groups: np.ndarray,
+        is_target: np.ndarray,
+        current: np.ndarray,
+        editorial: ResolvedRules,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The candidates each page may link to, best ranked first; their ranking and similarity.
+
+        The automatic rules and the editor's never, dates and subjects rules
+        remove candidates; recency and ``stability`` set the ranking score;
+        the rows of kept pages are emptied (their blocks stay as they are).
+        """
+        if self.stability:  # current links the search did not bring back compete too
+            candidates, scores = add_current_links(candidates, scores, current, features, is_target)
+        subjects = pd.factorize(pages["subject_key"])[0]
+        candidates, scores = apply_rules(candidates, scores, groups, subjects, self.min_score)
+        candidates, scores = editorial.remove_forbidden(candidates, scores)
+        candidates, ranking, scores = rerank(
+            candidates,
+            scores,
+            current=current,
+            stability=self.stability,
+            target_factor=editorial.recency(),
+        )
+        candidates, ranking, scores = editorial.limit_cross_subject(
+            candidates, ranking, scores, self.n_links
+        )
+        candidates[editorial.kept()] = -1
+        return candidates, ranking, scores
 
     def _resolve_rules(self, pages: pd.DataFrame) -> ResolvedRules:
         rules = EditorialRules() if self.rules is None else self.rules

@@ -510,30 +510,14 @@ class ResolvedRules:
         make room for the pins.
         """
         targets, scores = targets.copy(), scores.copy()
-        n_links = targets.shape[1]
         for source, pins in self.pins.assign(score=pin_scores).groupby("source", sort=False):
-            row = np.full(n_links, -1, dtype=np.int64)
-            row_scores = np.zeros(n_links, dtype=scores.dtype)
-            ranked = pins[pins["rank"] >= 0]
-            row[ranked["rank"]], row_scores[ranked["rank"]] = ranked["target"], ranked["score"]
-            unranked = pins[pins["rank"] < 0]
-            free = np.flatnonzero(row < 0)[: len(unranked)]
-            row[free], row_scores[free] = unranked["target"], unranked["score"]
-            chosen = targets[source][targets[source] >= 0]
-            chosen_scores = scores[source][targets[source] >= 0]
-            keep = ~np.isin(groups[chosen], groups[pins["target"]])
-            chosen, chosen_scores = chosen[keep], chosen_scores[keep]
-            free = np.flatnonzero(row < 0)
-            row[free[: len(chosen)]] = chosen[: len(free)]
-            row_scores[free[: len(chosen)]] = chosen_scores[: len(free)]
-            self._log(
-                np.full(len(chosen[len(free) :]), source),
-                chosen[len(free) :],
-                "removed",
-                "to make room for pins",
+            chosen = targets[source] >= 0
+            chosen &= ~np.isin(groups[np.maximum(targets[source], 0)], groups[pins["target"]])
+            targets[source], scores[source], pushed_out = _pinned_row(
+                pins, targets[source][chosen], scores[source][chosen], targets.shape[1]
             )
-            filled = np.argsort(row < 0, kind="stable")  # no gaps where links ran short
-            targets[source], scores[source] = row[filled], row_scores[filled]
+            rule = self.rules.where(self.rules.pins[pins["rule"].iloc[0]])
+            self._log(np.full(len(pushed_out), source), pushed_out, "removed", rule + " made room")
         for rule, pins in self.pins.groupby("rule"):
             self._log(
                 pins["source"].to_numpy(),
@@ -542,3 +526,24 @@ class ResolvedRules:
                 self.rules.where(self.rules.pins[rule]),
             )
         return targets, scores
+
+
+def _pinned_row(
+    pins: pd.DataFrame, chosen: np.ndarray, chosen_scores: np.ndarray, n_links: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One page's links: pins at their ranks, then in the first free ranks, then ``chosen``.
+
+    Returns the targets and scores (``-1`` and 0 after the last link, no
+    gaps where links ran short) and the chosen targets pushed out.
+    """
+    row = np.full(n_links, -1, dtype=np.int64)
+    row_scores = np.zeros(n_links, dtype=chosen_scores.dtype)
+    ranked, unranked = pins[pins["rank"] >= 0], pins[pins["rank"] < 0]
+    row[ranked["rank"]], row_scores[ranked["rank"]] = ranked["target"], ranked["score"]
+    free = np.flatnonzero(row < 0)[: len(unranked)]
+    row[free], row_scores[free] = unranked["target"], unranked["score"]
+    free = np.flatnonzero(row < 0)
+    row[free[: len(chosen)]] = chosen[: len(free)]
+    row_scores[free[: len(chosen)]] = chosen_scores[: len(free)]
+    filled = np.argsort(row < 0, kind="stable")
+    return row[filled], row_scores[filled], chosen[len(free) :]
