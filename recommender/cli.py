@@ -49,7 +49,9 @@ exit codes:
   when several apply, the highest wins: 4 over 3 over 1
 
 settings: a TOML file of Recommender parameters (see --print-config);
-options given on the command line override it.
+options given on the command line override it.  rules: an editor's TOML
+file of pins, nevers, keeps, dates and subjects (--rules, or rules = in the
+settings); a rule that cannot be applied is exit 2, nothing written.
 """
 
 
