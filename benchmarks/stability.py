@@ -51,6 +51,15 @@ def labelled_sites(root: Path):
         yield name, site / "pages", site / "truth.tsv"
 
 
+def trial_rows(name: str, pages: pd.DataFrame, values, **trial) -> pd.DataFrame:
+    """:func:`stability_trial` one value at a time (the same pages taken out), printing each row."""
+    rows = []
+    for value in values:
+        rows.append(stability_trial(pages, [value], **trial))
+        print(name, rows[-1].to_dict("records")[0], flush=True)
+    return pd.concat(rows, ignore_index=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("site", nargs="?", type=Path, default=ARCHIVE)
@@ -68,15 +77,13 @@ def main() -> None:
             for name, pages, truth in labelled_sites(folder(args.labelled, scratch)):
                 pages = load_corpus(pages, n_jobs=args.jobs).pages
                 pairs = pd.read_csv(truth, sep="\t")
-                tables[name] = stability_trial(pages, args.stability, pairs=pairs, **trial)
-                print(name, tables[name].to_dict("records"), flush=True)
+                tables[name] = trial_rows(name, pages, args.stability, pairs=pairs, **trial)
         pages = load_corpus(folder(args.site, scratch), n_jobs=args.jobs).pages
-        tables["real"] = stability_trial(pages, args.stability, **trial)
+        tables["real"] = trial_rows("real", pages, args.stability, **trial)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     table = pd.concat(tables, names=["site"]).droplevel(1).set_index("stability", append=True)
-    with pd.option_context("display.width", 160, "display.float_format", "{:,.4f}".format):
-        print(table)
+    print(table.to_string(float_format="{:,.4f}".format))
 
 
 if __name__ == "__main__":
