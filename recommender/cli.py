@@ -18,7 +18,7 @@ from pathlib import Path
 import pandas as pd
 
 from . import __version__
-from .config import effective_settings, load_settings, settings_toml
+from .config import effective_settings, load_rules, load_settings, settings_toml
 from .errors import (
     ConfigError,
     ExportError,
@@ -67,7 +67,9 @@ exit codes:
   of 4, 3 and 1 wins
 
 settings: a TOML file of Recommender parameters (see --print-config);
-options given on the command line override it.
+options given on the command line override it.  rules: an editor's TOML
+file of pins, nevers, keeps, dates and subjects (--rules, or rules = in the
+settings); a rule that cannot be applied is exit 2, nothing written.
 """
 
 
@@ -122,6 +124,12 @@ def _parser() -> argparse.ArgumentParser:
         metavar="SHARE",
         help="refit everything when more than this share of the pages changed "
         f"(default: {DEFAULT_FULL_AFTER})",
+    )
+    parser.add_argument(
+        "--rules",
+        type=Path,
+        metavar="FILE",
+        help="editorial rules file (TOML: pin, never, keep, dates, subjects); overrides --config",
     )
     parser.add_argument(
         "--print-config", action="store_true", help="print the settings in effect and exit"
@@ -280,6 +288,8 @@ def _settings(args: argparse.Namespace) -> dict:
     settings.setdefault("n_jobs", -1)
     if args.jobs is not None:
         settings["n_jobs"] = args.jobs
+    if args.rules is not None:
+        settings["rules"] = load_rules(args.rules)
     return settings
 
 

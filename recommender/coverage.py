@@ -58,6 +58,7 @@ def spread_links(
     tolerance: float,
     is_target: np.ndarray,
     max_rounds: int = MAX_RESCUE_ROUNDS,
+    rescue_scores: np.ndarray | None = None,
 ) -> np.ndarray:
     """Choose ``n_links`` candidates per row so that links spread over the site.
 
@@ -76,6 +77,11 @@ def spread_links(
         Rows that may be linked to (the orphans worth rescuing).
     max_rounds : int
         Most rounds of orphan rescue (see :data:`MAX_RESCUE_ROUNDS`).
+    rescue_scores : ndarray, shape (n, n_places), optional
+        The scores the rescue's ``tolerance`` compares, where they differ
+        from the ranking ``scores`` (the model ranks a page's current links
+        above their similarity, but an orphan's claim is judged on
+        similarity alone).  Default: ``scores``.
 
     Returns
     -------
@@ -85,7 +91,8 @@ def spread_links(
     """
     accepted, in_links = _capped_proposals(candidates, scores, n_links, max_in_links)
     _fill_short_rows(accepted, in_links, candidates, n_links)
-    _rescue_orphans(accepted, in_links, candidates, scores, tolerance, is_target, max_rounds)
+    rescue_scores = scores if rescue_scores is None else rescue_scores
+    _rescue_orphans(accepted, in_links, candidates, rescue_scores, tolerance, is_target, max_rounds)
     return _chosen_places(accepted, n_links)
 
 

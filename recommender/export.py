@@ -485,6 +485,7 @@ def export_links(
     progress: bool = False,
     sources: Collection[str] | None = None,
     max_page_bytes: int = DEFAULT_MAX_PAGE_BYTES,
+    leave: Collection[str] = (),
 ) -> pd.DataFrame:
     """Write each page's links into its related blocks (or only say what would change).
 
@@ -511,6 +512,10 @@ def export_links(
         touched and not reported; ``pages`` still tells what every target is.
     max_page_bytes : int, default 1,000,000
         A page file bigger than this is not read.
+    leave : collection of str, optional
+        Urls of pages never to rewrite (pages an editor keeps as they are):
+        reported ``unchanged``, their blocks counted as kept, whatever
+        ``links`` lists for them.
 
     Returns
     -------
@@ -547,6 +552,9 @@ def export_links(
         unit="page",
         disable=not progress,
     ):
+        if url in leave:
+            rows.append((path, url, "unchanged", 0, 0, len(old_urls), "kept as it is by a rule"))
+            continue
         targets = targets_by_source.get(url, [])
         counts = _link_counts(old_urls, targets)
         status, detail = _export_page(

@@ -386,10 +386,10 @@ def _full(root: Path, settings, options):
     if len(corpus.pages) < 2:  # nothing to link: every page is left as it is
         return corpus, links, _report(corpus.pages.iloc[:0], links, []), None
     fitted = model if hasattr(model, "related_") else None
-    return corpus, links, _export(corpus, links, options), fitted
+    return corpus, links, _export(corpus, links, model, options), fitted
 
 
-def _export(corpus: Corpus, links: pd.DataFrame, options, sources=None) -> pd.DataFrame:
+def _export(corpus: Corpus, links: pd.DataFrame, model, options, sources=None) -> pd.DataFrame:
     """Refuse a mass removal, then write (or compare) the pages."""
     pages = corpus.pages if sources is None else corpus.pages[corpus.pages.index.isin(sources)]
     write_back = options["write_back"]
@@ -403,6 +403,7 @@ def _export(corpus: Corpus, links: pd.DataFrame, options, sources=None) -> pd.Da
         progress=options["progress"],
         max_page_bytes=options["max_page_bytes"],
         sources=sources,
+        leave=set(getattr(model, "kept_urls_", ())),  # pages of [[keep]] rules
     )
 
 
@@ -433,7 +434,7 @@ def _incremental(saved, changes, root, settings, options):
     old_links = model.related_
     links = model.update(corpus.pages, changed=fresh.pages.index).related_
     sources = _pages_to_export(corpus, old_links, links, fresh.pages.index, saved)
-    report = _export(corpus, links, options, sources)
+    report = _export(corpus, links, model, options, sources)
     return corpus, links, _report(corpus.pages, links, [report]), model
 
 
@@ -523,7 +524,19 @@ def _save_state(folder, key, root, rels, before: Signatures, report, corpus, mod
             after.digest[i] = 0
     failed = set(report.loc[report["status"] == "error", "path"])
     in_sync = np.array([path not in failed for path in rels], dtype=bool)
-    write_state(folder, key, after, in_sync, corpus, model)
+    write_state(folder, key, after, in_sync, _as_written(corpus, model, failed), model)
+
+
+def _as_written(corpus: Corpus, model, failed: set[str]) -> Corpus:
+    """The corpus with each page's ``related_urls`` as its blocks now say (for stability)."""
+    now = model.related_.groupby("source_url")["target_url"].agg(list)
+    kept = set(getattr(model, "kept_urls_", ()))
+    pages = corpus.pages.copy()
+    pages["related_urls"] = [
+        old if path in failed or url in kept else now.get(url, [])
+        for url, path, old in zip(pages.index, pages["path"], pages["related_urls"], strict=True)
+    ]
+    return Corpus(root=corpus.root, pages=pages, errors=corpus.errors, links=corpus.links)
 
 
 def pages_losing_links(pages: pd.DataFrame, links: pd.DataFrame) -> pd.Index:

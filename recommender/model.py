@@ -9,10 +9,13 @@ into a links table.  It
 3. applies the rules a reader expects: never the page itself, never one of its
    cross-listed copies, never the same question twice, no ``no_index`` pages,
    nothing under ``min_score``;
-4. with ``coverage`` on, spreads the links so that (nearly) every page is
+4. applies an editor's rules (``rules``: never, dates, subjects) and, with
+   ``stability``, favours the links each page already holds;
+5. with ``coverage`` on, spreads the links so that (nearly) every page is
    linked from somewhere and no page collects a crowd of links, while each
    page keeps links that are nearly as relevant as its plain nearest
-   neighbours.
+   neighbours;
+6. places the editor's pins.
 """
 
 from __future__ import annotations
@@ -45,6 +48,8 @@ from .errors import ConfigError, ModelFileError
 from .features import FieldFeatures, text_column
 from .neighbors import top_k_cosine, top_k_cosine_fast
 from .rules import (
+    EditorialRules,
+    ResolvedRules,
     apply_rules,
     connected_labels,
     copy_groups,
@@ -52,6 +57,7 @@ from .rules import (
     near_duplicate_pairs,
     target_mask,
 )
+from .stability import add_current_links, current_links, rerank
 
 __all__ = ["LINK_COLUMNS", "Recommender"]
 
@@ -146,6 +152,19 @@ class Recommender(BaseEstimator):
     n_jobs : int or None, default None
         Threads for the similarity search, as in scikit-learn: None means 1,
         -1 all cores.
+    rules : EditorialRules, optional
+        An editor's rules (pins, nevers, keeps, dates, subjects), as read by
+        :func:`recommender.config.load_rules`; checked against the pages in
+        :meth:`fit`, which raises :class:`~recommender.errors.ConfigError`
+        naming the rule and its line when one cannot be applied.
+    stability : float, default 0.1
+        Keep a page's current links (its ``related_urls`` that are valid
+        under the rules) unless a new candidate beats one by this relative
+        margin: a current link ranks as if it scored ``(1 + stability)``
+        times its similarity.  0 turns it off.  The default was chosen by
+        ``benchmarks/stability.py`` (see README): when pages come and go it
+        drops 30% to 50% fewer links, for under 0.1% of mean link score and
+        no loss of labelled recall.
     progress : bool, default False
         Show progress bars.
 
@@ -164,6 +183,13 @@ class Recommender(BaseEstimator):
         Per page, the label of its group of cross-listed copies.
     timings_ : dict of str to float
         Seconds spent in each step of the last fit.
+    kept_urls_ : pandas.Index
+        The pages a keep rule leaves as they are (their links in ``related_``
+        are their current blocks that resolve to pages).
+    rule_events_ : pandas.DataFrame
+        Every link an editorial rule placed or removed: ``source_url``,
+        ``target_url``, ``action`` ("placed" or "removed"), ``rule``
+        (``FILE:LINE: [[kind]]``); see :meth:`explain_rules`.
 
     Examples
     --------
@@ -198,6 +224,8 @@ class Recommender(BaseEstimator):
         search: str = "auto",
         block_size: int = 4096,
         n_jobs: int | None = None,
+        rules: EditorialRules | None = None,
+        stability: float = 0.1,
         progress: bool = False,
     ):
         self.n_links = n_links
@@ -219,6 +247,8 @@ class Recommender(BaseEstimator):
         self.search = search
         self.block_size = block_size
         self.n_jobs = n_jobs
+        self.rules = rules
+        self.stability = stability
         self.progress = progress
 
     _parameter_constraints: ClassVar[dict] = {
@@ -247,6 +277,8 @@ class Recommender(BaseEstimator):
         "search": [StrOptions({"auto", "exact", "fast"})],
         "block_size": [Interval(Integral, 1, None, closed="left")],
         "n_jobs": [Integral, None],
+        "rules": [EditorialRules, None],
+        "stability": [Interval(Real, 0, None, closed="left")],
         "progress": ["boolean"],
     }
 
@@ -339,13 +371,14 @@ class Recommender(BaseEstimator):
         """
         weights, ngram_ranges = self.check_params()
         pages = self._check_pages(pages, weights)
+        editorial = self._resolve_rules(pages)  # a bad rule fails before the long steps
         laps = _Laps()
         self.features_model_, features = self._vectorise(pages, weights, ngram_ranges)
         laps.end("vectorise")
         is_target = target_mask(pages, exclude_no_index=self.exclude_no_index)
         candidates, scores = self._search(features, is_target)
         laps.end("similarity")
-        return self._link(pages, features, is_target, candidates, scores, laps)
+        return self._link(pages, features, is_target, candidates, scores, laps, editorial)
 
     def update(self, pages: pd.DataFrame, changed: Iterable[str]) -> Recommender:
         """Recompute the links after some pages were added, changed or deleted.
@@ -374,6 +407,7 @@ class Recommender(BaseEstimator):
         check_is_fitted(self, "candidates_")
         self.check_params()
         pages = self._check_pages(pages, {})
+        editorial = self._resolve_rules(pages)
         laps = _Laps()
         old_rows = self.urls_.get_indexer(pages.index)
         is_changed = (old_rows < 0) | pages.index.isin(list(changed))
@@ -382,7 +416,7 @@ class Recommender(BaseEstimator):
         is_target = target_mask(pages, exclude_no_index=self.exclude_no_index)
         candidates, scores = self._updated_candidates(features, is_target, old_rows, is_changed)
         laps.end("similarity")
-        return self._link(pages, features, is_target, candidates, scores, laps)
+        return self._link(pages, features, is_target, candidates, scores, laps, editorial)
 
     def _link(
         self,
@@ -392,6 +426,7 @@ class Recommender(BaseEstimator):
         candidates: np.ndarray,
         scores: np.ndarray,
         laps: _Laps,
+        editorial: ResolvedRules,
     ) -> Recommender:
         """From each page's raw candidates to its links: rules, coverage; set the attributes."""
         self.urls_ = pages.index.copy()
@@ -403,14 +438,24 @@ class Recommender(BaseEstimator):
             [copy_groups(pages)],
             near_duplicate_pairs(candidates, scores, self.duplicate_threshold),
         )
-        subjects = pd.factorize(pages["subject_key"])[0]
-        candidates, scores = apply_rules(candidates, scores, groups, subjects, self.min_score)
+        current = current_links(pages)
+        candidates, ranking, scores = self._apply_rules(
+            pages, features, candidates, scores, groups, is_target, current, editorial
+        )
         laps.end("rules")
-        link_places = self._choose(candidates, scores, is_target)
+        link_places = self._choose(candidates, ranking, is_target, scores)
         laps.end("coverage")
-        _warn_short_pages(link_places, search_was_full, groups, is_target, self.n_links)
+        _warn_short_pages(
+            link_places, search_was_full & ~editorial.narrowed(), groups, is_target, self.n_links
+        )
+        targets, link_scores = _chosen_links(candidates, scores, link_places)
+        targets, link_scores = editorial.place_pins(
+            targets, link_scores, groups, _pair_scores(features, editorial.pins)
+        )
         self.copy_group_ = groups
-        self.related_ = _links_frame(self.urls_, candidates, scores, link_places)
+        self.related_ = _links_frame(self.urls_, targets, link_scores, editorial, current, features)
+        self.kept_urls_ = self.urls_[editorial.kept()]
+        self.rule_events_ = _events_frame(self.urls_, editorial)
         self.timings_ = laps.seconds
         logger.info("%d links for %d pages; %s", len(self.related_), len(pages), laps)
         return self
@@ -472,6 +517,44 @@ class Recommender(BaseEstimator):
             candidates[rows], scores[rows] = found, found_scores
         logger.info("%d of %d pages searched again", len(rows), len(old_rows))
         return candidates, scores
+    def _apply_rules(
+        self,
+        pages: pd.DataFrame,
+        features,
+        candidates: np.ndarray,
+        scores: np.ndarray,
+        groups: np.ndarray,
+        is_target: np.ndarray,
+        current: np.ndarray,
+        editorial: ResolvedRules,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The candidates each page may link to, best ranked first; their ranking and similarity.
+
+        The automatic rules and the editor's never, dates and subjects rules
+        remove candidates; recency and ``stability`` set the ranking score;
+        the rows of kept pages are emptied (their blocks stay as they are).
+        """
+        if self.stability:  # current links the search did not bring back compete too
+            candidates, scores = add_current_links(candidates, scores, current, features, is_target)
+        subjects = pd.factorize(pages["subject_key"])[0]
+        candidates, scores = apply_rules(candidates, scores, groups, subjects, self.min_score)
+        candidates, scores = editorial.remove_forbidden(candidates, scores)
+        candidates, ranking, scores = rerank(
+            candidates,
+            scores,
+            current=current,
+            stability=self.stability,
+            target_factor=editorial.recency(),
+        )
+        candidates, ranking, scores = editorial.limit_cross_subject(
+            candidates, ranking, scores, self.n_links
+        )
+        candidates[editorial.kept()] = -1
+        return candidates, ranking, scores
+
+    def _resolve_rules(self, pages: pd.DataFrame) -> ResolvedRules:
+        rules = EditorialRules() if self.rules is None else self.rules
+        return rules.resolve(pages, n_links=self.n_links, exclude_no_index=self.exclude_no_index)
 
     def _vectorise(
         self,
@@ -525,7 +608,11 @@ class Recommender(BaseEstimator):
         return np.where(found >= 0, targets[np.maximum(found, 0)], -1), scores
 
     def _choose(
-        self, candidates: np.ndarray, scores: np.ndarray, is_target: np.ndarray
+        self,
+        candidates: np.ndarray,
+        scores: np.ndarray,
+        is_target: np.ndarray,
+        similarity: np.ndarray | None = None,
     ) -> np.ndarray:
         if not self.coverage:
             return first_links(candidates, self.n_links)
@@ -536,6 +623,7 @@ class Recommender(BaseEstimator):
             max_in_links=self.max_in_links,
             tolerance=self.coverage_tolerance,
             is_target=is_target,
+            rescue_scores=similarity,  # an orphan's claim is judged on similarity alone
         )
 
     # ------------------------------------------------------------------ explain
@@ -605,6 +693,28 @@ class Recommender(BaseEstimator):
             return pd.DataFrame(columns=[*columns, "source_weight", "target_weight"])
         table = pd.concat(parts, ignore_index=True)
         return table[[*columns, "source_weight", "target_weight"]]
+
+    def explain_rules(self, source_url: str, target_url: str | None = None) -> pd.DataFrame:
+        """Which editorial rules placed or removed the links of a page (or of one pair).
+
+        Returns
+        -------
+        pandas.DataFrame
+            The rows of :attr:`rule_events_` for this source (and target):
+            ``source_url``, ``target_url``, ``action`` ("placed" by a pin or
+            a keep rule, "removed" by a never rule, ``[dates]``,
+            ``[subjects]`` or to make room for a pin) and ``rule``
+            (``FILE:LINE: [[kind]]`` or ``FILE: [section] key``).  Empty when
+            no rule touched the page.
+        """
+        check_is_fitted(self, "related_")
+        if source_url not in self.urls_:
+            raise KeyError(f"{source_url!r} is not a page of the fitted site")
+        events = self.rule_events_
+        chosen = events["source_url"] == source_url
+        if target_url is not None:
+            chosen &= events["target_url"] == target_url
+        return events[chosen].reset_index(drop=True)
 
     # ------------------------------------------------------------------ persistence
 
@@ -773,17 +883,70 @@ def _warn_short_pages(
         )
 
 
+def _chosen_links(
+    candidates: np.ndarray, scores: np.ndarray, link_places: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """The chosen targets and their similarities, ``(n, n_links)``, most similar first."""
+    safe = np.maximum(link_places, 0)
+    rows = np.arange(len(candidates))[:, None]
+    targets = np.where(link_places >= 0, candidates[rows, safe], -1)
+    similarity = np.where(link_places >= 0, scores[rows, safe], -np.inf)
+    order = np.argsort(-similarity, axis=1, kind="stable")
+    similarity = np.take_along_axis(similarity, order, 1)
+    return np.take_along_axis(targets, order, 1), np.where(targets[rows, order] >= 0, similarity, 0)
+
+
+def _pair_scores(features, pairs: pd.DataFrame) -> np.ndarray:
+    """Cosine similarity of each (``source``, ``target``) row of ``pairs``."""
+    if pairs.empty:
+        return np.zeros(0)
+    sources, targets = pairs["source"].to_numpy(), pairs["target"].to_numpy()
+    return np.asarray(features[sources].multiply(features[targets]).sum(axis=1)).ravel()
+
+
 def _links_frame(
-    urls: pd.Index, candidates: np.ndarray, scores: np.ndarray, link_places: np.ndarray
+    urls: pd.Index,
+    targets: np.ndarray,
+    scores: np.ndarray,
+    editorial: ResolvedRules,
+    current: np.ndarray,
+    features,
 ) -> pd.DataFrame:
-    rows, ranks = np.nonzero(link_places >= 0)
-    places = link_places[rows, ranks]
-    return pd.DataFrame(
+    """One row per link; a kept page's rows are its current links that resolve to pages."""
+    kept = editorial.kept()
+    targets = np.where(kept[:, None], -1, targets)
+    rows, ranks = np.nonzero(targets >= 0)
+    kept_rows, kept_ranks = np.nonzero(kept[:, None] & (current >= 0))
+    kept_pairs = pd.DataFrame({"source": kept_rows, "target": current[kept_rows, kept_ranks]})
+    editorial.log_kept(kept_pairs)
+    frame = pd.DataFrame(
         {
-            "source_url": urls[rows],
-            "rank": (ranks + 1).astype(np.int64),
-            "target_url": urls[candidates[rows, places]],
-            "score": scores[rows, places].astype(np.float64),
+            "source_url": urls[np.r_[rows, kept_rows]],
+            "rank": (np.r_[ranks, kept_ranks] + 1).astype(np.int64),
+            "target_url": urls[np.r_[targets[rows, ranks], kept_pairs["target"]]],
+            "score": np.r_[scores[rows, ranks], _pair_scores(features, kept_pairs)].astype(
+                np.float64
+            ),
         },
         columns=list(LINK_COLUMNS),
+    )
+    if len(kept_rows):
+        frame = frame.sort_values(["source_url", "rank"], ignore_index=True)
+    return frame
+
+
+def _events_frame(urls: pd.Index, editorial: ResolvedRules) -> pd.DataFrame:
+    """The rules' events as a table of urls (see :attr:`Recommender.rule_events_`)."""
+    columns = ["source_url", "target_url", "action", "rule"]
+    if not editorial.events:
+        return pd.DataFrame({column: pd.Series(dtype=object) for column in columns})
+    sources, targets, actions, rules = zip(*editorial.events, strict=True)
+    sizes = [len(s) for s in sources]
+    return pd.DataFrame(
+        {
+            "source_url": urls[np.concatenate(sources)],
+            "target_url": urls[np.concatenate(targets)],
+            "action": pd.Categorical(np.repeat(actions, sizes)),
+            "rule": pd.Categorical(np.repeat(rules, sizes)),
+        }
     )

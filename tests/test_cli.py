@@ -11,7 +11,7 @@ import pytest
 import recommender.cli as cli
 import recommender.export as export_module
 import recommender.job as job_module
-from recommender import load_corpus
+from recommender import Recommender, load_corpus
 from recommender.cli import main
 from recommender.config import SETTINGS, load_settings
 
@@ -148,7 +148,9 @@ def test_print_config_shows_every_default(capsys):
     assert printed["field_weights"] == {"title": 3.0, "keywords": 2.0, "answer": 1.0}
     assert printed["ngram_range"] == {} and printed["combine"] == "concatenate"
     assert printed["n_jobs"] == -1 and printed["coverage"] is True
-    assert set(printed) == set(SETTINGS)
+    assert printed["stability"] == Recommender().stability
+    # no rules by default: TOML has no null, so it is printed as a comment
+    assert set(printed) == set(SETTINGS) - {"rules"} and "# rules is not set" in out
 
 
 @pytest.mark.parametrize(
@@ -339,7 +341,7 @@ def test_exit_code_precedence_is_4_over_3_over_1(failed, bad, check, changed, co
 
 
 def test_library_warnings_are_one_plain_line_and_quiet_hides_them(site, capsys):
-    config = write_config(site.parent, "n_candidates = 5\n")
+    config = write_config(site.parent, "n_candidates = 5\nstability = 0.0\n")
     with warnings.catch_warnings():  # as outside pytest, which records warnings itself
         warnings.simplefilter("default")
         code, _, err = run(capsys, site, "--config", config)

@@ -74,8 +74,12 @@ def snapshot(root: Path) -> dict[str, bytes]:
 
 def arguments(site: Path, n_links: int) -> list[str]:
     config = site.parent / f"links-{n_links}.toml"
-    config.write_text(f"n_links = {n_links}\n", encoding="utf-8")
-    return [str(site), "--rewrite", "--quiet", "--force", "--jobs", "1", "--config", str(config)]
+    # stability 0 and no state: each run's new text depends on the settings only
+    config.write_text(f"n_links = {n_links}\nstability = 0.0\n", encoding="utf-8")
+    return [
+        *(str(site), "--rewrite", "--quiet", "--force", "--no-state"),
+        *("--jobs", "1", "--config", str(config)),
+    ]
 
 
 def command(site: Path, n_links: int) -> list[str]:

@@ -414,7 +414,9 @@ def _fit_with(model, pages):
     features = model.features_model_.transform(pages)
     is_target = model_module.target_mask(pages, exclude_no_index=True)
     candidates, scores = reference._search(features, is_target)
-    return reference._link(pages, features, is_target, candidates, scores, model_module._Laps())
+    editorial = reference._resolve_rules(pages)
+    laps = model_module._Laps()
+    return reference._link(pages, features, is_target, candidates, scores, laps, editorial)
 
 
 @pytest.mark.parametrize(
@@ -461,6 +463,8 @@ def crafted_pages(titles, answers=None):
             "title_text": titles,
             "keywords_text": [""] * n,
             "answer_text": answers if answers is not None else [""] * n,
+            "date": pd.to_datetime([None] * n),
+            "related_urls": [[] for _ in range(n)],
         },
         index=pd.Index(urls, name="url"),
     )

@@ -1,0 +1,115 @@
+"""Links that stay put: a page keeps its current links unless a new one is clearly better.
+
+The current links of a page are the ``related_urls`` it holds today that
+resolve to pages.  With ``stability`` ``s`` (a relative margin, 0 = off), a
+current link ranks as if it scored ``(1 + s)`` times its similarity, so a new
+candidate displaces it only when it beats it by more than that margin.  A
+current link that the similarity search did not bring back is added to the
+page's candidates with its own similarity, so that the rules (copies,
+``no_index``, editorial rules) judge it like any other candidate: only valid,
+rule-compliant links are kept.
+
+Like :mod:`recommender.rules`, this works on ``(n_pages, n_places)`` arrays
+of target indices (``-1`` padding) and scores, best first.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["add_current_links", "current_links", "rerank"]
+
+
+def current_links(pages: pd.DataFrame) -> np.ndarray:
+    """Each page's current targets as row indices of ``pages``, ``(n, m)``, ``-1`` padded.
+
+    Urls that are no page of ``pages`` are left out.
+
+    Examples
+    --------
+    >>> pages = pd.DataFrame({"related_urls": [["/b", "/x"], [], ["/a"]]}, index=["/a", "/b", "/c"])
+    >>> current_links(pages).tolist()
+    [[1], [-1], [0]]
+    """
+    lists = pages["related_urls"].tolist()
+    width = max((len(urls) for urls in lists), default=0)
+    current = np.full((len(pages), max(width, 1)), -1, dtype=np.int64)
+    rows = np.repeat(np.arange(len(pages)), [len(urls) for urls in lists])
+    if len(rows):
+        found = pages.index.get_indexer([url for urls in lists for url in urls])
+        places = _places_in_row(rows, found >= 0)
+        current[rows[found >= 0], places] = found[found >= 0]
+    return current[:, : max(1, int((current >= 0).sum(axis=1).max(initial=0)))]
+
+
+def _places_in_row(rows: np.ndarray, kept: np.ndarray) -> np.ndarray:
+    """For the kept entries of a row-sorted list, their place among the row's kept ones."""
+    kept_rows = rows[kept]
+    starts = np.searchsorted(kept_rows, kept_rows, side="left")
+    return np.arange(len(kept_rows)) - starts
+
+
+def add_current_links(
+    candidates: np.ndarray,
+    scores: np.ndarray,
+    current: np.ndarray,
+    features,
+    is_target: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The candidates with each page's current links added (scored), rows sorted best first.
+
+    Current links to pages that may not be linked to (``is_target`` False,
+    as ``no_index`` pages) are left out, as the search leaves them out.  A
+    current link already among the candidates appears twice; the rules'
+    one-copy-per-page step keeps one of them.
+    """
+    current = np.where((current >= 0) & is_target[np.maximum(current, 0)], current, -1)
+    rows, places = np.nonzero(current >= 0)
+    targets = current[rows, places]
+    extra_scores = np.zeros(current.shape, dtype=np.float32)
+    if len(rows):
+        products = features[rows].multiply(features[targets]).sum(axis=1)
+        extra_scores[rows, places] = np.asarray(products).ravel()
+    candidates = np.hstack([candidates, current])
+    scores = np.hstack([scores, extra_scores]).astype(np.float32)
+    return _sorted_rows(candidates, scores)
+
+
+def rerank(
+    candidates: np.ndarray,
+    similarity: np.ndarray,
+    *,
+    current: np.ndarray,
+    stability: float,
+    target_factor: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Rows re-sorted by ranking score: similarity x ``target_factor`` x (1 + stability) if current.
+
+    Returns the candidates, their ranking scores and their similarities,
+    each row best ranked first (ties: the earlier place first).
+    """
+    safe = np.maximum(candidates, 0)
+    ranking = similarity * target_factor[safe]
+    if stability:
+        is_current = (candidates[:, :, None] == current[:, None, :]).any(axis=2)
+        ranking = np.where(is_current & (candidates >= 0), ranking * (1 + stability), ranking)
+    ranking = np.where(candidates >= 0, ranking, -np.inf)
+    order = np.argsort(-ranking, axis=1, kind="stable")
+    ranking = np.take_along_axis(ranking, order, 1)
+    return (
+        np.take_along_axis(candidates, order, 1),
+        np.where(np.isfinite(ranking), ranking, 0).astype(np.float32),
+        np.take_along_axis(similarity, order, 1),
+    )
+
+
+def _sorted_rows(candidates: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each row by score descending, then target index ascending (url order); padding last."""
+    key_score = np.where(candidates >= 0, -scores, np.inf)
+    key_target = np.where(candidates >= 0, candidates, np.iinfo(np.int64).max)
+    n, width = candidates.shape
+    rows = np.repeat(np.arange(n), width)
+    order = np.lexsort((key_target.ravel(), key_score.ravel(), rows)).reshape(n, width)
+    order -= (np.arange(n) * width)[:, None]
+    return np.take_along_axis(candidates, order, 1), np.take_along_axis(scores, order, 1)

@@ -1,0 +1,134 @@
+"""stability: a page keeps its current links unless a new candidate beats them by the margin."""
+
+import pandas as pd
+import pytest
+
+from recommender import Recommender, churn
+from recommender.rules import EditorialRules, Never
+from recommender.stability import current_links
+
+from .test_model import topic_pages, write_site
+
+SOURCE = "/topics/cells-0"
+
+
+@pytest.fixture(scope="module")
+def pages(tmp_path_factory):
+    site = topic_pages()
+    site[10]["no_index"] = True  # /topics/trade-4
+    return write_site(tmp_path_factory.mktemp("site"), site)
+
+
+def fit(pages, **params):
+    params = {"min_df": 1, "max_df": 1.0, "n_links": 4, "coverage": False, **params}
+    return Recommender(**params).fit(pages).related_
+
+
+def holding(pages, urls, source=SOURCE):
+    """The pages with ``source`` holding ``urls`` as its current links."""
+    related = [urls if url == source else [] for url in pages.index]
+    return pages.assign(related_urls=related)
+
+
+def links_of(related, source=SOURCE):
+    return related.loc[related["source_url"] == source, "target_url"].tolist()
+
+
+def test_current_links_keep_the_pages_that_resolve_in_order(pages):
+    held = holding(pages, ["/topics/stars-1", "/gone", "/topics/cells-2"])
+    current = current_links(held)
+    assert [held.index[i] for i in current[held.index.get_loc(SOURCE)] if i >= 0] == [
+        "/topics/stars-1",
+        "/topics/cells-2",
+    ]
+    assert (current[held.index != SOURCE] < 0).all()
+
+
+@pytest.fixture(scope="module")
+def ladder(pages):
+    """The source's six best links, best first, with their scores."""
+    best = fit(pages, n_links=6)
+    best = best[best["source_url"] == SOURCE]
+    return best["target_url"].tolist(), best["score"].tolist()
+
+
+def test_a_current_link_stays_unless_beaten_by_the_margin(pages, ladder):
+    targets, scores = ladder
+    held = holding(pages, [*targets[:3], targets[4]])  # the fifth best instead of the fourth
+    margin = scores[3] / scores[4] - 1
+    assert links_of(fit(held)) == targets[:4]
+    assert targets[4] in links_of(fit(held, stability=margin * 1.1))
+    assert targets[3] not in links_of(fit(held, stability=margin * 1.1))
+    assert links_of(fit(held, stability=margin * 0.9)) == targets[:4]
+
+
+@pytest.mark.filterwarnings("ignore:.*raise n_candidates")
+def test_a_current_link_beyond_the_candidates_is_still_weighed(pages, ladder):
+    targets, scores = ladder
+    held = holding(pages, [targets[5]])
+    assert targets[5] in links_of(fit(held, n_candidates=4, stability=scores[0] / scores[5]))
+
+
+@pytest.mark.parametrize(
+    ("current", "params"),
+    [
+        ("/topics/cells-0", {}),  # itself
+        ("/topics/trade-4", {}),  # no_index
+        ("/topics/stars-1", {"rules": EditorialRules(nevers=(Never(SOURCE, "/topics/stars-*"),))}),
+    ],
+)
+def test_a_current_link_the_rules_forbid_is_dropped(pages, current, params):
+    related = fit(holding(pages, [current]), stability=100.0, **params)
+    assert current not in links_of(related)
+    assert len(links_of(related)) == 4
+
+
+def test_stability_lowers_churn_when_pages_come_and_go(pages):
+    removed = pages.index[[1, 8, 14]]
+
+    def churn_after_put_back(stability):
+        first = fit(pages.drop(index=removed), stability=stability, coverage=True)
+        written = first.groupby("source_url")["target_url"].agg(list)
+        current = written.reindex(pages.index).map(lambda u: u if isinstance(u, list) else [])
+        second = fit(pages.assign(related_urls=current), stability=stability, coverage=True)
+        assert set(removed) <= set(second["source_url"])
+        return churn(first, second).set_index("metric")["value"]
+
+    still, stable = churn_after_put_back(0.0), churn_after_put_back(0.5)
+    assert stable["links_dropped"] < still["links_dropped"]
+    assert stable["links_kept"] > still["links_kept"]
+    assert stable["pages_changed"] <= still["pages_changed"]  # reorders count too
+
+
+def test_stability_trial_reports_churn_and_the_pages_put_back(pages):
+    from recommender.tuning import STABILITY_TRIAL_COLUMNS, stability_trial
+
+    pairs = pd.DataFrame({"url_a": ["/topics/cells-0"], "url_b": ["/topics/cells-1"]})
+    table = stability_trial(
+        pages,
+        [0.0, 0.5],
+        n_removed=3,
+        pairs=pairs,
+        fixed_params={"min_df": 1, "max_df": 1.0, "n_links": 4},
+    )
+    assert list(table.columns) == list(STABILITY_TRIAL_COLUMNS)
+    assert table["stability"].tolist() == [0.0, 0.5]
+    assert (table["new_pages_short"] == 0).all()
+    assert table["links_dropped"].iloc[1] < table["links_dropped"].iloc[0]
+    assert table["recall_at_k"].between(0, 1).all()
+
+
+def test_orphan_rescue_weighs_similarity_not_the_stability_preference():
+    import numpy as np
+
+    from recommender.coverage import spread_links
+
+    # page 0 links to 1 (its current link, ranked up by stability) and could link to 2,
+    # which no page links to; page 1 links to 0 and 2 links to 1 and 0
+    candidates = np.array([[1, 2], [0, -1], [1, 0]])
+    similarity = np.array([[0.5, 0.45], [0.5, 0.0], [0.5, 0.4]], dtype=np.float32)
+    ranking = similarity * np.array([[1.5, 1.0], [1.0, 1.0], [1.0, 1.0]], dtype=np.float32)
+    params = {"n_links": 1, "max_in_links": 5, "tolerance": 0.3, "is_target": np.ones(3, bool)}
+    assert spread_links(candidates, ranking, **params)[0].tolist() == [0]  # 2 left orphaned
+    rescued = spread_links(candidates, ranking, rescue_scores=similarity, **params)
+    assert rescued[0].tolist() == [1]
