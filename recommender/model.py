@@ -517,6 +517,7 @@ class Recommender(BaseEstimator):
             candidates[rows], scores[rows] = found, found_scores
         logger.info("%d of %d pages searched again", len(rows), len(old_rows))
         return candidates, scores
+
     def _apply_rules(
         self,
         pages: pd.DataFrame,
