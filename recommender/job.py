@@ -89,7 +89,8 @@ class JobResult:
     n_links : int
         Links each page was meant to get.
     seconds : dict of str to float
-        Seconds spent loading, fitting, writing, and in all.
+        Seconds spent fitting (``"fit"``, 0 when nothing was fitted) and in
+        all (``"total"``).
     kind : RunKind
         Whether the run was full, incremental, or found nothing changed.
     changes : SiteChanges or None
@@ -309,10 +310,13 @@ def _run(root, *, settings, **options) -> JobResult:
     if not root.is_dir():
         raise SiteNotFoundError(f"{root}: not a folder")
     folder = _state_folder(root, options["state"])
-    key = settings_key(Recommender(**settings).get_params())
+    unfitted = Recommender(**settings)
+    key = settings_key(unfitted.get_params())
     saved = None if folder is None or options["full"] else read_state(folder, key)
-    rels, _ = find_pages(root)
-    before = file_signatures(root, rels, digests=False)
+    rels, before = [], None
+    if folder is not None:  # without a state, only the loader needs to walk the site
+        rels, _ = find_pages(root)
+        before = file_signatures(root, rels, digests=False)
     changes = None if saved is None else saved.changes(root, before)
     kind = _run_kind(saved, changes, options["full_after"], options["evaluate"])
     try:
@@ -329,7 +333,7 @@ def _run(root, *, settings, **options) -> JobResult:
         write_links_table(links, output)
     if folder is not None and write_back.writes and model is not None:
         _save_state(folder, key, root, rels, before, report, corpus, model)
-    n_links = _n_links(settings)
+    n_links = unfitted.n_links
     metrics, changed_links = (
         _metrics(corpus, links, n_links) if options["evaluate"] else (None, None)
     )
@@ -348,10 +352,6 @@ def _run(root, *, settings, **options) -> JobResult:
         kind=kind,
         changes=changes,
     )
-
-
-def _n_links(settings: Mapping[str, Any]) -> int:
-    return Recommender(**settings).n_links
 
 
 def _state_folder(root: Path, state: str | os.PathLike[str] | bool | None) -> Path | None:
