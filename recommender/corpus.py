@@ -15,13 +15,10 @@ import logging
 import math
 import os
 import re
-import threading
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import joblib
 import pandas as pd
 import yaml
 from tqdm.auto import tqdm
@@ -30,6 +27,7 @@ from .errors import ConfigError, PageError, SiteNotFoundError, UnsafeFileError
 from .files import DEFAULT_MAX_PAGE_BYTES, is_inside, read_regular_file
 from .frontmatter import load_yaml, split_front_matter
 from .text import clean_text, split_keywords
+from .workers import run_chunks
 
 __all__ = [
     "BLOCK_COLUMNS",
@@ -49,10 +47,6 @@ _BLANK = re.compile(r"\s+")
 _URL = re.compile(r"(?:/|https?://)[^\s\x00-\x1f\x7f-\x9f\u2028\u2029]*", re.IGNORECASE)
 #: Ids are stored as Int64.
 _INT64 = range(-(2**63), 2**63)
-#: Below this many pages, starting worker processes costs more than it saves.
-PARALLEL_MIN_PAGES = 2000
-#: Seconds a worker process waits for work before it ends (joblib's default is 300).
-WORKER_IDLE_SECONDS = 5
 
 #: Columns of :attr:`Corpus.pages`, in order, with what each holds.  The index is ``url``.
 PAGE_COLUMNS: dict[str, str] = {
@@ -368,7 +362,7 @@ def _page_record(rel: str, front_matter: str, data: dict) -> dict[str, Any]:
 
 
 def _read_chunk(
-    root: Path, rels: list[str], max_bytes: int = DEFAULT_MAX_PAGE_BYTES
+    rels: list[str], root: Path, max_bytes: int = DEFAULT_MAX_PAGE_BYTES
 ) -> tuple[pd.DataFrame, pd.DataFrame, list[PageError]]:
     """Read some pages; return their pages and links frames (unindexed) and their errors.
 
@@ -605,22 +599,7 @@ def _read_pages(
     max_bytes: int = DEFAULT_MAX_PAGE_BYTES,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Pages and links frames of the files ``rels``, in path order; bad pages go to problems."""
-    workers = joblib.effective_n_jobs(n_jobs)
-    parallel = workers > 1 and len(rels) >= PARALLEL_MIN_PAGES
-    size = max(1, -(-len(rels) // (workers * 16))) if parallel else 1000
-    chunks = [rels[i : i + size] for i in range(0, len(rels), size)]
-    if parallel:
-        # workers end with this process, however it ends, and soon when idle
-        run = joblib.Parallel(
-            n_jobs=workers,
-            return_as="generator",
-            idle_worker_timeout=WORKER_IDLE_SECONDS,
-            initializer=end_with_parent,
-            initargs=(os.getpid(),),
-        )
-        results = run(joblib.delayed(_read_chunk)(root, chunk, max_bytes) for chunk in chunks)
-    else:
-        results = (_read_chunk(root, chunk, max_bytes) for chunk in chunks)
+    chunks, results = run_chunks(_read_chunk, rels, root, max_bytes, n_jobs=n_jobs)
     empty_pages, empty_links = _frames([])  # the columns and dtypes, even with no pages
     page_parts, link_parts = [empty_pages], [empty_links]
     with tqdm(total=len(rels), desc="loading", unit="page", disable=not progress) as bar:
@@ -630,31 +609,6 @@ def _read_pages(
             problems.extend(chunk_problems)
             bar.update(len(chunk))
     return pd.concat(page_parts, ignore_index=True), pd.concat(link_parts, ignore_index=True)
-
-
-def end_with_parent(parent: int, interval: float = 0.5) -> None:
-    """In a worker process: end it when the process ``parent`` has ended (say, by SIGKILL).
-
-    A killed parent cannot tell its workers to stop; without this they would
-    wait for work until their idle timeout.
-    """
-
-    def watch() -> None:
-        while True:
-            time.sleep(interval)
-            if os.getppid() != parent and not _alive(parent):
-                os._exit(0)
-
-    threading.Thread(target=watch, name="end-with-parent", daemon=True).start()
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
     return True
 
 

@@ -46,8 +46,9 @@ import yaml
 from tqdm.auto import tqdm
 
 from .errors import ExportError, RewriteCheckError, UnsafeFileError
-from .files import DEFAULT_MAX_PAGE_BYTES, read_regular_file, writable_target
-from .frontmatter import compose_yaml, load_yaml, node_data, split_front_matter
+from .files import DEFAULT_MAX_PAGE_BYTES, PageWriter, read_regular_file
+from .frontmatter import load_yaml, parse_yaml, split_front_matter
+from .workers import run_chunks
 
 __all__ = [
     "LINKS_TABLE_SUFFIXES",
@@ -182,11 +183,11 @@ def related_blocks(front_matter: str) -> list[tuple[int, int]]:
     Raises
     ------
     yaml.YAMLError
-        When the front matter is not valid YAML (see :func:`~recommender.frontmatter.compose_yaml`).
+        When the front matter is not valid YAML (see :func:`~recommender.frontmatter.parse_yaml`).
     RewriteCheckError
         When it is not a mapping of keys at the start of lines.
     """
-    return _related_spans(front_matter, compose_yaml(front_matter))
+    return _related_spans(front_matter, parse_yaml(front_matter)[0])
 
 
 def _related_spans(front_matter: str, root: yaml.Node | None) -> list[tuple[int, int]]:
@@ -252,7 +253,7 @@ def replace_related(
         raise ValueError("the file does not open with a '---' line")
     start, end, _ = span
     front_matter = text[start:end]
-    root = compose_yaml(front_matter)
+    root, before = parse_yaml(front_matter)
     blocks = _related_spans(front_matter, root)
     wanted = [_block_values(target) for target in targets]
     newline = "\r\n" if text[start - 2 : start] == "\r\n" else "\n"
@@ -273,7 +274,7 @@ def replace_related(
     body_start = len(new_text) - (len(text) - span[2])
     if split_front_matter(new_text) != (start, start + len(new_front_matter), body_start):
         raise RewriteCheckError("the new text would move the end of the front matter")
-    _check_rewrite(node_data(root), new_front_matter, wanted)
+    _check_rewrite(before, new_front_matter, wanted)
     return new_text
 
 
@@ -486,6 +487,7 @@ def export_links(
     sources: Collection[str] | None = None,
     max_page_bytes: int = DEFAULT_MAX_PAGE_BYTES,
     leave: Collection[str] = (),
+    n_jobs: int | None = None,
 ) -> pd.DataFrame:
     """Write each page's links into its related blocks (or only say what would change).
 
@@ -516,6 +518,9 @@ def export_links(
         Urls of pages never to rewrite (pages an editor keeps as they are):
         reported ``unchanged``, their blocks counted as kept, whatever
         ``links`` lists for them.
+    n_jobs : int or None, default None
+        Worker processes, as in joblib (None: one; -1: every core).  With
+        ``on_change``, pages are handled here, one at a time.
 
     Returns
     -------
@@ -535,40 +540,60 @@ def export_links(
     root = Path(root)
     targets_by_source = _targets_by_source(pages, links)
     blocks_by_url = _blocks_by_url(pages)
-    cache: dict[tuple[object, ...], str] = {}
     by_path = pages.reset_index().sort_values("path")
     if sources is not None:
         by_path = by_path[by_path["url"].isin(list(sources))]
-    rows = []
-    for url, path, old_urls in tqdm(
-        zip(
-            by_path["url"].tolist(),
-            by_path["path"].tolist(),
-            by_path["related_urls"].tolist(),
-            strict=True,
-        ),
-        total=len(by_path),
-        desc="writing" if write else "comparing",
-        unit="page",
-        disable=not progress,
+    rows, work = {}, []
+    for url, path, old_urls in zip(
+        by_path["url"].tolist(),
+        by_path["path"].tolist(),
+        by_path["related_urls"].tolist(),
+        strict=True,
     ):
         if url in leave:
-            rows.append((path, url, "unchanged", 0, 0, len(old_urls), "kept as it is by a rule"))
+            rows[path] = (path, url, "unchanged", 0, 0, len(old_urls), "kept as it is by a rule")
             continue
         targets = targets_by_source.get(url, [])
-        counts = _link_counts(old_urls, targets)
-        status, detail = _export_page(
-            root,
-            path,
-            url,
-            [blocks_by_url[t] for t in targets],
-            cache,
-            write,
-            on_change,
-            max_page_bytes,
-        )
-        rows.append((path, url, status, *counts, detail))
-    return pd.DataFrame(rows, columns=list(REPORT_COLUMNS))
+        rows[path] = (path, url, None, *_link_counts(old_urls, targets), "")
+        work.append((path, url, [blocks_by_url[t] for t in targets]))
+    # a diff is shown before its page is written: in this process, one page at a time
+    chunks, results = run_chunks(
+        _export_chunk,
+        work,
+        root,
+        write,
+        max_page_bytes,
+        on_change,
+        n_jobs=None if on_change else n_jobs,
+    )
+    with tqdm(
+        total=len(work), desc="writing" if write else "comparing", unit="page", disable=not progress
+    ) as bar:
+        for chunk, outcomes in zip(chunks, results, strict=True):
+            for (path, *_), (status, detail) in zip(chunk, outcomes, strict=True):
+                row = rows[path]
+                rows[path] = (*row[:2], status, *row[3:6], detail)
+            bar.update(len(chunk))
+    return pd.DataFrame(list(rows.values()), columns=list(REPORT_COLUMNS))
+
+
+def _export_chunk(
+    work: list[tuple[str, str, list[dict[str, object]]]],
+    root: Path,
+    write: bool,
+    max_bytes: int,
+    on_change: Callable[[PageChange], None] | None,
+) -> list[tuple[str, str]]:
+    """Rewrite (or compare) some pages: each one's status and, for an error, what went wrong."""
+    root_real = os.path.realpath(root)
+    cache: dict[tuple[object, ...], str] = {}
+    with PageWriter(root_real) as writer:
+        return [
+            _export_page(
+                root, path, url, targets, cache, writer if write else None, on_change, max_bytes
+            )
+            for path, url, targets in work
+        ]
 
 
 def _targets_by_source(pages: pd.DataFrame, links: pd.DataFrame) -> pd.Series:
@@ -609,27 +634,29 @@ def _export_page(
     url: str,
     targets: list[dict[str, object]],
     cache: dict[tuple[object, ...], str],
-    write: bool,
+    writer: PageWriter | None,
     on_change: Callable[[PageChange], None] | None,
     max_bytes: int = DEFAULT_MAX_PAGE_BYTES,
 ) -> tuple[str, str]:
-    """Rewrite one page's blocks; return its status and, for an error, what went wrong."""
+    """Rewrite one page's blocks (without a writer, compare only); its status and any error."""
     file = root / path
-    root_real = os.path.realpath(root)
     try:
-        old = read_regular_file(file, root_real, max_bytes).decode("utf-8")
-        new = replace_related(old, targets, cache=cache)
+        old = read_regular_file(
+            file, writer.root_real if writer else os.path.realpath(root), max_bytes
+        )
+        new = replace_related(old.decode("utf-8"), targets, cache=cache)
     except (OSError, UnicodeDecodeError, ValueError, yaml.YAMLError, UnsafeFileError) as exc:
         logger.warning("%s: not exported: %s", path, _first_line(exc))
         return "error", f"{path}: {_first_line(exc)}"
-    if new == old:
+    encoded = new.encode("utf-8")
+    if encoded == old:
         return "unchanged", ""
     if on_change is not None:
-        on_change(PageChange(path=path, url=url, old=old, new=new))
-    if not write:
+        on_change(PageChange(path=path, url=url, old=old.decode("utf-8"), new=new))
+    if writer is None:
         return "changed", ""
     try:
-        write_atomic(writable_target(file, root_real), new.encode("utf-8"))
+        writer.replace(file, encoded)
     except (OSError, UnsafeFileError) as exc:
         logger.warning("%s: cannot write: %s", path, exc)
         return "error", f"{path}: cannot write: {exc}"

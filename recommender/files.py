@@ -25,6 +25,7 @@ import json
 import logging
 import os
 import re
+import secrets
 import socket
 import stat
 from pathlib import Path
@@ -33,6 +34,7 @@ from .errors import LockedError, UnsafeFileError
 
 __all__ = [
     "DEFAULT_MAX_PAGE_BYTES",
+    "PageWriter",
     "SiteLock",
     "is_inside",
     "read_regular_file",
@@ -133,6 +135,95 @@ def writable_target(path: str | os.PathLike[str], root_real: str) -> Path:
     ):
         raise UnsafeFileError("the page is read-only; not replaced")
     return Path(real)
+
+
+class PageWriter:
+    """Replaces pages of one site atomically, through a descriptor of each page's real folder.
+
+    The folder is resolved and checked to be inside the root once, then held
+    open: every later step (the page's status, the temporary file, the
+    replacement) is made relative to that descriptor, so that a folder on
+    the path swapped for a symlink meanwhile cannot lead a write outside.
+    Pages come folder by folder (path order); one folder is held at a time.
+    A page that is itself a symlink (to another page of the site) is written
+    through, at its real path.  Use it as a context manager.
+    """
+
+    def __init__(self, root_real: str):
+        self.root_real = root_real
+        self._folder: str | None = None
+        self._descriptor: int | None = None
+
+    def replace(self, path: str | os.PathLike[str], data: bytes) -> None:
+        """Replace the page at ``path`` with ``data``, keeping its mode.
+
+        Raises
+        ------
+        UnsafeFileError
+            As :func:`writable_target`: outside the root, not a regular file, read-only.
+        OSError
+            When the file cannot be written.
+        """
+        folder, name = os.path.split(os.fspath(path))
+        descriptor = self._open(folder)
+        status = os.lstat(name, dir_fd=descriptor)
+        if stat.S_ISLNK(status.st_mode):  # a page linked to another: checked by its real path
+            with PageWriter(self.root_real) as writer:
+                writer.replace(writable_target(path, self.root_real), data)
+            return
+        if not stat.S_ISREG(status.st_mode):
+            raise UnsafeFileError(f"{_kind(status.st_mode)}, not a regular file; not written")
+        writable = status.st_mode & (stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH)
+        if not writable or not os.access(name, os.W_OK, dir_fd=descriptor):
+            raise UnsafeFileError("the page is read-only; not replaced")
+        _replace_in(descriptor, name, data, stat.S_IMODE(status.st_mode))
+
+    def _open(self, folder: str) -> int:
+        if folder == self._folder and self._descriptor is not None:
+            return self._descriptor
+        self.__exit__()
+        real = os.path.realpath(folder)
+        if not is_inside(self.root_real, real):
+            raise UnsafeFileError(f"its real folder {real} is outside the site; not written")
+        self._descriptor = os.open(real, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        self._folder = folder
+        return self._descriptor
+
+    def __enter__(self) -> PageWriter:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self._descriptor is not None:
+            os.close(self._descriptor)
+        self._folder = self._descriptor = None
+
+
+def _replace_in(folder: int, name: str, data: bytes, mode: int) -> None:
+    """Write ``data`` to a temporary file in the open folder, then rename it over ``name``."""
+    for _ in range(100):
+        temporary = f".{name}.{secrets.token_hex(4)}.tmp"  # as TEMPORARY_NAME
+        try:
+            descriptor = os.open(
+                temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600, dir_fd=folder
+            )
+            break
+        except FileExistsError:
+            continue
+    else:  # pragma: no cover - 100 random names all taken
+        raise FileExistsError(f"no free temporary name beside {name}")
+    try:
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(descriptor, view) :]
+            os.fchmod(descriptor, mode)
+        finally:
+            os.close(descriptor)
+        os.replace(temporary, name, src_dir_fd=folder, dst_dir_fd=folder)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary, dir_fd=folder)
+        raise
 
 
 def remove_temporary_files(root: str | os.PathLike[str]) -> int:

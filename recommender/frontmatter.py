@@ -18,9 +18,8 @@ from yaml.nodes import MappingNode, ScalarNode, SequenceNode
 __all__ = [
     "MAX_DEPTH",
     "MAX_NODES",
-    "compose_yaml",
     "load_yaml",
-    "node_data",
+    "parse_yaml",
     "split_front_matter",
 ]
 
@@ -79,105 +78,115 @@ def split_front_matter(text: str) -> tuple[int, int, int] | None:
     raise ValueError("the opening '---' has no closing '---' line")
 
 
-def compose_yaml(text: str) -> Any:
-    """Compose YAML into libyaml's node tree, checked against hostile input.
+def parse_yaml(text: str) -> tuple[Any, Any]:
+    """Parse YAML safely with libyaml: its node tree and its value, checked against hostile input.
 
-    Returns the root node (``None`` for an empty document).  Nodes carry
-    ``start_mark`` and ``end_mark`` whose ``index`` counts characters of ``text``.
+    The value is what ``yaml.load(text, Loader=yaml.CSafeLoader)`` gives (only
+    YAML's standard tags; no arbitrary objects), built in the same walk that
+    checks the tree, about twice as fast: libyaml composes the nodes, strings,
+    plain mappings and lists are built directly, and every other node goes
+    through PyYAML's safe constructor.  Aliased values are shared, as PyYAML
+    shares them.  Nodes carry ``start_mark`` and ``end_mark`` whose ``index``
+    counts characters of ``text``.
+
+    Returns
+    -------
+    (root, value)
+        ``(None, None)`` for an empty document.
 
     Raises
     ------
     yaml.YAMLError
         For invalid YAML; a mapping that repeats a key; a recursive alias;
-        more than :data:`MAX_NODES` nodes with aliases expanded or nesting
-        deeper than :data:`MAX_DEPTH`.
+        more than :data:`MAX_NODES` values with aliases expanded or nesting
+        deeper than :data:`MAX_DEPTH`; unknown tags, unhashable keys, or a
+        value that YAML accepts but Python cannot hold (``2024-02-30``,
+        ``!!int abc``), with its line.
     """
     loader = _SAFE_LOADER(text)
     try:
-        node = loader.get_single_node()
+        root = loader.get_single_node()
+        if root is None:
+            return None, None
+        try:
+            return root, _Builder(loader).value(root, 0)
+        except (TypeError, RecursionError) as exc:
+            raise yaml.YAMLError(f"cannot build the front matter: {exc}") from None
     finally:
         loader.dispose()
-    if node is not None:
-        _check_nodes(node)
-    return node
 
 
 def load_yaml(text: str) -> Any:
-    """Parse YAML safely with libyaml, building plain dicts, lists and strings.
+    """The value of :func:`parse_yaml`."""
+    return parse_yaml(text)[1]
 
-    Gives the same values as ``yaml.load(text, Loader=yaml.CSafeLoader)``
-    (only YAML's standard tags; no arbitrary objects), about 1.5 times faster:
-    libyaml composes the node tree, strings and plain mappings are built
-    directly, and every other node goes through PyYAML's safe constructor.
-    Unlike PyYAML it refuses a repeated key and hostile sizes
-    (:func:`compose_yaml`), and a value YAML accepts but Python cannot hold
-    (``2024-02-30``, ``!!int abc``) is a :class:`yaml.YAMLError` with its line.
 
-    Raises
-    ------
-    yaml.YAMLError
-        For invalid YAML, unknown tags, unhashable keys, values Python cannot
-        hold, repeated keys, recursive aliases or hostile sizes.
+class _Builder:
+    """Builds a node tree's value in one walk that also refuses hostile trees.
+
+    A node met again (an alias) gives the same object, and its expanded size
+    is counted again without walking it again, so that the walk stays as
+    small as the text however the aliases multiply.
     """
-    return node_data(compose_yaml(text))
 
+    def __init__(self, loader: Any):
+        self.loader = loader
+        self.built: dict[int, tuple[Any, int]] = {}  # id(node) -> (value, expanded size)
+        self.on_path: set[int] = set()
+        self.count = 0  # values so far, aliases expanded
 
-def node_data(node: Any) -> Any:
-    """The value of a node tree from :func:`compose_yaml`, as :func:`load_yaml` builds it.
-
-    Raises
-    ------
-    yaml.YAMLError
-        For unknown tags, unhashable keys, or values Python cannot hold.
-    """
-    if node is None:
-        return None
-    loader = _SAFE_LOADER("")
-    try:
-        return _node_value(node, loader, {})
-    except (TypeError, RecursionError) as exc:
-        raise yaml.YAMLError(f"cannot build the front matter: {exc}") from None
-    finally:
-        loader.dispose()
-
-
-def _children(node: Any) -> list[Any]:
-    if isinstance(node, MappingNode):
-        return [child for pair in node.value for child in pair]
-    if isinstance(node, SequenceNode):
-        return node.value
-    return []
-
-
-def _check_nodes(root: Any) -> None:
-    """Refuse repeated keys, recursive aliases, too many nodes (aliases expanded) or depth.
-
-    Walks the node graph without recursion, counting each shared node's
-    expanded size once, so that the check itself stays as small as the text.
-    """
-    sizes: dict[int, int] = {}
-    on_path: set[int] = set()
-    stack: list[tuple[Any, int, bool]] = [(root, 0, False)]
-    while stack:
-        node, depth, finished = stack.pop()
+    def value(self, node: Any, depth: int) -> Any:
+        kind = node.__class__
+        if kind is ScalarNode and node.tag == _STR:
+            self.count += 1
+            return node.value
         key = id(node)
-        if finished:
-            on_path.discard(key)
-            sizes[key] = 1 + sum(sizes[id(child)] for child in _children(node))
-            if sizes[key] > MAX_NODES:
+        known = self.built.get(key)
+        if known is not None:
+            self.count += known[1]
+            if self.count > MAX_NODES:
                 raise _node_error(node, f"more than {MAX_NODES:,} values once aliases expand")
-            continue
-        if key in sizes:
-            continue
-        if key in on_path:
-            raise _node_error(node, "an alias refers to a value that contains it")
+            return known[0]
+        start = self.count
+        value = self._scalar(node) if kind is ScalarNode else self._collection(node, key, depth)
+        self.built[key] = (value, self.count - start)
+        return value
+
+    def _scalar(self, node: ScalarNode) -> Any:
+        self.count += 1
+        return _construct(node, self.loader)
+
+    def _collection(self, node: Any, key: int, depth: int) -> Any:
         if depth > MAX_DEPTH:
             raise _node_error(node, f"nested more than {MAX_DEPTH} levels deep")
-        if isinstance(node, MappingNode):
-            _check_unique_keys(node)
-        on_path.add(key)
-        stack.append((node, depth, True))
-        stack.extend((child, depth + 1, False) for child in _children(node))
+        if key in self.on_path:
+            raise _node_error(node, "an alias refers to a value that contains it")
+        self.on_path.add(key)
+        self.count += 1
+        inner = depth + 1
+        if node.__class__ is SequenceNode:
+            items = [self.value(item, inner) for item in node.value]
+            value = items if node.tag == _SEQ else _construct(node, self.loader)
+        else:
+            value = self._mapping(node, inner)
+        self.on_path.discard(key)
+        if self.count > MAX_NODES:
+            raise _node_error(node, f"more than {MAX_NODES:,} values once aliases expand")
+        return value
+
+    def _mapping(self, node: MappingNode, inner: int) -> Any:
+        pairs = node.value
+        if node.tag == _MAP and not any(k.tag == _MERGE for k, _ in pairs):
+            value = {self.value(k, inner): self.value(v, inner) for k, v in pairs}
+            if len(value) != len(pairs):  # equal keys: refused where they are written alike
+                _check_unique_keys(node)
+            return value
+        _check_unique_keys(node)
+        for k, v in pairs:  # checked and counted here; PyYAML builds merges and other tags
+            if k.tag != _MERGE:
+                self.value(k, inner)
+            self.value(v, inner)
+        return _construct(node, self.loader)
 
 
 def _check_unique_keys(node: MappingNode) -> None:
@@ -192,33 +201,6 @@ def _check_unique_keys(node: MappingNode) -> None:
 
 def _node_error(node: Any, problem: str) -> yaml.MarkedYAMLError:
     return yaml.constructor.ConstructorError(None, None, problem, node.start_mark)
-
-
-def _node_value(node: Any, loader: Any, built: dict[int, Any]) -> Any:
-    """The value of a node; a node met again (a YAML alias) gives the same object.
-
-    Sharing aliased values, as PyYAML's own constructor does, keeps a page
-    full of aliases as small as its text.  A value that YAML accepts but
-    Python cannot hold (a 30th of February, ``!!int abc``) is a
-    :class:`yaml.MarkedYAMLError` at the node.
-    """
-    known = built.get(id(node))
-    if known is not None:
-        return known
-    kind = node.__class__
-    if kind is ScalarNode and node.tag == _STR:
-        return node.value
-    if kind is MappingNode and node.tag == _MAP and not any(k.tag == _MERGE for k, _ in node.value):
-        value = {
-            _node_value(key, loader, built): _node_value(item, loader, built)
-            for key, item in node.value
-        }
-    elif kind is SequenceNode and node.tag == _SEQ:
-        value = [_node_value(item, loader, built) for item in node.value]
-    else:
-        value = _construct(node, loader)
-    built[id(node)] = value
-    return value
 
 
 def _construct(node: Any, loader: Any) -> Any:

@@ -404,6 +404,7 @@ def _export(corpus: Corpus, links: pd.DataFrame, model, options, sources=None) -
         max_page_bytes=options["max_page_bytes"],
         sources=sources,
         leave=set(getattr(model, "kept_urls_", ())),  # pages of [[keep]] rules
+        n_jobs=getattr(model, "n_jobs", None),  # the settings' processes
     )
 
 

@@ -4,16 +4,17 @@ import shutil
 import signal
 import tomllib
 import warnings
+from pathlib import Path
 
 import pandas as pd
 import pytest
 
 import recommender.cli as cli
-import recommender.export as export_module
 import recommender.job as job_module
 from recommender import Recommender, load_corpus
 from recommender.cli import main
 from recommender.config import SETTINGS, load_settings
+from recommender.files import PageWriter
 
 from .conftest import BROKEN
 
@@ -234,15 +235,15 @@ def test_unexpected_errors_are_one_line_unless_verbose(site, capsys, monkeypatch
 
 
 def test_failed_writes_exit_4_and_the_others_are_written(site, capsys, monkeypatch):
-    real = export_module.write_atomic
+    real = PageWriter.replace
     victim = sorted(site.rglob("*.md"))[0]
 
-    def flaky(path, data):
-        if path == victim:
+    def flaky(writer, path, data):
+        if Path(path) == victim:
             raise PermissionError(13, "Permission denied")
-        real(path, data)
+        real(writer, path, data)
 
-    monkeypatch.setattr(export_module, "write_atomic", flaky)
+    monkeypatch.setattr(PageWriter, "replace", flaky)
     code, out, err = run(capsys, site, "--rewrite")
     assert code == 4
     assert "63 rewritten, 0 unchanged, 1 failed" in out
@@ -271,11 +272,11 @@ def test_sigterm_mid_run_leaves_every_page_whole(site, capsys, monkeypatch):
     real_replace = os.replace
     replaced = []
 
-    def replace_then_terminate(source, target):
+    def replace_then_terminate(source, target, **folders):
         replaced.append(target)
         if len(replaced) == 10:
             os.kill(os.getpid(), signal.SIGTERM)  # as a scheduler stopping the job would
-        real_replace(source, target)
+        real_replace(source, target, **folders)
 
     monkeypatch.setattr(os, "replace", replace_then_terminate)
     before = signal.getsignal(signal.SIGTERM)

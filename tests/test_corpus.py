@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-import recommender.corpus as corpus_module
+import recommender.workers as workers
 from recommender import load_corpus
 from recommender.corpus import BLOCK_COLUMNS, ERROR_COLUMNS, PAGE_COLUMNS
 from recommender.errors import PageError, SiteNotFoundError
@@ -221,7 +221,7 @@ def test_missing_root_is_a_clear_error(tmp_path):
 
 def test_processes_give_the_same_result_as_one(monkeypatch):
     serial = load_corpus(SAMPLE)
-    monkeypatch.setattr(corpus_module, "PARALLEL_MIN_PAGES", 1)
+    monkeypatch.setattr(workers, "PARALLEL_MIN_PAGES", 1)
     parallel = load_corpus(SAMPLE, n_jobs=2)
     pd.testing.assert_frame_equal(serial.pages, parallel.pages)
     pd.testing.assert_frame_equal(serial.links, parallel.links)

@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from recommender import Recommender, load_corpus
-from recommender.errors import ExportError
+from recommender.errors import ExportError, UnsafeFileError
 from recommender.export import (
     PageChange,
     WriteBack,
@@ -26,6 +26,7 @@ from recommender.export import (
     write_links_table,
     yaml_scalar,
 )
+from recommender.files import PageWriter
 
 from .conftest import FIXTURES
 
@@ -447,10 +448,10 @@ def test_export_shows_a_progress_bar_only_when_asked(tiny_site, capsys):
 def test_a_page_that_cannot_be_written_is_an_error_and_logged(tiny_site, monkeypatch, caplog):
     root, pages, links = tiny_site
 
-    def refused(path, data):
+    def refused(writer, path, data):
         raise PermissionError(13, "Permission denied", str(path))
 
-    monkeypatch.setattr("recommender.export.write_atomic", refused)
+    monkeypatch.setattr("recommender.files.PageWriter.replace", refused)
     with caplog.at_level(logging.WARNING, logger="recommender.export"):
         report = export_links(root, pages, links, write=True).set_index("path")
     assert report.at["a.md", "status"] == "error"
@@ -492,3 +493,35 @@ def test_write_atomic_writes_through_a_hidden_temporary_file_beside_the_page(tmp
     ((temporary, target),) = replaced
     assert temporary.parent == tmp_path and target == tmp_path / "page.md"
     assert re.fullmatch(r"\.page\.md\..+\.tmp", temporary.name)
+
+
+def test_a_page_write_interrupted_leaves_the_old_page_and_no_temporary_file(tmp_path, monkeypatch):
+    page = tmp_path / "page.md"
+    page.write_text("old", encoding="utf-8")
+    page.chmod(0o640)
+
+    def killed(*_, **__):
+        raise KeyboardInterrupt
+
+    with PageWriter(os.path.realpath(tmp_path)) as writer:
+        writer.replace(page, b"new")
+        assert page.read_bytes() == b"new" and stat.S_IMODE(page.stat().st_mode) == 0o640
+        monkeypatch.setattr(os, "replace", killed)
+        with pytest.raises(KeyboardInterrupt):
+            writer.replace(page, b"newer")
+    assert page.read_bytes() == b"new"
+    assert [p.name for p in tmp_path.iterdir()] == ["page.md"]
+
+
+def test_a_page_writer_never_writes_through_a_folder_leading_outside(tmp_path):
+    site, outside = tmp_path / "site", tmp_path / "outside"
+    (site / "a").mkdir(parents=True)
+    outside.mkdir()
+    (outside / "page.md").write_text("theirs", encoding="utf-8")
+    (site / "b").symlink_to(outside)
+    with (
+        PageWriter(os.path.realpath(site)) as writer,
+        pytest.raises(UnsafeFileError, match="outside the site"),
+    ):
+        writer.replace(site / "b" / "page.md", b"mine")
+    assert (outside / "page.md").read_text(encoding="utf-8") == "theirs"

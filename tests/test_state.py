@@ -2,6 +2,7 @@
 
 import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -10,6 +11,7 @@ import pytest
 import recommender.corpus as corpus_module
 from recommender import load_corpus
 from recommender.export import WriteBack
+from recommender.files import PageWriter
 from recommender.job import RunKind, run_job
 from recommender.state import STATE_FORMAT
 
@@ -145,17 +147,16 @@ def test_only_runs_that_write_keep_a_state(site):
 
 
 def test_a_page_that_fails_to_write_is_tried_again_next_run(site, monkeypatch):
-    import recommender.export as export_module
 
-    real = export_module.write_atomic
+    real = PageWriter.replace
     victim = sorted(site.rglob("*.md"))[0]
 
-    def flaky(path, data):
-        if path == victim:
+    def flaky(writer, path, data):
+        if Path(path) == victim:
             raise PermissionError(13, "Permission denied")
-        real(path, data)
+        real(writer, path, data)
 
-    monkeypatch.setattr(export_module, "write_atomic", flaky)
+    monkeypatch.setattr(PageWriter, "replace", flaky)
     assert rewrite(site).pages_failed == 1
     monkeypatch.undo()
     result = rewrite(site)
