@@ -26,6 +26,7 @@ import pandas as pd
 import yaml
 from tqdm.auto import tqdm
 
+from .distributed import cluster_client, map_in_order
 from .errors import ConfigError, PageError, SiteNotFoundError, UnsafeFileError
 from .files import DEFAULT_MAX_PAGE_BYTES, is_inside, read_regular_file
 from .frontmatter import load_yaml, split_front_matter
@@ -544,7 +545,9 @@ def load_corpus(
         path order) instead of listing it in ``errors``.
     n_jobs : int or None, default None
         Processes to read with, as in scikit-learn: None means 1, -1 all cores.
-        Small sites are always read in this process.
+        Small sites are always read in this process.  Under joblib's dask
+        backend (:mod:`recommender.distributed`) the cluster's workers read
+        the pages, unless ``n_jobs`` is 1; they must see ``root`` at the same path.
     progress : bool, default False
         Show a progress bar.
     paths : list of str, optional
@@ -605,11 +608,17 @@ def _read_pages(
     max_bytes: int = DEFAULT_MAX_PAGE_BYTES,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Pages and links frames of the files ``rels``, in path order; bad pages go to problems."""
-    workers = joblib.effective_n_jobs(n_jobs)
-    parallel = workers > 1 and len(rels) >= PARALLEL_MIN_PAGES
+    workers = joblib.effective_n_jobs(n_jobs)  # under the dask backend: the cluster's threads
+    client = cluster_client(n_jobs)
+    parallel = (workers > 1 or client is not None) and len(rels) >= PARALLEL_MIN_PAGES
     size = max(1, -(-len(rels) // (workers * 16))) if parallel else 1000
     chunks = [rels[i : i + size] for i in range(0, len(rels), size)]
-    if parallel:
+    if parallel and client is not None:
+        # on the cluster's workers, even one (joblib would run a single job here)
+        results = map_in_order(
+            client, _read_chunk, [root] * len(chunks), chunks, max_bytes=max_bytes
+        )
+    elif parallel:
         # workers end with this process, however it ends, and soon when idle
         run = joblib.Parallel(
             n_jobs=workers,

@@ -1,24 +1,53 @@
+import copy
+
+import joblib
 import numpy as np
+import pandas as pd
 import pytest
+import scipy.sparse as sp
+from sklearn.base import clone
 
-from recommender.neighbors import top_k_cosine_fast
+import recommender.corpus as corpus_module
+from recommender import Recommender, load_corpus
+from recommender.neighbors import top_k_cosine, top_k_cosine_fast
 
+from .conftest import SAMPLE
 from .test_neighbors_fast import random_rows, topical_rows
 
 distributed = pytest.importorskip("dask.distributed")
 
-from recommender.distributed import top_k_cosine_fast_dask  # noqa: E402
+from recommender.distributed import (  # noqa: E402
+    cluster_client,
+    top_k_cosine_dask,
+    top_k_cosine_fast_dask,
+)
+
+
+def local_cluster(n_workers: int, *, processes: bool = True):
+    """A cluster on this machine, one thread a worker; its HTTP server on a free port."""
+    return distributed.LocalCluster(
+        n_workers=n_workers,
+        threads_per_worker=1,
+        processes=processes,
+        dashboard_address=None,
+        scheduler_kwargs={"dashboard_address": ":0"},  # else 8787, taken by the other cluster
+    )
 
 
 @pytest.fixture(scope="module")
 def client():
-    with (
-        distributed.LocalCluster(
-            n_workers=2, threads_per_worker=1, dashboard_address=None, processes=True
-        ) as cluster,
-        distributed.Client(cluster) as client,
-    ):
+    with local_cluster(2) as cluster, distributed.Client(cluster) as client:
         yield client
+
+
+@pytest.fixture(scope="module")
+def sample_pages():
+    return load_corpus(SAMPLE).pages
+
+
+def task_names(stream) -> list[str]:
+    """The function names of the tasks a get_task_stream block saw run."""
+    return [str(task["key"]).split("-", 1)[0] for task in stream.data]
 
 
 def test_same_result_as_one_process(client):
@@ -37,3 +66,78 @@ def test_queries_against_other_targets(client):
     found = top_k_cosine_fast_dask(X, Y, k=5, block_size=9, client=client)
     np.testing.assert_array_equal(found[0], expected[0])
     np.testing.assert_array_equal(found[1], expected[1])
+
+
+def test_exact_search_same_result_as_one_process(client):
+    X = topical_rows(1200, seed=14)
+    expected = top_k_cosine(X, k=9, block_size=500)
+    found = top_k_cosine_dask(X, k=9, block_size=130, client=client)
+    np.testing.assert_array_equal(found[0], expected[0])
+    np.testing.assert_array_equal(found[1], expected[1])
+    no_rows = sp.csr_matrix((0, 30), dtype=np.float32)
+    assert top_k_cosine_dask(no_rows, random_rows(50, 30, 0.2, seed=15), k=3)[0].shape == (0, 3)
+
+
+def test_no_cluster_unless_joblib_is_told(client):
+    assert cluster_client() is None  # a default client alone is not asked to work
+    with joblib.parallel_config(backend="dask", client=client):
+        assert cluster_client() is client
+        assert cluster_client(n_jobs=1) is None  # as joblib: one job runs here
+    assert cluster_client() is None
+
+
+@pytest.mark.parametrize(("search", "block"), [("exact", "exact_block"), ("fast", "fast_block")])
+def test_fit_on_the_cluster_gives_the_same_links(client, sample_pages, search, block):
+    model = Recommender(search=search, block_size=16, min_df=1)
+    expected = clone(model).fit(sample_pages)
+    with (
+        distributed.get_task_stream(client) as stream,
+        joblib.parallel_config(backend="dask", client=client),
+    ):
+        found = clone(model).fit(sample_pages)
+    assert task_names(stream).count(block) == 4  # 64 pages in blocks of 16
+    assert found.related_.to_csv() == expected.related_.to_csv()
+    np.testing.assert_array_equal(found.candidates_, expected.candidates_)
+    np.testing.assert_array_equal(found.candidate_scores_, expected.candidate_scores_)
+
+
+def test_update_on_the_cluster_gives_the_same_links(client, sample_pages):
+    fitted = Recommender(min_df=1, block_size=16).fit(sample_pages)
+    edited = sample_pages.copy()
+    changed = edited.index[[2, 30]]
+    edited.loc[changed, "answer_text"] = edited["answer_text"].iloc[[50, 7]].to_numpy()
+    expected = copy.deepcopy(fitted).update(edited, changed=changed)
+    found = copy.deepcopy(fitted)
+    with (
+        distributed.get_task_stream(client) as stream,
+        joblib.parallel_config(backend="dask", client=client),
+    ):
+        found.update(edited, changed=changed)
+    assert "exact_block" in task_names(stream)
+    assert found.related_.to_csv() == expected.related_.to_csv()
+
+
+def test_loading_on_the_cluster_gives_the_same_pages(client, monkeypatch):
+    monkeypatch.setattr(corpus_module, "PARALLEL_MIN_PAGES", 1)  # the sample is small
+    expected = load_corpus(SAMPLE)
+    with (
+        distributed.get_task_stream(client) as stream,
+        joblib.parallel_config(backend="dask", client=client),
+    ):
+        found = load_corpus(SAMPLE)
+    assert any(name == "_read_chunk" for name in task_names(stream))
+    pd.testing.assert_frame_equal(found.pages, expected.pages)
+    pd.testing.assert_frame_equal(found.links, expected.links)
+
+
+def test_one_worker_of_a_cluster_reads_too(monkeypatch):
+    monkeypatch.setattr(corpus_module, "PARALLEL_MIN_PAGES", 1)
+    with (
+        local_cluster(1, processes=False) as cluster,
+        distributed.Client(cluster, set_as_default=False) as one,
+        distributed.get_task_stream(one) as stream,
+        joblib.parallel_config(backend="dask", client=one),
+    ):
+        found = load_corpus(SAMPLE, n_jobs=-1)
+    assert any(name == "_read_chunk" for name in task_names(stream))
+    assert len(found.pages) == 64
