@@ -1,4 +1,8 @@
 import copy
+import re
+import shutil
+import socket
+import sys
 
 import joblib
 import numpy as np
@@ -8,7 +12,9 @@ import scipy.sparse as sp
 from sklearn.base import clone
 
 import recommender.corpus as corpus_module
+import recommender.distributed as distributed_module
 from recommender import Recommender, load_corpus
+from recommender.cli import EXIT_USAGE, main
 from recommender.neighbors import top_k_cosine, top_k_cosine_fast
 
 from .conftest import SAMPLE
@@ -141,3 +147,69 @@ def test_one_worker_of_a_cluster_reads_too(monkeypatch):
         found = load_corpus(SAMPLE, n_jobs=-1)
     assert any(name == "_read_chunk" for name in task_names(stream))
     assert len(found.pages) == 64
+
+
+# ---------------------------------------------------------------- recommend --scheduler
+
+
+def snapshot(root):
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*.md"))}
+
+
+def summary(out: str, root) -> str:
+    """What recommend printed, but the site's path, the table's name and the seconds taken."""
+    out = re.sub(r"(here|there)\.csv", "TABLE", out.replace(str(root), "SITE"))
+    return re.sub(r"[0-9.]+ s\b", "T s", out)
+
+
+def test_recommend_on_a_scheduler_writes_the_same_pages_and_table(
+    client, site, tmp_path, capsys, monkeypatch
+):
+    monkeypatch.setattr(corpus_module, "PARALLEL_MIN_PAGES", 1)
+    other = tmp_path / "other"
+    shutil.copytree(site, other)
+    assert main([str(site), "--rewrite", "--output", str(tmp_path / "here.csv")]) == 0
+    here = capsys.readouterr().out
+    with distributed.get_task_stream(client) as stream:
+        code = main(
+            [
+                str(other),
+                "--rewrite",
+                "--output",
+                str(tmp_path / "there.csv"),
+                "--scheduler",
+                client.scheduler.address,
+            ]
+        )
+    there = capsys.readouterr().out
+    assert code == 0
+    names = task_names(stream)
+    assert "exact_block" in names
+    assert any(name == "_read_chunk" for name in names)
+    assert snapshot(other) == snapshot(site)
+    assert (tmp_path / "there.csv").read_bytes() == (tmp_path / "here.csv").read_bytes()
+    assert summary(there, other) == summary(here, site)
+
+
+def test_recommend_without_dask_names_the_extra(site, capsys, monkeypatch):
+    before = snapshot(site)
+    monkeypatch.setitem(sys.modules, "dask.distributed", None)  # import fails as if absent
+    code = main([str(site), "--rewrite", "--scheduler", "tcp://127.0.0.1:8786"])
+    err = capsys.readouterr().err
+    assert code == EXIT_USAGE
+    assert 'pip install "recommender[dask]"' in err
+    assert snapshot(site) == before
+
+
+def test_recommend_with_an_unreachable_scheduler_fails_soon(site, capsys, monkeypatch):
+    before = snapshot(site)
+    monkeypatch.setattr(distributed_module, "CONNECT_TIMEOUT", 1.0)
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        address = f"tcp://127.0.0.1:{probe.getsockname()[1]}"
+    code = main([str(site), "--rewrite", "--scheduler", address])
+    err = capsys.readouterr().err
+    assert code == EXIT_USAGE
+    assert f"cannot connect to the Dask scheduler at {address}" in err
+    assert err.count("\n") == 1
+    assert snapshot(site) == before
