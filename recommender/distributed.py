@@ -235,7 +235,7 @@ def _blocks_on_cluster(
         )
         for part in parts
     ]
-    done = as_completed(futures)
+    done = as_completed(futures, loop=client.loop)  # this client, which need not be the default
     for _ in tqdm(done, total=len(futures), desc="similarity", unit="block", disable=not progress):
         pass
     results = client.gather(futures)

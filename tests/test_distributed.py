@@ -42,7 +42,8 @@ def local_cluster(n_workers: int, *, processes: bool = True):
 
 @pytest.fixture(scope="module")
 def client():
-    with local_cluster(2) as cluster, distributed.Client(cluster) as client:
+    # not the default client: a run must use the client it was given, as recommend does
+    with local_cluster(2) as cluster, distributed.Client(cluster, set_as_default=False) as client:
         yield client
 
 
@@ -81,11 +82,13 @@ def test_exact_search_same_result_as_one_process(client):
     np.testing.assert_array_equal(found[0], expected[0])
     np.testing.assert_array_equal(found[1], expected[1])
     no_rows = sp.csr_matrix((0, 30), dtype=np.float32)
-    assert top_k_cosine_dask(no_rows, random_rows(50, 30, 0.2, seed=15), k=3)[0].shape == (0, 3)
+    targets = random_rows(50, 30, 0.2, seed=15)
+    assert top_k_cosine_dask(no_rows, targets, k=3, client=client)[0].shape == (0, 3)
 
 
 def test_no_cluster_unless_joblib_is_told(client):
-    assert cluster_client() is None  # a default client alone is not asked to work
+    with client.as_current():
+        assert cluster_client() is None  # a current client alone is not asked to work
     with joblib.parallel_config(backend="dask", client=client):
         assert cluster_client() is client
         assert cluster_client(n_jobs=1) is None  # as joblib: one job runs here
@@ -213,3 +216,12 @@ def test_recommend_with_an_unreachable_scheduler_fails_soon(site, capsys, monkey
     assert f"cannot connect to the Dask scheduler at {address}" in err
     assert err.count("\n") == 1
     assert snapshot(site) == before
+
+
+def test_recommend_with_a_scheduler_without_workers_fails_soon(site, capsys, monkeypatch):
+    monkeypatch.setattr(distributed_module, "CONNECT_TIMEOUT", 1.0)
+    with local_cluster(0, processes=False) as empty:
+        code = main([str(site), "--scheduler", empty.scheduler_address])
+    err = capsys.readouterr().err
+    assert code == EXIT_USAGE
+    assert f"the Dask scheduler at {empty.scheduler_address} has no worker after 1 s" in err
