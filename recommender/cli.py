@@ -55,7 +55,7 @@ modes (like black):
 exit codes:
   0  done (with --check: no page would change)
   1  --check: some pages would change
-  2  usage error: bad option, settings file or site folder
+  2  usage error: bad option, settings file, site folder or Dask scheduler
   3  some pages could not be loaded: they were listed and skipped
      (with --strict: nothing was written)
   4  something else failed, such as writing a page; the others were written
@@ -140,6 +140,12 @@ def _parser() -> argparse.ArgumentParser:
         type=int,
         metavar="N",
         help="processes and threads to use (default: all cores; overrides n_jobs in --config)",
+    )
+    parser.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="read the pages and run the similarity search on the Dask cluster of this "
+        'scheduler (tcp://host:port; its workers must see PATH; pip install "recommender[dask]")',
     )
     parser.add_argument(
         "--strict",
@@ -274,6 +280,7 @@ def _run(args: argparse.Namespace) -> int:
             max_page_bytes=args.max_page_bytes,
             max_removal_share=args.max_removal_share,
             force=args.force,
+            scheduler=args.scheduler,
         )
     except ExportError as exc:
         if args.output is not None and str(exc).startswith(str(args.output)):

@@ -538,7 +538,9 @@ def load_corpus(
         path order) instead of listing it in ``errors``.
     n_jobs : int or None, default None
         Processes to read with, as in scikit-learn: None means 1, -1 all cores.
-        Small sites are always read in this process.
+        Small sites are always read in this process.  Under joblib's dask
+        backend (:mod:`recommender.distributed`) the cluster's workers read
+        the pages, unless ``n_jobs`` is 1; they must see ``root`` at the same path.
     progress : bool, default False
         Show a progress bar.
     paths : list of str, optional
@@ -598,8 +600,11 @@ def _read_pages(
     progress: bool,
     max_bytes: int = DEFAULT_MAX_PAGE_BYTES,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Pages and links frames of the files ``rels``, in path order; bad pages go to problems."""
-    chunks, results = run_chunks(_read_chunk, rels, root, max_bytes, n_jobs=n_jobs)
+    """Pages and links frames of the files ``rels``, in path order; bad pages go to problems.
+
+    On a Dask cluster (joblib's dask backend) the cluster's workers read them.
+    """
+    chunks, results = run_chunks(_read_chunk, rels, root, max_bytes, n_jobs=n_jobs, cluster=True)
     empty_pages, empty_links = _frames([])  # the columns and dtypes, even with no pages
     page_parts, link_parts = [empty_pages], [empty_links]
     with tqdm(total=len(rels), desc="loading", unit="page", disable=not progress) as bar:

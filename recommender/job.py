@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from .corpus import Corpus, find_pages, load_corpus
+from .distributed import on_cluster
 from .errors import ConfigError, PageError, RemovalRefusedError, SiteNotFoundError
 from .evaluate import churn, compare
 from .export import (
@@ -192,6 +193,7 @@ def run_job(
     max_page_bytes: int = DEFAULT_MAX_PAGE_BYTES,
     max_removal_share: float = DEFAULT_MAX_REMOVAL_SHARE,
     force: bool = False,
+    scheduler: str | None = None,
 ) -> JobResult:
     """Load a site, compute its links and write them back as ``write_back`` says.
 
@@ -238,6 +240,12 @@ def run_job(
         with fewer links than they hold today is refused, unless ``force``.
     force : bool, default False
         Write even so.
+    scheduler : str, optional
+        Address of a Dask scheduler (``tcp://host:port``): the pages are read
+        and the similarity search's blocks run on its workers, which must see
+        the site at the same path (:func:`~recommender.distributed.on_cluster`;
+        needs ``pip install "recommender[dask]"``).  The links are the same.
+        Without it, the caller's joblib backend is used, as by the library.
 
     Returns
     -------
@@ -245,6 +253,9 @@ def run_job(
 
     Raises
     ------
+    ConfigError
+        When ``scheduler`` is given but dask is not installed or the
+        scheduler cannot be reached; nothing is read.
     LockedError
         When another run holds the site's lock (only when writing).
     RemovalRefusedError
@@ -252,7 +263,8 @@ def run_job(
     """
     if not 0.0 <= max_removal_share <= 1.0:
         raise ConfigError(f"max_removal_share must be in [0, 1], got {max_removal_share!r}")
-    with _worker_processes_ended(), _lock_when_writing(root, write_back) as removed:
+    cluster = contextlib.nullcontext() if scheduler is None else on_cluster(scheduler)
+    with _worker_processes_ended(), cluster, _lock_when_writing(root, write_back) as removed:
         result = _run(
             root,
             settings=dict(settings or {}),

@@ -44,6 +44,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from . import __version__
 from .coverage import spread_links
+from .distributed import cluster_client, top_k_cosine_dask, top_k_cosine_fast_dask
 from .errors import ConfigError, ModelFileError
 from .features import FieldFeatures, text_column
 from .neighbors import top_k_cosine, top_k_cosine_fast
@@ -151,7 +152,11 @@ class Recommender(BaseEstimator):
         Pages whose similarities are computed at a time; bounds memory.
     n_jobs : int or None, default None
         Threads for the similarity search, as in scikit-learn: None means 1,
-        -1 all cores.
+        -1 all cores.  Under joblib's dask backend (``with
+        joblib.parallel_config(backend="dask"):``, see
+        :mod:`recommender.distributed`) the search's blocks run on the Dask
+        workers instead, one thread each, with the same results; ``n_jobs=1``
+        keeps it in this process.
     rules : EditorialRules, optional
         An editor's rules (pins, nevers, keeps, dates, subjects), as read by
         :func:`recommender.config.load_rules`; checked against the pages in
@@ -492,12 +497,8 @@ class Recommender(BaseEstimator):
         candidates = np.full((len(old_rows), width), -1, dtype=np.int64)
         scores = np.zeros(candidates.shape, dtype=np.float32)
         if len(entering):  # at most `width` of them can enter a row: its best `width`
-            found, found_scores = top_k_cosine(
-                features[kept],
-                features[entering],
-                k=min(width, len(entering)),
-                block_size=self.block_size,
-                n_jobs=self.n_jobs,
+            found, found_scores = self._top_k(
+                features[kept], features[entering], k=min(width, len(entering))
             )
             fresh = np.where(found >= 0, entering[np.maximum(found, 0)], -1)
         else:
@@ -598,15 +599,22 @@ class Recommender(BaseEstimator):
         fast = self.search == "fast" or (
             self.search == "auto" and features.shape[0] >= FAST_SEARCH_MIN_PAGES
         )
-        found, scores = (top_k_cosine_fast if fast else top_k_cosine)(
-            queries,
-            features[targets],
-            k=min(self.n_candidates + 1, len(targets)),
-            block_size=self.block_size,
-            n_jobs=self.n_jobs,
-            progress=self.progress,
+        found, scores = self._top_k(
+            queries, features[targets], k=min(self.n_candidates + 1, len(targets)), fast=fast
         )
         return np.where(found >= 0, targets[np.maximum(found, 0)], -1), scores
+
+    def _top_k(
+        self, queries: sp.csr_matrix, targets: sp.csr_matrix, *, k: int, fast: bool = False
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The exact or fast search, its blocks on the Dask cluster when one is in use."""
+        options = {"k": k, "block_size": self.block_size, "progress": self.progress}
+        client = cluster_client(self.n_jobs)
+        if client is not None:
+            search = top_k_cosine_fast_dask if fast else top_k_cosine_dask
+            return search(queries, targets, client=client, **options)
+        search = top_k_cosine_fast if fast else top_k_cosine
+        return search(queries, targets, n_jobs=self.n_jobs, **options)
 
     def _choose(
         self,

@@ -31,8 +31,10 @@ from sparse_dot_topn import sp_matmul_topn
 from tqdm.auto import tqdm
 
 __all__ = [
+    "ExactSearch",
     "FastSearch",
     "brute_force_top_k",
+    "exact_block",
     "fast_block",
     "rescore_pairs",
     "strongest_terms",
@@ -85,25 +87,46 @@ def top_k_cosine(
     >>> indices.tolist()
     [[0, 1], [1, 2], [2, 1]]
     """
-    if k < 1:
-        raise ValueError(f"k must be a positive integer, got {k!r}")
     if block_size < 1:
         raise ValueError(f"block_size must be a positive integer, got {block_size!r}")
-    X = sp.csr_matrix(X, dtype=np.float32)
-    Y = X if Y is None else sp.csr_matrix(Y, dtype=np.float32)
-    if X.shape[1] != Y.shape[1]:
-        raise ValueError(f"X has {X.shape[1]} features but Y has {Y.shape[1]}")
-    n_threads = joblib.effective_n_jobs(n_jobs)
-    targets = Y.T.tocsr()
-    n = X.shape[0]
+    search = ExactSearch(X, Y, k=k)
+    return _search_blocks(search, block_size, joblib.effective_n_jobs(n_jobs), progress)
+
+
+class ExactSearch:
+    """What :func:`top_k_cosine` prepares once, and its search of one block of queries.
+
+    Blocks are independent and their results do not depend on the threads
+    used, so blocks may run anywhere (see :mod:`recommender.distributed`).
+    Parameters as in :func:`top_k_cosine`.
+    """
+
+    def __init__(self, X, Y=None, *, k: int):
+        if k < 1:
+            raise ValueError(f"k must be a positive integer, got {k!r}")
+        self.k = k
+        self.X = sp.csr_matrix(X, dtype=np.float32)
+        self.Y = self.X if Y is None else sp.csr_matrix(Y, dtype=np.float32)
+        if self.X.shape[1] != self.Y.shape[1]:
+            raise ValueError(f"X has {self.X.shape[1]} features but Y has {self.Y.shape[1]}")
+        self.targets_t = self.Y.T.tocsr()
+
+    def block(self, start: int, stop: int, n_threads: int = 1) -> tuple[np.ndarray, np.ndarray]:
+        """Indices and scores of query rows ``start`` to ``stop - 1``."""
+        return exact_block(self.X[start:stop], self.targets_t, self.Y, self.k, n_threads)
+
+
+def _search_blocks(
+    search: ExactSearch | FastSearch, block_size: int, n_threads: int, progress: bool
+) -> tuple[np.ndarray, np.ndarray]:
+    """Every block of a search, one after the other, into one pair of arrays."""
+    n, k = search.X.shape[0], search.k
     indices = np.full((n, k), -1, dtype=np.int64)
     scores = np.zeros((n, k), dtype=np.float32)
     starts = range(0, n, block_size)
     for start in tqdm(starts, desc="similarity", unit="block", disable=not progress):
         stop = min(start + block_size, n)
-        indices[start:stop], scores[start:stop] = _block_top_k(
-            X[start:stop], targets, Y, k, n_threads
-        )
+        indices[start:stop], scores[start:stop] = search.block(start, stop, n_threads)
     return indices, scores
 
 
@@ -111,10 +134,13 @@ def top_k_cosine(
 TIED_SCORES = 1 << 24
 
 
-def _block_top_k(
+def exact_block(
     block: sp.csr_matrix, targets_t: sp.csr_matrix, Y: sp.csr_matrix, k: int, n_threads: int
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Exact top k of one block of query rows; ``targets_t`` is ``Y`` transposed, as CSR."""
+    """One block of :func:`top_k_cosine`: the exact top k of some query rows.
+
+    ``targets_t`` is ``Y`` transposed, as CSR.
+    """
     # one more than asked, to see whether the k-th place is tied
     product = sp_matmul_topn(
         block, targets_t, top_n=k + 1, threshold=0.0, sort=False, n_threads=n_threads
@@ -234,15 +260,7 @@ def top_k_cosine_fast(
     if block_size < 1:
         raise ValueError(f"block_size must be a positive integer, got {block_size!r}")
     search = FastSearch(X, Y, k=k, n_terms=n_terms, n_candidates=n_candidates)
-    n_threads = joblib.effective_n_jobs(n_jobs)
-    n = search.X.shape[0]
-    indices = np.full((n, k), -1, dtype=np.int64)
-    scores = np.zeros((n, k), dtype=np.float32)
-    starts = range(0, n, block_size)
-    for start in tqdm(starts, desc="similarity", unit="block", disable=not progress):
-        stop = min(start + block_size, n)
-        indices[start:stop], scores[start:stop] = search.block(start, stop, n_threads)
-    return indices, scores
+    return _search_blocks(search, block_size, joblib.effective_n_jobs(n_jobs), progress)
 
 
 class FastSearch:
@@ -290,7 +308,7 @@ def fast_block(
     queries, strong_queries, Y, strong_targets, strong_targets_t, *, k, width, n_threads
 ):
     """One block of :func:`top_k_cosine_fast`: candidates by strong terms, re-scored exactly."""
-    found, _ = _block_top_k(strong_queries, strong_targets_t, strong_targets, width, n_threads)
+    found, _ = exact_block(strong_queries, strong_targets_t, strong_targets, width, n_threads)
     return _best_of(found, rescore_pairs(queries, Y, found), k)
 
 

@@ -3,11 +3,14 @@
 The loader and the exporter both spread their pages over loky worker
 processes (joblib) this way.  Workers end with the run: when it ends, however
 it ends (:func:`end_with_parent` watches for a killed parent), and when idle.
+While joblib's dask backend is active (:func:`cluster_client`), the loader's
+chunks run on the Dask cluster's workers instead.
 """
 
 from __future__ import annotations
 
 import os
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -15,7 +18,14 @@ from typing import Any
 
 import joblib
 
-__all__ = ["PARALLEL_MIN_PAGES", "WORKER_IDLE_SECONDS", "end_with_parent", "run_chunks"]
+__all__ = [
+    "PARALLEL_MIN_PAGES",
+    "WORKER_IDLE_SECONDS",
+    "cluster_client",
+    "end_with_parent",
+    "map_in_order",
+    "run_chunks",
+]
 
 #: Fewer pages than this are handled in the calling process: starting workers costs more.
 PARALLEL_MIN_PAGES = 2000
@@ -28,27 +38,61 @@ def run_chunks(
     items: Sequence[Any],
     *args: Any,
     n_jobs: int | None = None,
+    cluster: bool = False,
 ) -> tuple[list[Sequence[Any]], Iterator[Any]]:
     """Split ``items`` into chunks; return them and ``function(chunk, *args)`` of each, in order.
 
     With more than one worker (``n_jobs`` as in joblib) and at least
     :data:`PARALLEL_MIN_PAGES` items, the chunks (16 per worker) run in
-    worker processes; otherwise one after the other here, lazily.
+    worker processes; otherwise one after the other here, lazily.  With
+    ``cluster``, while joblib's dask backend is active, they run on the
+    cluster's workers (even one: joblib would run a single job here).
     """
-    workers = joblib.effective_n_jobs(n_jobs)
-    parallel = workers > 1 and len(items) >= PARALLEL_MIN_PAGES
+    workers = joblib.effective_n_jobs(n_jobs)  # under the dask backend: the cluster's threads
+    client = cluster_client(n_jobs) if cluster else None
+    parallel = (workers > 1 or client is not None) and len(items) >= PARALLEL_MIN_PAGES
     size = max(1, -(-len(items) // (workers * 16))) if parallel else 1000
     chunks = [items[i : i + size] for i in range(0, len(items), size)]
     if not parallel:
         return chunks, (function(chunk, *args) for chunk in chunks)
+    if client is not None:
+        return chunks, map_in_order(client, function, chunks, *([a] * len(chunks) for a in args))
     run = joblib.Parallel(
         n_jobs=workers,
         return_as="generator",
         idle_worker_timeout=WORKER_IDLE_SECONDS,
         initializer=end_with_parent,
         initargs=(os.getpid(),),
+        backend="loky",
     )
     return chunks, run(joblib.delayed(function)(chunk, *args) for chunk in chunks)
+
+
+def cluster_client(n_jobs: int | None = None):
+    """The Dask client to run on: that of joblib's active backend, if it is dask; else None.
+
+    None too when ``n_jobs`` is 1: as with joblib, one job runs in this process.
+    Never imports dask: while it has not been imported, no dask backend can be active.
+    """
+    dask_backend = sys.modules.get("joblib._dask")
+    if dask_backend is None or n_jobs == 1:
+        return None
+    backend, _ = joblib.parallel.get_active_backend()
+    if not isinstance(backend, dask_backend.DaskDistributedBackend):
+        return None
+    return backend.client
+
+
+def map_in_order(client, function: Callable, *iterables: Sequence, **kwargs) -> Iterator:
+    """``function(*items, **kwargs)`` over the iterables on the cluster's workers; results in order.
+
+    All the tasks are sent at once; each result is given back, and released
+    on the cluster, as soon as it and those before it are done.
+    """
+    futures = client.map(function, *iterables, pure=False, **kwargs)
+    for future in futures:
+        yield future.result()
+        future.release()
 
 
 def end_with_parent(parent: int, interval: float = 0.5) -> None:
