@@ -40,9 +40,9 @@ import re
 from array import array
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
-from itertools import islice
 from typing import ClassVar
 
+import joblib
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
@@ -54,6 +54,8 @@ from sklearn.feature_extraction.text import (
 )
 from sklearn.preprocessing import normalize
 from tqdm.auto import tqdm
+
+from .workers import PARALLEL_MIN_PAGES, run_chunks
 
 __all__ = [
     "COMBINE_MODES",
@@ -92,6 +94,9 @@ class FieldFeatures:
         scaled by the square root of its weight (see the module docstring).
     stem : bool, default True
         Reduce words to their Snowball English stem (after dropping stop words).
+    n_jobs : int or None, default None
+        Worker processes that count the terms while fitting, as in joblib;
+        the result is the same for any number.
     **tfidf : keyword arguments
         TF-IDF settings (``max_df``, ``min_df``, ``stop_words``,
         ``sublinear_tf``, ...), as for ``TfidfVectorizer``; a float
@@ -116,8 +121,10 @@ class FieldFeatures:
         *,
         combine: str = "concatenate",
         stem: bool = True,
+        n_jobs: int | None = None,
         **tfidf,
     ):
+        self.n_jobs = n_jobs
         self.weights = dict(weights)
         self.ngram_ranges = dict(ngram_ranges or {})
         self.combine = combine
@@ -175,6 +182,7 @@ class FieldFeatures:
         else:
             vectorizer.set_params(stop_words=stop_words)
         vectorizer.set_params(ngram_range=tuple(self.ngram_ranges.get(field, (1, 1))))
+        vectorizer.n_jobs = self.n_jobs
         if field in TAG_FIELDS:
             words = vectorizer.build_analyzer()
             vectorizer.set_params(
@@ -316,21 +324,20 @@ class _FastCounting:
     """
 
     _BLOCK = 8192  # documents per block: bounds the memory of the uncounted terms
+    #: Worker processes for fitting, as in joblib (set by :class:`FieldFeatures`).
+    n_jobs: int | None = None
 
     def _count_vocab(self, raw_documents, fixed_vocab):
-        if fixed_vocab:
-            vocabulary = self.vocabulary_
+        documents = list(raw_documents)
+        workers = joblib.effective_n_jobs(self.n_jobs)
+        if not fixed_vocab and workers > 1 and len(documents) >= PARALLEL_MIN_PAGES:
+            vocabulary, blocks = self._count_in_workers(documents)
         else:
-            vocabulary = defaultdict()
-            vocabulary.default_factory = vocabulary.__len__
-        analyze = self.build_analyzer()
-        blocks, documents = [], iter(raw_documents)
-        while block := list(islice(documents, self._BLOCK)):
-            blocks.append(_count_block(block, analyze, vocabulary, fixed_vocab))
-        if not fixed_vocab:
-            vocabulary = dict(vocabulary)
-            if not vocabulary:
-                raise ValueError("empty vocabulary; perhaps the documents only contain stop words")
+            vocabulary, blocks = _count_chunk(
+                documents, self, self.vocabulary_ if fixed_vocab else None
+            )
+        if not vocabulary:
+            raise ValueError("empty vocabulary; perhaps the documents only contain stop words")
         width = len(vocabulary)
         if not blocks:
             return vocabulary, sp.csr_matrix((0, width), dtype=self.dtype)
@@ -338,7 +345,43 @@ class _FastCounting:
             sp.csr_matrix((b.data, b.indices, b.indptr), (len(b.indptr) - 1, width)) for b in blocks
         ]
         matrix = sp.vstack(widened, format="csr")
+        matrix.sort_indices()
         return vocabulary, matrix.astype(self.dtype, copy=False)
+
+    def _count_in_workers(self, documents: list) -> tuple[dict[str, int], list[sp.csr_matrix]]:
+        """Chunks counted by worker processes, their columns renumbered as one process would.
+
+        Columns are numbered in the order terms are first met, chunk after chunk,
+        so the vocabulary and the matrix are those of a count in one process.
+        """
+        chunks, results = run_chunks(_count_chunk, documents, self, n_jobs=self.n_jobs)
+        vocabulary: dict[str, int] = {}
+        blocks = []
+        for _, (terms, chunk_blocks) in zip(chunks, results, strict=True):
+            setdefault = vocabulary.setdefault
+            renumber = np.array([setdefault(term, len(vocabulary)) for term in terms], np.int64)
+            for block in chunk_blocks:
+                block.indices = renumber[block.indices]
+                block.has_sorted_indices = False
+                blocks.append(block)
+        return vocabulary, blocks
+
+
+def _count_chunk(documents: list, vectorizer, fixed: dict[str, int] | None = None):
+    """Count the terms of some documents in blocks: their vocabulary and the blocks' counts.
+
+    With ``fixed``, only its terms are counted, in its columns; otherwise the
+    vocabulary is grown, terms numbered in the order first met.
+    """
+    vocabulary: dict[str, int] = fixed if fixed is not None else defaultdict()
+    if fixed is None:
+        vocabulary.default_factory = vocabulary.__len__
+    analyze = vectorizer.build_analyzer()
+    blocks = []
+    for start in range(0, len(documents), _FastCounting._BLOCK):
+        block = documents[start : start + _FastCounting._BLOCK]
+        blocks.append(_count_block(block, analyze, vocabulary, fixed is not None))
+    return dict(vocabulary), blocks
 
 
 def _count_block(documents: list, analyze, vocabulary, fixed_vocab: bool) -> sp.csr_matrix:

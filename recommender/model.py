@@ -73,7 +73,7 @@ LINK_COLUMNS: dict[str, str] = {
 }
 
 #: With ``search="auto"``, sites of at least this many pages use the fast search.
-FAST_SEARCH_MIN_PAGES = 50_000
+FAST_SEARCH_MIN_PAGES = 20_000
 
 #: Field weights used when ``field_weights`` is None (link_places on the real corpus; see README).
 DEFAULT_FIELD_WEIGHTS: dict[str, float] = {"title": 3.0, "keywords": 2.0, "answer": 1.0}
@@ -151,8 +151,9 @@ class Recommender(BaseEstimator):
     block_size : int, default 4096
         Pages whose similarities are computed at a time; bounds memory.
     n_jobs : int or None, default None
-        Threads for the similarity search, as in scikit-learn: None means 1,
-        -1 all cores.  Under joblib's dask backend (``with
+        Threads for the similarity search, and worker processes that count
+        the terms, as in scikit-learn: None means 1, -1 all cores; the links
+        are the same for any number.  Under joblib's dask backend (``with
         joblib.parallel_config(backend="dask"):``, see
         :mod:`recommender.distributed`) the search's blocks run on the Dask
         workers instead, one thread each, with the same results; ``n_jobs=1``
@@ -584,6 +585,7 @@ class Recommender(BaseEstimator):
             min_df=self.min_df,
             sublinear_tf=self.sublinear_tf,
             stop_words=self.stop_words,
+            n_jobs=self.n_jobs,
         )
 
     def _search(
@@ -599,13 +601,17 @@ class Recommender(BaseEstimator):
         fast = self.search == "fast" or (
             self.search == "auto" and features.shape[0] >= FAST_SEARCH_MIN_PAGES
         )
+        every = len(targets) == features.shape[0]
         found, scores = self._top_k(
-            queries, features[targets], k=min(self.n_candidates + 1, len(targets)), fast=fast
+            queries,
+            None if every and queries is features else features[targets],  # None: the queries
+            k=min(self.n_candidates + 1, len(targets)),
+            fast=fast,
         )
         return np.where(found >= 0, targets[np.maximum(found, 0)], -1), scores
 
     def _top_k(
-        self, queries: sp.csr_matrix, targets: sp.csr_matrix, *, k: int, fast: bool = False
+        self, queries: sp.csr_matrix, targets: sp.csr_matrix | None, *, k: int, fast: bool = False
     ) -> tuple[np.ndarray, np.ndarray]:
         """The exact or fast search, its blocks on the Dask cluster when one is in use."""
         options = {"k": k, "block_size": self.block_size, "progress": self.progress}

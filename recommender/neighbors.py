@@ -23,6 +23,7 @@ targets make the cut never depends on the library's internal order.
 from __future__ import annotations
 
 import logging
+from concurrent.futures import ThreadPoolExecutor
 
 import joblib
 import numpy as np
@@ -309,15 +310,21 @@ def fast_block(
 ):
     """One block of :func:`top_k_cosine_fast`: candidates by strong terms, re-scored exactly."""
     found, _ = exact_block(strong_queries, strong_targets_t, strong_targets, width, n_threads)
-    return _best_of(found, rescore_pairs(queries, Y, found), k)
+    return _best_of(found, rescore_pairs(queries, Y, found, n_threads), k)
 
 
 def strongest_terms(X: sp.csr_matrix, n_terms: int) -> sp.csr_matrix:
     """Each row's ``n_terms`` largest entries (ties: the lower column), others dropped."""
     counts = np.diff(X.indptr)
-    rows = np.repeat(np.arange(X.shape[0]), counts)
-    # by row, then by value descending; stable, so equal values keep column order
-    order = np.lexsort((-X.data, rows))
+    rows = np.repeat(np.arange(X.shape[0], dtype=np.int64), counts)
+    # one sort key: the row, then the value descending (the bits of a positive float32
+    # order as the value does); stable, so equal values keep their column order
+    values = np.ascontiguousarray(X.data, dtype=np.float32)
+    if values.size and not (values > 0).all():
+        order = np.lexsort((-X.data, rows))  # zeros or negative entries: the general way
+    else:
+        key = (rows << 31) | (0x7FFFFFFF - values.view(np.int32).astype(np.int64))
+        order = np.argsort(key, kind="stable")
     rank = np.arange(X.nnz) - np.repeat(X.indptr[:-1], counts)
     keep = np.sort(order[rank < n_terms])  # back to row-major, columns ascending
     kept = np.minimum(counts, n_terms)
@@ -325,7 +332,9 @@ def strongest_terms(X: sp.csr_matrix, n_terms: int) -> sp.csr_matrix:
     return sp.csr_matrix((X.data[keep], X.indices[keep], indptr), shape=X.shape)
 
 
-def rescore_pairs(X: sp.csr_matrix, Y: sp.csr_matrix, found: np.ndarray) -> np.ndarray:
+def rescore_pairs(
+    X: sp.csr_matrix, Y: sp.csr_matrix, found: np.ndarray, n_threads: int = 1
+) -> np.ndarray:
     """Exact dot products of each row of ``X`` with the rows of ``Y`` named in ``found``.
 
     Parameters
@@ -334,6 +343,9 @@ def rescore_pairs(X: sp.csr_matrix, Y: sp.csr_matrix, found: np.ndarray) -> np.n
     Y : csr_matrix, shape (m, n_features)
     found : ndarray of int64, shape (n, width)
         Row indices into ``Y``; ``-1`` for none.
+    n_threads : int, default 1
+        Threads that score chunks of pairs (scipy's kernels release the GIL);
+        each pair's score is the same for any number.
 
     Returns
     -------
@@ -342,11 +354,20 @@ def rescore_pairs(X: sp.csr_matrix, Y: sp.csr_matrix, found: np.ndarray) -> np.n
     """
     exact = np.full(found.shape, -np.inf, dtype=np.float32)
     pairs = np.flatnonzero(found.ravel() >= 0)
-    for start in range(0, len(pairs), RESCORE_PAIRS):
+
+    def score(start: int) -> None:  # each chunk fills its own places of ``exact``
         chunk = pairs[start : start + RESCORE_PAIRS]
         rows, columns = np.divmod(chunk, found.shape[1])
         products = X[rows].multiply(Y[found[rows, columns]])
         exact[rows, columns] = np.asarray(products.sum(axis=1)).ravel()
+
+    starts = range(0, len(pairs), RESCORE_PAIRS)
+    if n_threads > 1 and len(starts) > 1:
+        with ThreadPoolExecutor(n_threads) as pool:
+            list(pool.map(score, starts))
+    else:
+        for start in starts:
+            score(start)
     return exact
 
 

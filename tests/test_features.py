@@ -119,3 +119,61 @@ def test_stemming_tokenizer_drops_stop_words_then_stems_and_pickles():
     again = pickle.loads(pickle.dumps(tokenize))
     assert again("membranes") == ["membran"]
     assert StemmingTokenizer(None)("the cells") == ["the", "cell"]
+
+
+def _random_texts(n, seed):
+    rng = np.random.default_rng(seed)
+    words = [f"w{i}" for i in range(300)] + ["the", "and", "cells", "cell", "running", "runs"]
+    lengths = rng.integers(0, 30, n)
+    return [" ".join(rng.choice(words, size=k)) for k in lengths]
+
+
+@pytest.mark.parametrize("stem", [True, False])
+def test_fast_counting_gives_scikit_learns_vocabulary_and_counts(stem, monkeypatch):
+    from sklearn.feature_extraction.text import CountVectorizer
+
+    import recommender.features as features_module
+
+    texts = _random_texts(3000, seed=1)
+    ours = FieldFeatures({"answer": 1.0}, stem=stem)._field_vectorizer("answer", {})
+    monkeypatch.setattr(features_module._FastCounting, "_BLOCK", 700)  # several blocks
+    theirs = CountVectorizer(
+        dtype=np.float32, **{k: v for k, v in ours.get_params().items() if k not in ("dtype",)}
+    )
+    mine, reference = ours.fit_transform(texts), theirs.fit_transform(texts)
+    assert ours.vocabulary_ == theirs.vocabulary_
+    for part in ("indptr", "indices", "data"):  # the same arrays, in the same order
+        np.testing.assert_array_equal(getattr(mine, part), getattr(reference, part))
+    np.testing.assert_array_equal(
+        ours.transform(texts[:50]).toarray(), theirs.transform(texts[:50]).toarray()
+    )
+
+
+def test_counting_in_worker_processes_gives_the_same_features(monkeypatch):
+    import recommender.features as features_module
+    import recommender.workers as workers
+
+    pages = pd.DataFrame(
+        {
+            f"{f}_text": _random_texts(2500, seed=s)
+            for s, f in enumerate(["title", "keywords", "answer"])
+        }
+    )
+    weights = {"title": 3.0, "keywords": 2.0, "answer": 1.0}
+    one = FieldFeatures(weights, n_jobs=1, sublinear_tf=True, max_df=0.5)
+    monkeypatch.setattr(features_module, "PARALLEL_MIN_PAGES", 100)
+    monkeypatch.setattr(workers, "PARALLEL_MIN_PAGES", 100)
+    two = FieldFeatures(weights, n_jobs=2, sublinear_tf=True, max_df=0.5)
+    calls = []
+    real = features_module._FastCounting._count_in_workers
+
+    def counted(self, documents):
+        calls.append(len(documents))
+        return real(self, documents)
+
+    monkeypatch.setattr(features_module._FastCounting, "_count_in_workers", counted)
+    a, b = one.fit_transform(pages), two.fit_transform(pages)
+    assert calls == [2500, 2500, 2500]  # every field counted by the workers
+    assert (a != b).nnz == 0
+    np.testing.assert_array_equal(a.indices, b.indices)
+    pd.testing.assert_frame_equal(one.feature_names_, two.feature_names_)
