@@ -35,6 +35,7 @@ from .export import (
     WriteBack,
     check_output_path,
     export_links,
+    targets_by_source,
     write_links_table,
 )
 from .files import DEFAULT_MAX_PAGE_BYTES, SiteLock, remove_temporary_files
@@ -481,11 +482,9 @@ def _pages_to_export(
 ) -> set[str]:
     """Pages whose blocks may change: new lists, fresh pages, pages linking to a fresh
     page (its title may have changed), and pages a failed write left behind."""
-    old_lists = old_links.groupby("source_url")["target_url"].agg(tuple)
-    new_lists = links.groupby("source_url")["target_url"].agg(tuple)
+    old_lists, new_lists = targets_by_source(old_links), targets_by_source(links)
     urls = corpus.pages.index
-    differ = old_lists.reindex(urls).to_numpy() != new_lists.reindex(urls).to_numpy()
-    sources = set(urls[differ]) | set(fresh)
+    sources = {url for url in urls if old_lists.get(url) != new_lists.get(url)} | set(fresh)
     sources |= set(links.loc[links["target_url"].isin(fresh), "source_url"])
     out_of_step = set(np.array(saved.signatures.paths)[~saved.in_sync])
     sources |= set(corpus.pages.index[corpus.pages["path"].isin(out_of_step)])
@@ -542,7 +541,7 @@ def _save_state(folder, key, root, rels, before: Signatures, report, corpus, mod
 
 def _as_written(corpus: Corpus, model, failed: set[str]) -> Corpus:
     """The corpus with each page's ``related_urls`` as its blocks now say (for stability)."""
-    now = model.related_.groupby("source_url")["target_url"].agg(list)
+    now = targets_by_source(model.related_)
     kept = set(getattr(model, "kept_urls_", ()))
     pages = corpus.pages.copy()
     pages["related_urls"] = [

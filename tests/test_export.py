@@ -22,6 +22,7 @@ from recommender.export import (
     export_links,
     related_blocks,
     replace_related,
+    targets_by_source,
     write_atomic,
     write_links_table,
     yaml_scalar,
@@ -525,3 +526,17 @@ def test_a_page_writer_never_writes_through_a_folder_leading_outside(tmp_path):
     ):
         writer.replace(site / "b" / "page.md", b"mine")
     assert (outside / "page.md").read_text(encoding="utf-8") == "theirs"
+
+
+def test_targets_by_source_lists_each_sources_targets_in_rank_order():
+    rng = np.random.default_rng(3)
+    links = pd.DataFrame(
+        {
+            "source_url": rng.choice([f"/s{i}" for i in range(40)], 300),
+            "rank": rng.permutation(300),
+            "target_url": [f"/t{i}" for i in range(300)],
+        }
+    )
+    expected = links.sort_values("rank").groupby("source_url")["target_url"].agg(list).to_dict()
+    assert targets_by_source(links) == expected
+    assert targets_by_source(links.iloc[:0]) == {}
