@@ -50,6 +50,7 @@ from .state import (
     file_signatures,
     read_state,
     settings_key,
+    signatures_after_writes,
     write_state,
 )
 
@@ -345,7 +346,7 @@ def _run(root, *, settings, **options) -> JobResult:
     if output is not None:
         write_links_table(links, output)
     if folder is not None and write_back.writes and model is not None:
-        _save_state(folder, key, root, rels, before, report, corpus, model)
+        _save_state(folder, key, root, rels, before, report, corpus, model, saved)
     n_links = unfitted.n_links
     metrics, changed_links = (
         _metrics(corpus, links, n_links) if options["evaluate"] else (None, None)
@@ -520,20 +521,10 @@ def _raise_first_error(corpus: Corpus, strict: bool) -> None:
         raise PageError(first["path"], first["problem"], first["detail"], line)
 
 
-def _save_state(folder, key, root, rels, before: Signatures, report, corpus, model) -> None:
-    """Write the state of a run that wrote its pages: signatures taken after the writes.
-
-    A page that changed under the run (its stat now differs from the start,
-    though the run did not write it) keeps its starting signature, so the
-    next run reads it again.
-    """
-    after = file_signatures(root, rels, digests=True)
+def _save_state(folder, key, root, rels, before: Signatures, report, corpus, model, saved) -> None:
+    """Write the state of a run that wrote its pages (see :func:`signatures_after_writes`)."""
     written = set(report.loc[report["status"] == "written", "path"])
-    for i, path in enumerate(rels):
-        moved = (after.size[i], after.mtime_ns[i]) != (before.size[i], before.mtime_ns[i])
-        if moved and path not in written:
-            after.size[i], after.mtime_ns[i] = before.size[i], before.mtime_ns[i]
-            after.digest[i] = 0
+    after = signatures_after_writes(root, before, written, saved and saved.signatures)
     failed = set(report.loc[report["status"] == "error", "path"])
     in_sync = np.array([path not in failed for path in rels], dtype=bool)
     write_state(folder, key, after, in_sync, _as_written(corpus, model, failed), model)

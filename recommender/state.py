@@ -106,6 +106,41 @@ def file_signatures(root: Path, paths: list[str], *, digests: bool) -> Signature
     return Signatures(paths, size, mtime, digest)
 
 
+def signatures_after_writes(
+    root: Path, before: Signatures, written: set[str], saved: Signatures | None = None
+) -> Signatures:
+    """The signatures to save after a run: ``before``'s, the written files' taken anew.
+
+    Only the written files are stat'ed and hashed again.  Every other file
+    keeps its signature from the start of the run (a file that changed under
+    the run then differs from it next time, and is read again), and its
+    content hash from the ``saved`` state where its stat has not changed
+    since; zeros otherwise (a file touched later is then read again).
+    """
+    after = Signatures(
+        list(before.paths), before.size.copy(), before.mtime_ns.copy(), before.digest.copy()
+    )
+    if saved is not None:
+        rows = pd.Series(np.arange(len(saved.paths)), index=saved.paths).reindex(after.paths)
+        known = rows.notna().to_numpy()
+        old = rows.to_numpy(dtype=float)[known].astype(np.int64)
+        same = (after.size[known] == saved.size[old]) & (
+            after.mtime_ns[known] == saved.mtime_ns[old]
+        )
+        places = np.flatnonzero(known)[same]
+        after.digest[places] = saved.digest[old[same]]
+    for i, path in enumerate(after.paths):
+        if path in written:
+            try:
+                info = os.stat(root / path)
+            except OSError:
+                after.size[i], after.mtime_ns[i], after.digest[i] = -1, 0, 0
+                continue
+            after.size[i], after.mtime_ns[i] = info.st_size, info.st_mtime_ns
+            after.digest[i] = _digest(root / path)
+    return after
+
+
 def _digest(path: Path) -> np.ndarray:
     try:
         data = path.read_bytes()
