@@ -23,9 +23,21 @@ import pandas as pd
 import yaml
 from tqdm.auto import tqdm
 
-from .errors import ConfigError, PageError, SiteNotFoundError, UnsafeFileError
+from .errors import (
+    ConfigError,
+    PageError,
+    RewriteCheckError,
+    SiteNotFoundError,
+    UnsafeFileError,
+)
 from .files import DEFAULT_MAX_PAGE_BYTES, is_inside, read_regular_file
-from .frontmatter import load_yaml, split_front_matter
+from .frontmatter import (
+    file_digest,
+    parse_yaml,
+    related_spans,
+    rest_fingerprint,
+    split_front_matter,
+)
 from .text import clean_text, split_keywords
 from .workers import run_chunks
 
@@ -70,6 +82,11 @@ PAGE_COLUMNS: dict[str, str] = {
     "description_text": "description cleaned",
     "question_text": "question cleaned",
     "answer_text": "answer cleaned: real line breaks, no Markdown or LaTeX markup, words kept",
+    "file_digest": "content hash of the file as read (BLAKE2b-128, hex)",
+    "block_spans": "start and end of each related block in the front matter text, "
+    "flat (list of int; None when the blocks cannot be rewritten in place)",
+    "rest_fingerprint": "hash of the front matter's value outside its related blocks "
+    "(see recommender.frontmatter.rest_fingerprint; None where unknown)",
 }
 
 #: Columns of :attr:`Corpus.errors`.
@@ -305,7 +322,7 @@ def read_page(
         raise PageError(rel, "no front matter", "the file does not open with a '---' line", 1)
     front_matter = text[span[0] : span[1]]
     try:
-        data = load_yaml(front_matter)
+        root, data = parse_yaml(front_matter)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         detail = " ".join(part for part in (exc.context, exc.problem) if part)
@@ -322,7 +339,25 @@ def read_page(
             f"it is {_describe(data)}; expected `key: value` lines",
             2,
         )
-    return _page_record(rel, front_matter, data)
+    return {**_page_record(rel, front_matter, data), **_as_read(raw, front_matter, root, data)}
+
+
+def _as_read(raw: bytes, front_matter: str, root: Any, data: dict) -> dict[str, Any]:
+    """What the exporter needs to know of the file as read (see :data:`LOADED_COLUMNS`)."""
+    try:
+        spans = related_spans(front_matter, root)
+    except RewriteCheckError:  # the exporter will say why when it tries
+        return {"file_digest": file_digest(raw), "block_spans": None, "rest_fingerprint": None}
+    rest, position = [], 0
+    for start, end in spans:
+        rest.append(front_matter[position:start])
+        position = end
+    rest.append(front_matter[position:])
+    return {
+        "file_digest": file_digest(raw),
+        "block_spans": [place for span in spans for place in span],
+        "rest_fingerprint": rest_fingerprint("".join(rest), data),
+    }
 
 
 def _page_record(rel: str, front_matter: str, data: dict) -> dict[str, Any]:
@@ -480,9 +515,10 @@ def find_pages(root: Path) -> tuple[list[str], list[PageError]]:
             dirs.clear()
             continue
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        prefix = "" if rel_here == "." else rel_here + "/"
         for name in files:
             if name.endswith(".md"):
-                rel = (here / name).relative_to(root).as_posix()
+                rel = prefix + name
                 problem = _name_problem(rel)
                 if problem is None:
                     found.append(rel)
@@ -505,8 +541,9 @@ def _without_second_ways(root: Path, root_real: str, rels: list[str]) -> list[st
     real_of = {os.path.join(root_real, rel): rel for rel in rels}
     kept = []
     for rel in rels:
-        if os.path.islink(root / rel):
-            real = os.path.realpath(root / rel)
+        path = os.path.join(root, rel)
+        if os.path.islink(path):
+            real = os.path.realpath(path)
             if real_of.get(real, rel) != rel:
                 logger.info("%s: a symlink to %s, read there", rel, real_of[real])
                 continue
@@ -677,7 +714,7 @@ def _frames(records: list[dict[str, Any]]) -> tuple[pd.DataFrame, pd.DataFrame]:
     )
     columns["score"] = pd.array(columns["score"], dtype="float64")
     columns["no_index"] = pd.array(columns["no_index"], dtype=bool)
-    for name in ("keywords", "related_urls"):
+    for name in ("keywords", "related_urls", "block_spans"):
         columns[name] = pd.Series(columns[name], dtype=object)
     for name, values in columns.items():
         if isinstance(values, list):

@@ -48,11 +48,20 @@ from tqdm.auto import tqdm
 
 from .errors import ExportError, RewriteCheckError, UnsafeFileError
 from .files import DEFAULT_MAX_PAGE_BYTES, PageWriter, read_regular_file
-from .frontmatter import load_yaml, parse_yaml, split_front_matter
+from .frontmatter import (
+    file_digest,
+    is_block_key,
+    load_yaml,
+    parse_yaml,
+    related_spans,
+    rest_fingerprint,
+    split_front_matter,
+)
 from .workers import run_chunks
 
 __all__ = [
     "LINKS_TABLE_SUFFIXES",
+    "LOADED_COLUMNS",
     "REPORT_COLUMNS",
     "PageChange",
     "WriteBack",
@@ -79,8 +88,9 @@ REPORT_COLUMNS: dict[str, str] = {
     "detail": "for errors, what went wrong",
 }
 
-_RELATED_KEY = re.compile(r"related_article(\d+)")
-_BLANK_OR_COMMENT_LINE = re.compile(r"(?:[ \t]*|#[^\n]*)\r?\n")  # a comment at column 0
+#: Columns of a pages frame telling what the loader found in each file, which
+#: spare the exporter parsing the file again while it is unchanged.
+LOADED_COLUMNS = ("file_digest", "block_spans", "rest_fingerprint")
 _BLOCK_INDENT = " " * 4
 _PLAIN_SAFE = re.compile(r"[A-Za-z/][A-Za-z0-9 _./()&,'!?+-]*")
 _YAML_WORDS = frozenset({"yes", "no", "true", "false", "on", "off", "null"})
@@ -189,42 +199,7 @@ def related_blocks(front_matter: str) -> list[tuple[int, int]]:
     RewriteCheckError
         When it is not a mapping of keys at the start of lines.
     """
-    return _related_spans(front_matter, parse_yaml(front_matter)[0])
-
-
-def _related_spans(front_matter: str, root: yaml.Node | None) -> list[tuple[int, int]]:
-    """:func:`related_blocks` of front matter already composed into ``root``."""
-    if root is None:
-        return []
-    if not isinstance(root, yaml.MappingNode) or root.flow_style:
-        raise RewriteCheckError("the front matter is not a block mapping of `key: value` lines")
-    spans = []
-    for key, value in root.value:
-        if not isinstance(key, yaml.ScalarNode) or not _RELATED_KEY.fullmatch(key.value):
-            continue
-        if key.start_mark.column != 0 or key.tag != "tag:yaml.org,2002:str" or key.style:
-            raise RewriteCheckError(f"the key {key.value} is not at the start of a plain line")
-        spans.append((key.start_mark.index, _block_end(front_matter, value.end_mark.index)))
-    return spans
-
-
-def _block_end(text: str, value_end: int) -> int:
-    """Where a block whose value ends at ``value_end`` ends: after its value's last line."""
-    line_start = text.rfind("\n", 0, value_end) + 1
-    if line_start != value_end:  # the value ends inside a line: the block takes the whole line
-        return _line_end(text, value_end)
-    end = value_end  # a nested mapping ends where the next key starts: give back blank lines
-    while end > 0:
-        previous = text.rfind("\n", 0, end - 1) + 1
-        if not _BLANK_OR_COMMENT_LINE.fullmatch(text, previous, end):
-            break
-        end = previous
-    return end
-
-
-def _line_end(text: str, position: int) -> int:
-    end = text.find("\n", position)
-    return len(text) if end == -1 else end + 1
+    return related_spans(front_matter, parse_yaml(front_matter)[0])
 
 
 def replace_related(
@@ -232,6 +207,7 @@ def replace_related(
     targets: Sequence[Mapping[str, object]],
     *,
     cache: dict[tuple[object, ...], str] | None = None,
+    known: tuple[list[tuple[int, int]], str] | None = None,
 ) -> str:
     """Return a page's text with its related blocks replaced by ``targets``.
 
@@ -239,7 +215,10 @@ def replace_related(
     hold exactly these values (in order, whatever their layout), the text is
     returned unchanged.  ``cache`` is passed to :func:`render_related`.  Like
     black, the new front matter is parsed again before it is returned
-    (:func:`check_rewrite`).
+    (:func:`check_rewrite`).  ``known``: the blocks' spans in the front
+    matter and the :func:`~recommender.frontmatter.rest_fingerprint` of the
+    rest, as the loader found them in exactly this text; the old text is
+    then not parsed again, and the new one must read back to that fingerprint.
 
     Raises
     ------
@@ -255,8 +234,11 @@ def replace_related(
         raise ValueError("the file does not open with a '---' line")
     start, end, _ = span
     front_matter = text[start:end]
-    root, before = parse_yaml(front_matter)
-    blocks = _related_spans(front_matter, root)
+    if known is None:
+        root, before = parse_yaml(front_matter)
+        blocks, fingerprint = related_spans(front_matter, root), None
+    else:
+        (blocks, fingerprint), before = known, None
     wanted = [_block_values(target) for target in targets]
     newline = "\r\n" if text[start - 2 : start] == "\r\n" else "\n"
     rendered = render_related(wanted, newline, cache=cache)
@@ -269,14 +251,12 @@ def replace_related(
         position = b
     pieces.append(front_matter[position:])
     # the new blocks go where the first old one was, else at the end
-    new_front_matter = (
-        pieces[0] + rendered + "".join(pieces[1:]) if blocks else front_matter + rendered
-    )
+    new_front_matter = pieces[0] + rendered + "".join(pieces[1:])
     new_text = text[:start] + new_front_matter + text[end:]
     body_start = len(new_text) - (len(text) - span[2])
     if split_front_matter(new_text) != (start, start + len(new_front_matter), body_start):
         raise RewriteCheckError("the new text would move the end of the front matter")
-    _check_rewrite(before, new_front_matter, wanted)
+    _check_rewrite(before, new_front_matter, wanted, rest=("".join(pieces), fingerprint))
     return new_text
 
 
@@ -295,26 +275,32 @@ def check_rewrite(old: str, new: str, wanted: Sequence[Mapping[str, object]]) ->
     _check_rewrite(load_yaml(old), new, wanted)
 
 
-def _check_rewrite(before: object, new: str, wanted: Sequence[Mapping[str, object]]) -> None:
-    """:func:`check_rewrite` with the old front matter's value already known."""
-    before = {} if before is None else before
+def _check_rewrite(
+    before: object,
+    new: str,
+    wanted: Sequence[Mapping[str, object]],
+    rest: tuple[str, str | None] | None = None,
+) -> None:
+    """:func:`check_rewrite` with the old front matter's value already known.
+
+    With a fingerprint in ``rest`` (the new text outside its blocks, and the
+    fingerprint of the old value outside them), that fingerprint stands for
+    the old value.
+    """
     try:
         after = load_yaml(new)
     except yaml.YAMLError as exc:
         raise RewriteCheckError(
             f"the new front matter would not parse: {_first_line(exc)}"
         ) from None
-    if not isinstance(after, dict) or not isinstance(before, dict):
-        raise RewriteCheckError("the new front matter would not be a mapping")
-    rest_before = {k: v for k, v in before.items() if not _is_block_key(k)}
-    rest_after = {k: v for k, v in after.items() if not _is_block_key(k)}
-    if list(rest_before) != list(rest_after):
-        changed = sorted(set(rest_before) ^ set(rest_after), key=str) or list(rest_before)
-        raise RewriteCheckError(f"the key `{str(changed[0])[:60]}` would be lost or moved")
-    for key, value in rest_before.items():
-        if not _same(value, rest_after[key]):
-            raise RewriteCheckError(f"the key `{str(key)[:60]}` would read back differently")
-    blocks = [(k, v) for k, v in after.items() if _is_block_key(k)]
+    if rest is not None and rest[1] is not None:
+        if rest_fingerprint(rest[0], after) != rest[1]:
+            raise RewriteCheckError(
+                "the keys outside the related blocks would read back differently"
+            )
+    else:
+        _check_rest({} if before is None else before, after)
+    blocks = [(k, v) for k, v in after.items() if is_block_key(k)]
     expected = [(f"related_article{n}", dict(values)) for n, values in enumerate(wanted, 1)]
     if len(blocks) != len(expected) or not all(
         key == want_key and _same(value, want)
@@ -323,8 +309,18 @@ def _check_rewrite(before: object, new: str, wanted: Sequence[Mapping[str, objec
         raise RewriteCheckError("the new related blocks would not read back as the links meant")
 
 
-def _is_block_key(key: object) -> bool:
-    return isinstance(key, str) and _RELATED_KEY.fullmatch(key) is not None
+def _check_rest(before: object, after: object) -> None:
+    """Every key outside the related blocks keeps its value and its place."""
+    if not isinstance(after, dict) or not isinstance(before, dict):
+        raise RewriteCheckError("the new front matter would not be a mapping")
+    rest_before = {k: v for k, v in before.items() if not is_block_key(k)}
+    rest_after = {k: v for k, v in after.items() if not is_block_key(k)}
+    if list(rest_before) != list(rest_after):
+        changed = sorted(set(rest_before) ^ set(rest_after), key=str) or list(rest_before)
+        raise RewriteCheckError(f"the key `{str(changed[0])[:60]}` would be lost or moved")
+    for key, value in rest_before.items():
+        if not _same(value, rest_after[key]):
+            raise RewriteCheckError(f"the key `{str(key)[:60]}` would read back differently")
 
 
 def _first_line(exc: Exception) -> str:
@@ -546,10 +542,11 @@ def export_links(
     if sources is not None:
         by_path = by_path[by_path["url"].isin(list(sources))]
     rows, work = {}, []
-    for url, path, old_urls in zip(
+    for url, path, old_urls, known in zip(
         by_path["url"].tolist(),
         by_path["path"].tolist(),
         by_path["related_urls"].tolist(),
+        _as_loaded(by_path),
         strict=True,
     ):
         if url in leave:
@@ -557,7 +554,7 @@ def export_links(
             continue
         targets = targets_by_source.get(url, [])
         rows[path] = (path, url, None, *_link_counts(old_urls, targets), "")
-        work.append((path, url, [blocks_by_url[t] for t in targets]))
+        work.append((path, url, [blocks_by_url[t] for t in targets], known))
     # a diff is shown before its page is written: in this process, one page at a time
     chunks, results = run_chunks(
         _export_chunk,
@@ -579,8 +576,26 @@ def export_links(
     return pd.DataFrame(list(rows.values()), columns=list(REPORT_COLUMNS))
 
 
+def _as_loaded(pages: pd.DataFrame) -> list[tuple[str, list[tuple[int, int]], str] | None]:
+    """Per page, what the loader found in its file (:data:`LOADED_COLUMNS`), where it could.
+
+    Content hash, block spans and rest fingerprint; None where the frame
+    lacks them or the loader could not tell (see :func:`replace_related`).
+    """
+    if not set(LOADED_COLUMNS) <= set(pages.columns):
+        return [None] * len(pages)
+    return [
+        None
+        if not isinstance(digest, str) or spans is None or fingerprint is None
+        else (digest, list(zip(spans[::2], spans[1::2], strict=True)), fingerprint)
+        for digest, spans, fingerprint in zip(
+            *(pages[column].tolist() for column in LOADED_COLUMNS), strict=True
+        )
+    ]
+
+
 def _export_chunk(
-    work: list[tuple[str, str, list[dict[str, object]]]],
+    work: list[tuple[str, str, list[dict[str, object]], tuple | None]],
     root: Path,
     write: bool,
     max_bytes: int,
@@ -592,9 +607,17 @@ def _export_chunk(
     with PageWriter(root_real) as writer:
         return [
             _export_page(
-                root, path, url, targets, cache, writer if write else None, on_change, max_bytes
+                root,
+                path,
+                url,
+                targets,
+                cache,
+                writer if write else None,
+                on_change,
+                max_bytes,
+                known,
             )
-            for path, url, targets in work
+            for path, url, targets, known in work
         ]
 
 
@@ -660,14 +683,22 @@ def _export_page(
     writer: PageWriter | None,
     on_change: Callable[[PageChange], None] | None,
     max_bytes: int = DEFAULT_MAX_PAGE_BYTES,
+    known: tuple[str, list[tuple[int, int]], str] | None = None,
 ) -> tuple[str, str]:
-    """Rewrite one page's blocks (without a writer, compare only); its status and any error."""
+    """Rewrite one page's blocks (without a writer, compare only); its status and any error.
+
+    ``known``: the loader's content hash, block spans and rest fingerprint;
+    used when the file still has that hash.
+    """
     file = root / path
     try:
         old = read_regular_file(
             file, writer.root_real if writer else os.path.realpath(root), max_bytes
         )
-        new = replace_related(old.decode("utf-8"), targets, cache=cache)
+        same = known is not None and file_digest(old) == known[0]
+        new = replace_related(
+            old.decode("utf-8"), targets, cache=cache, known=known[1:] if same else None
+        )
     except (OSError, UnicodeDecodeError, ValueError, yaml.YAMLError, UnsafeFileError) as exc:
         logger.warning("%s: not exported: %s", path, _first_line(exc))
         return "error", f"{path}: {_first_line(exc)}"

@@ -8,6 +8,7 @@ files or the model.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import re
 from typing import Any
@@ -15,11 +16,17 @@ from typing import Any
 import yaml
 from yaml.nodes import MappingNode, ScalarNode, SequenceNode
 
+from .errors import RewriteCheckError
+
 __all__ = [
     "MAX_DEPTH",
     "MAX_NODES",
+    "file_digest",
+    "is_block_key",
     "load_yaml",
     "parse_yaml",
+    "related_spans",
+    "rest_fingerprint",
     "split_front_matter",
 ]
 
@@ -39,6 +46,8 @@ _MERGE = "tag:yaml.org,2002:merge"
 MAX_NODES = 100_000
 #: Deepest nesting of lists and mappings a front matter may have.
 MAX_DEPTH = 64
+_RELATED_KEY = re.compile(r"related_article(\d+)")
+_BLANK_OR_COMMENT_LINE = re.compile(r"(?:[ \t]*|#[^\n]*)\r?\n")  # a comment at column 0
 _OPENING = re.compile(r"---[ \t]*\r?\n")
 _CLOSING_LINE = re.compile(r"---[ \t]*(?:\r?\n|\r?$)")
 
@@ -187,6 +196,78 @@ class _Builder:
                 self.value(k, inner)
             self.value(v, inner)
         return _construct(node, self.loader)
+
+
+def is_block_key(key: object) -> bool:
+    """Is this front matter key one of the ``related_articleN`` blocks?"""
+    return isinstance(key, str) and _RELATED_KEY.fullmatch(key) is not None
+
+
+def file_digest(data: bytes) -> str:
+    """The content hash of a page file's bytes (BLAKE2b, 128 bits, hex)."""
+    return hashlib.blake2b(data, digest_size=16).hexdigest()
+
+
+def rest_fingerprint(rest_text: str, data: Any) -> str | None:
+    """A digest of a front matter's value outside its related blocks.
+
+    ``rest_text`` is the front matter's text outside its blocks, ``data``
+    the whole value.  Two values with the same fingerprint are equal, with
+    equal types and keys in the same order (their ``repr`` is hashed).  None
+    when the value is no mapping, or its ``repr`` could vary between
+    processes (a ``!!set``: Python orders sets by hash).
+    """
+    if not isinstance(data, dict) or any(s in rest_text for s in ("!!set", "2002:set", "%TAG")):
+        return None
+    rest = [(key, value) for key, value in data.items() if not is_block_key(key)]
+    text = repr(rest).encode("utf-8", "surrogatepass")
+    return hashlib.blake2b(text, digest_size=16).hexdigest()
+
+
+def related_spans(front_matter: str, root: Any) -> list[tuple[int, int]]:
+    """Spans ``(start, end)`` of the ``related_articleN`` blocks of front matter parsed as ``root``.
+
+    The blocks are found where YAML itself puts them: the top-level keys
+    ``related_articleN`` (``root`` from :func:`parse_yaml`), from the key to
+    the end of its value's last line (blank and comment lines after it stay
+    outside), so that text inside another value never passes for a block.
+
+    Raises
+    ------
+    RewriteCheckError
+        When the front matter is not a mapping of keys at the start of lines.
+    """
+    if root is None:
+        return []
+    if not isinstance(root, yaml.MappingNode) or root.flow_style:
+        raise RewriteCheckError("the front matter is not a block mapping of `key: value` lines")
+    spans = []
+    for key, value in root.value:
+        if not isinstance(key, yaml.ScalarNode) or not _RELATED_KEY.fullmatch(key.value):
+            continue
+        if key.start_mark.column != 0 or key.tag != "tag:yaml.org,2002:str" or key.style:
+            raise RewriteCheckError(f"the key {key.value} is not at the start of a plain line")
+        spans.append((key.start_mark.index, _block_end(front_matter, value.end_mark.index)))
+    return spans
+
+
+def _block_end(text: str, value_end: int) -> int:
+    """Where a block whose value ends at ``value_end`` ends: after its value's last line."""
+    line_start = text.rfind("\n", 0, value_end) + 1
+    if line_start != value_end:  # the value ends inside a line: the block takes the whole line
+        return _line_end(text, value_end)
+    end = value_end  # a nested mapping ends where the next key starts: give back blank lines
+    while end > 0:
+        previous = text.rfind("\n", 0, end - 1) + 1
+        if not _BLANK_OR_COMMENT_LINE.fullmatch(text, previous, end):
+            break
+        end = previous
+    return end
+
+
+def _line_end(text: str, position: int) -> int:
+    end = text.find("\n", position)
+    return len(text) if end == -1 else end + 1
 
 
 def _check_unique_keys(node: MappingNode) -> None:

@@ -82,6 +82,9 @@ class JobResult:
     ----------
     corpus : Corpus
         The site as loaded (``corpus.errors``: the pages that were skipped).
+        After an unchanged run (nothing was read), ``corpus.pages`` holds
+        only ``path`` and ``related_urls``; :func:`~recommender.load_corpus`
+        gives the rest.
     links : pandas.DataFrame
         The new links (:data:`~recommender.model.LINK_COLUMNS`); empty when
         the site has fewer than two pages.
@@ -423,8 +426,11 @@ def _export(corpus: Corpus, links: pd.DataFrame, model, options, sources=None) -
 
 
 def _unchanged(saved: SavedState, root: Path, settings, options):
-    """No file changed and every page holds its links: say so, read and write nothing."""
-    corpus = saved.read_corpus(root)
+    """No file changed and every page holds its links: say so, read and write nothing.
+
+    Only the pages' paths and links are read from the state (the summary needs no more).
+    """
+    corpus = saved.read_corpus(root, columns=["path", "related_urls"])
     _raise_first_error(corpus, options["strict"])
     links = saved.read_links()
     return corpus, links, _report(corpus.pages, links, []), None

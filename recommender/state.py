@@ -97,7 +97,7 @@ def file_signatures(root: Path, paths: list[str], *, digests: bool) -> Signature
     digest = np.zeros((len(paths), 16), dtype=np.uint8)
     for i, path in enumerate(paths):
         try:
-            info = os.stat(root / path)
+            info = os.stat(os.path.join(root, path))
         except OSError:
             continue
         size[i], mtime[i] = info.st_size, info.st_mtime_ns
@@ -197,19 +197,21 @@ class SavedState:
             n_files=max(len(now.paths), len(self.signatures.paths)),
         )
 
-    def read_corpus(self, root: Path) -> Corpus:
+    def read_corpus(self, root: Path, columns: list[str] | None = None) -> Corpus:
         """The pages, bad pages and blocks as the state saw them.
 
+        ``columns``: only these columns of the pages (default all).
         Raises :class:`StateDamagedError` when its files cannot be read.
         """
         with _damage_as(StateDamagedError, self.folder):
-            return self._read_corpus(root)
+            return self._read_corpus(root, columns)
 
-    def _read_corpus(self, root: Path) -> Corpus:
+    def _read_corpus(self, root: Path, columns: list[str] | None = None) -> Corpus:
         folder = self.folder / self.generation
-        pages = pd.read_parquet(folder / "pages.parquet")
-        pages["keywords"] = pages["keywords"].map(list)
-        pages["related_urls"] = pages["related_urls"].map(list)
+        pages = pd.read_parquet(folder / "pages.parquet", columns=columns)
+        for column in ("keywords", "related_urls"):
+            if column in pages:
+                pages[column] = pages[column].map(list)
         errors = pd.read_parquet(folder / "errors.parquet")
         blocks = pd.read_parquet(folder / "blocks.parquet")
         return Corpus(root=root, pages=pages, errors=errors, links=blocks)

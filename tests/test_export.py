@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from recommender import Recommender, load_corpus
 from recommender.errors import ExportError, UnsafeFileError
 from recommender.export import (
+    LOADED_COLUMNS,
     PageChange,
     WriteBack,
     check_output_path,
@@ -29,7 +30,7 @@ from recommender.export import (
 )
 from recommender.files import PageWriter
 
-from .conftest import FIXTURES
+from .conftest import FIXTURES, SAMPLE
 
 EXPORT = FIXTURES / "export"
 CASES = sorted(p.name[: -len(".targets.json")] for p in EXPORT.glob("*.targets.json"))
@@ -540,3 +541,42 @@ def test_targets_by_source_lists_each_sources_targets_in_rank_order():
     expected = links.sort_values("rank").groupby("source_url")["target_url"].agg(list).to_dict()
     assert targets_by_source(links) == expected
     assert targets_by_source(links.iloc[:0]) == {}
+
+
+def test_pages_as_loaded_are_not_parsed_again_and_give_the_same_text(tmp_path):
+    site = tmp_path / "site"
+    shutil.copytree(SAMPLE, site)
+    corpus = load_corpus(site)
+    links = corpus.links[["source_url", "rank", "target_url"]].assign(
+        rank=lambda frame: -frame["rank"]  # every list reversed: every page changes
+    )
+    links = links[links["target_url"].isin(corpus.pages.index)]
+    seen: dict[str, dict[str, str]] = {"known": {}, "parsed": {}}
+    plain = corpus.pages.drop(columns=list(LOADED_COLUMNS))
+    for name, pages in (("known", corpus.pages), ("parsed", plain)):
+        export_links(
+            site, pages, links, on_change=lambda c, n=name: seen[n].__setitem__(c.path, c.new)
+        )
+    assert seen["known"] and seen["known"] == seen["parsed"]
+
+
+def test_a_wrong_fingerprint_or_a_changed_file_is_never_trusted(tmp_path, monkeypatch):
+    site = tmp_path / "site"
+    shutil.copytree(SAMPLE, site)
+    corpus = load_corpus(site)
+    links = corpus.links[["source_url", "rank", "target_url"]].assign(rank=lambda f: -f["rank"])
+    links = links[links["target_url"].isin(corpus.pages.index)]
+    lying = corpus.pages.assign(rest_fingerprint="0" * 32)
+    report = export_links(site, lying, links).set_index("path")
+    changing = report["status"] != "unchanged"
+    assert changing.any() and (report.loc[changing, "status"] == "error").all()
+    assert report.loc[changing, "detail"].str.contains("outside the related blocks").all()
+    page = site / report.index[changing][0]
+    page.write_text(
+        page.read_text(encoding="utf-8").replace("\nanswer:", "\nreviewed: 7\nanswer:", 1)
+    )
+    again = export_links(site, lying, links, write=True).set_index("path")
+    assert again.at[report.index[changing][0], "status"] == "written", again.at[
+        report.index[changing][0], "detail"
+    ]
+    assert "reviewed: 7" in page.read_text(encoding="utf-8")
