@@ -34,7 +34,11 @@ import numpy as np
 from _site import ARCHIVE, extract
 
 TAKEN_OUT, EDITED, SEED = 500, 200, 0
-STEP = re.compile(r"info recommender\.(\w+): (.*)$")
+STEP = re.compile(r"^(\S+ [\d:,]+) info recommender\.(\w+): (.*)$")
+#: The log lines that mark the stages: reading, fitting, writing, the state.
+STAGES = re.compile(
+    r"^(reading|loaded|\d+ links for|\d+ of \d+ pages searched|wrote|compared|state written)"
+)
 
 
 def recommend(site: Path, *extra: str) -> tuple[float, float, list[str]]:
@@ -51,9 +55,13 @@ def recommend(site: Path, *extra: str) -> tuple[float, float, list[str]]:
     if done.returncode != 0:
         sys.exit(f"recommend failed ({done.returncode}):\n{done.stderr[-3000:]}")
     peak = max(before, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss) / 2**20
-    steps = [m.group(2) for line in done.stderr.splitlines() if (m := STEP.search(line))]
+    steps = [
+        f"{m.group(1)[11:]}  {m.group(3)}"
+        for line in done.stderr.splitlines()
+        if (m := STEP.search(line)) and STAGES.match(m.group(3))
+    ]
     summary = [line for line in done.stdout.splitlines() if line.startswith("  ")]
-    return seconds, peak, [*summary, *(f"  log      {s}" for s in steps[-4:])]
+    return seconds, peak, [*summary, *(f"  log      {s}" for s in steps)]
 
 
 def take_out(site: Path, aside: Path) -> list[Path]:

@@ -40,6 +40,7 @@ import re
 from array import array
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
+from itertools import islice
 from typing import ClassVar
 
 import joblib
@@ -328,13 +329,13 @@ class _FastCounting:
     n_jobs: int | None = None
 
     def _count_vocab(self, raw_documents, fixed_vocab):
-        documents = list(raw_documents)
         workers = joblib.effective_n_jobs(self.n_jobs)
-        if not fixed_vocab and workers > 1 and len(documents) >= PARALLEL_MIN_PAGES:
-            vocabulary, blocks = self._count_in_workers(documents)
+        sized = hasattr(raw_documents, "__len__") and hasattr(raw_documents, "__getitem__")
+        if not fixed_vocab and workers > 1 and sized and len(raw_documents) >= PARALLEL_MIN_PAGES:
+            vocabulary, blocks = self._count_in_workers(raw_documents)
         else:
             vocabulary, blocks = _count_chunk(
-                documents, self, self.vocabulary_ if fixed_vocab else None
+                raw_documents, self, self.vocabulary_ if fixed_vocab else None
             )
         if not vocabulary:
             raise ValueError("empty vocabulary; perhaps the documents only contain stop words")
@@ -348,7 +349,7 @@ class _FastCounting:
         matrix.sort_indices()
         return vocabulary, matrix.astype(self.dtype, copy=False)
 
-    def _count_in_workers(self, documents: list) -> tuple[dict[str, int], list[sp.csr_matrix]]:
+    def _count_in_workers(self, documents) -> tuple[dict[str, int], list[sp.csr_matrix]]:
         """Chunks counted by worker processes, their columns renumbered as one process would.
 
         Columns are numbered in the order terms are first met, chunk after chunk,
@@ -367,7 +368,7 @@ class _FastCounting:
         return vocabulary, blocks
 
 
-def _count_chunk(documents: list, vectorizer, fixed: dict[str, int] | None = None):
+def _count_chunk(documents, vectorizer, fixed: dict[str, int] | None = None):
     """Count the terms of some documents in blocks: their vocabulary and the blocks' counts.
 
     With ``fixed``, only its terms are counted, in its columns; otherwise the
@@ -377,9 +378,8 @@ def _count_chunk(documents: list, vectorizer, fixed: dict[str, int] | None = Non
     if fixed is None:
         vocabulary.default_factory = vocabulary.__len__
     analyze = vectorizer.build_analyzer()
-    blocks = []
-    for start in range(0, len(documents), _FastCounting._BLOCK):
-        block = documents[start : start + _FastCounting._BLOCK]
+    blocks, remaining = [], iter(documents)  # a block at a time: the texts are never all copied
+    while block := list(islice(remaining, _FastCounting._BLOCK)):
         blocks.append(_count_block(block, analyze, vocabulary, fixed is not None))
     return dict(vocabulary), blocks
 

@@ -411,7 +411,8 @@ def _export(corpus: Corpus, links: pd.DataFrame, model, options, sources=None) -
     pages = corpus.pages if sources is None else corpus.pages[corpus.pages.index.isin(sources)]
     write_back = options["write_back"]
     _refuse_mass_removal(pages, links, options["max_removal_share"], writing=write_back.writes)
-    return export_links(
+    started = time.perf_counter()
+    report = export_links(
         corpus.root,
         corpus.pages,
         links,
@@ -423,6 +424,13 @@ def _export(corpus: Corpus, links: pd.DataFrame, model, options, sources=None) -
         leave=set(getattr(model, "kept_urls_", ())),  # pages of [[keep]] rules
         n_jobs=getattr(model, "n_jobs", None),  # the settings' processes
     )
+    logger.info(
+        "%s %d pages in %.1fs",
+        "wrote" if write_back.writes else "compared",
+        len(report),
+        time.perf_counter() - started,
+    )
+    return report
 
 
 def _unchanged(saved: SavedState, root: Path, settings, options):
@@ -529,11 +537,13 @@ def _raise_first_error(corpus: Corpus, strict: bool) -> None:
 
 def _save_state(folder, key, root, rels, before: Signatures, report, corpus, model, saved) -> None:
     """Write the state of a run that wrote its pages (see :func:`signatures_after_writes`)."""
+    started = time.perf_counter()
     written = set(report.loc[report["status"] == "written", "path"])
     after = signatures_after_writes(root, before, written, saved and saved.signatures)
     failed = set(report.loc[report["status"] == "error", "path"])
     in_sync = np.array([path not in failed for path in rels], dtype=bool)
     write_state(folder, key, after, in_sync, _as_written(corpus, model, failed), model)
+    logger.info("state written in %.1fs", time.perf_counter() - started)
 
 
 def _as_written(corpus: Corpus, model, failed: set[str]) -> Corpus:
