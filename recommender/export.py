@@ -538,7 +538,8 @@ def export_links(
     root = Path(root)
     targets_by_source = _targets_by_source(pages, links)
     blocks_by_url = _blocks_by_url(pages)
-    by_path = pages.reset_index().sort_values("path")
+    wanted = ["path", "related_urls", *(c for c in LOADED_COLUMNS if c in pages.columns)]
+    by_path = pages[wanted].reset_index().sort_values("path")  # not a copy of every text
     if sources is not None:
         by_path = by_path[by_path["url"].isin(list(sources))]
     rows, work = {}, []
