@@ -25,7 +25,6 @@ import argparse
 import os
 import random
 import re
-import resource
 import shutil
 import subprocess
 import sys
@@ -45,25 +44,30 @@ STAGES = re.compile(
 
 
 def recommend(site: Path, *extra: str) -> tuple[float, float, list[str]]:
-    """Run recommend --rewrite; return its wall seconds, peak RSS (GiB) and log lines."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    start = time.perf_counter()
-    done = subprocess.run(
-        [sys.executable, "-m", "recommender.cli", str(site), "--rewrite", "--verbose", *extra],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    seconds = time.perf_counter() - start
-    if done.returncode != 0:
-        sys.exit(f"recommend failed ({done.returncode}):\n{done.stderr[-3000:]}")
-    peak = max(before, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss) / 2**20
+    """Run recommend --rewrite; return its wall seconds, peak RSS (GiB) and log lines.
+
+    The peak is that of this run's process and the worker processes it
+    started (``wait4`` on it), not of anything else this script ran.
+    """
+    command = [sys.executable, "-m", "recommender.cli", str(site), "--rewrite", "--verbose", *extra]
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        start = time.perf_counter()
+        child = subprocess.Popen(command, stdout=out, stderr=err, text=True)
+        _, status, usage = os.wait4(child.pid, 0)
+        seconds = time.perf_counter() - start
+        child.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        stdout, stderr = out.read(), err.read()
+    if child.returncode != 0:
+        sys.exit(f"recommend failed ({child.returncode}):\n{stderr[-3000:]}")
+    peak = usage.ru_maxrss / 2**20
     steps = [
         f"{m.group(1)[11:]}  {m.group(3)}"
-        for line in done.stderr.splitlines()
+        for line in stderr.splitlines()
         if (m := STEP.search(line)) and STAGES.match(m.group(3))
     ]
-    summary = [line for line in done.stdout.splitlines() if line.startswith("  ")]
+    summary = [line for line in stdout.splitlines() if line.startswith("  ")]
     return seconds, peak, [*summary, *(f"  log      {s}" for s in steps)]
 
 
