@@ -33,6 +33,7 @@ from .errors import (
 from .files import DEFAULT_MAX_PAGE_BYTES, is_inside, read_regular_file
 from .frontmatter import (
     file_digest,
+    outside_spans,
     parse_yaml,
     related_spans,
     rest_fingerprint,
@@ -348,15 +349,10 @@ def _as_read(raw: bytes, front_matter: str, root: Any, data: dict) -> dict[str, 
         spans = related_spans(front_matter, root)
     except RewriteCheckError:  # the exporter will say why when it tries
         return {"file_digest": file_digest(raw), "block_spans": None, "rest_fingerprint": None}
-    rest, position = [], 0
-    for start, end in spans:
-        rest.append(front_matter[position:start])
-        position = end
-    rest.append(front_matter[position:])
     return {
         "file_digest": file_digest(raw),
         "block_spans": [place for span in spans for place in span],
-        "rest_fingerprint": rest_fingerprint("".join(rest), data),
+        "rest_fingerprint": rest_fingerprint("".join(outside_spans(front_matter, spans)), data),
     }
 
 

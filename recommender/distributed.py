@@ -34,7 +34,7 @@ import scipy.sparse as sp
 from tqdm.auto import tqdm
 
 from .errors import ConfigError
-from .neighbors import ExactSearch, FastSearch, exact_block, fast_block
+from .neighbors import ExactSearch, FastSearch, check_block_size, exact_block, fast_block
 from .workers import cluster_client, map_in_order
 
 __all__ = [
@@ -116,7 +116,7 @@ def top_k_cosine_dask(
         Identical to what :func:`~recommender.neighbors.top_k_cosine` returns
         for the same arguments.
     """
-    _check_block_size(block_size)
+    check_block_size(block_size)
     search = ExactSearch(X, Y, k=k)
     return _blocks_on_cluster(
         client,
@@ -156,7 +156,7 @@ def top_k_cosine_fast_dask(
         Identical to what :func:`~recommender.neighbors.top_k_cosine_fast`
         returns for the same arguments.
     """
-    _check_block_size(block_size)
+    check_block_size(block_size)
     search = FastSearch(X, Y, k=k, n_terms=n_terms, n_candidates=n_candidates)
     return _blocks_on_cluster(
         client,
@@ -168,11 +168,6 @@ def top_k_cosine_fast_dask(
         progress=progress,
         options={"k": k, "width": search.width, "n_threads": 1},
     )
-
-
-def _check_block_size(block_size: int) -> None:
-    if block_size < 1:
-        raise ValueError(f"block_size must be a positive integer, got {block_size!r}")
 
 
 def _blocks_on_cluster(

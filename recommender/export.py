@@ -27,15 +27,12 @@ page either as it was or as it should be.
 
 from __future__ import annotations
 
-import contextlib
 import difflib
 import io
 import logging
 import math
 import os
 import re
-import stat
-import tempfile
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum
@@ -47,11 +44,12 @@ import yaml
 from tqdm.auto import tqdm
 
 from .errors import ExportError, RewriteCheckError, UnsafeFileError
-from .files import DEFAULT_MAX_PAGE_BYTES, PageWriter, read_regular_file
+from .files import DEFAULT_MAX_PAGE_BYTES, PageWriter, read_regular_file, write_atomic
 from .frontmatter import (
     file_digest,
     is_block_key,
     load_yaml,
+    outside_spans,
     parse_yaml,
     related_spans,
     rest_fingerprint,
@@ -245,11 +243,7 @@ def replace_related(
     old_text = "".join(front_matter[a:b] for a, b in blocks)
     if old_text == rendered or (blocks and _blocks_say(old_text, wanted)):
         return text
-    pieces, position = [], 0
-    for a, b in blocks:
-        pieces.append(front_matter[position:a])
-        position = b
-    pieces.append(front_matter[position:])
+    pieces = outside_spans(front_matter, blocks)
     # the new blocks go where the first old one was, else at the end
     new_front_matter = pieces[0] + rendered + "".join(pieces[1:])
     new_text = text[:start] + new_front_matter + text[end:]
@@ -363,37 +357,6 @@ def _blocks_say(blocks_text: str, wanted: list[dict[str, object]]) -> bool:
         return False
     expected = {f"related_article{n}": values for n, values in enumerate(wanted, 1)}
     return isinstance(old, dict) and old == expected and list(old) == list(expected)
-
-
-def write_atomic(path: str | os.PathLike[str], data: bytes) -> None:
-    """Replace a file's content atomically, keeping its mode.
-
-    The data goes to a temporary file in the same folder, which then replaces
-    the file (``os.replace``), so a reader or a killed process sees either
-    the old content or the new, never a part.  A symlink is followed: the
-    file it points to is replaced, not the link.
-    """
-    path = Path(os.path.realpath(path))
-    try:
-        mode = stat.S_IMODE(path.stat().st_mode)
-    except FileNotFoundError:
-        mode = 0o666 & ~_umask()
-    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as stream:
-            stream.write(data)
-        os.chmod(temporary, mode)
-        os.replace(temporary, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(temporary)
-        raise
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 class WriteBack(Enum):

@@ -40,13 +40,14 @@ __all__ = [
     "read_regular_file",
     "remove_temporary_files",
     "writable_target",
+    "write_atomic",
 ]
 
 logger = logging.getLogger(__name__)
 
 #: Largest page read by default (bytes); a bigger file is reported, not read.
 DEFAULT_MAX_PAGE_BYTES = 1_000_000
-#: The name :func:`recommender.export.write_atomic` gives its temporary files.
+#: The name :func:`write_atomic` and :class:`PageWriter` give their temporary files.
 TEMPORARY_NAME = re.compile(r"\..+\.md\.[a-z0-9_]{8}\.tmp")
 _KINDS = (
     (stat.S_ISDIR, "a folder"),
@@ -198,14 +199,42 @@ class PageWriter:
         self._folder = self._descriptor = None
 
 
-def _replace_in(folder: int, name: str, data: bytes, mode: int) -> None:
-    """Write ``data`` to a temporary file in the open folder, then rename it over ``name``."""
+def write_atomic(path: str | os.PathLike[str], data: bytes) -> None:
+    """Replace a file's content atomically (or create it), keeping its mode.
+
+    The data goes to a temporary file in the same folder, which then replaces
+    the file (``os.replace``), so a reader or a killed process sees either
+    the old content or the new, never a part.  A symlink is followed: the
+    file it points to is replaced, not the link.  A new file gets the modes
+    the umask allows.  For any file (the state, a links table); pages go
+    through :class:`PageWriter`, which keeps them inside the site.
+    """
+    try:
+        mode = stat.S_IMODE(os.stat(path).st_mode)
+    except FileNotFoundError:
+        mode = 0o666 & ~_umask()
+    _replace_in(None, os.path.realpath(path), data, mode)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _replace_in(folder: int | None, path: str, data: bytes, mode: int) -> None:
+    """Write ``data`` to a temporary file beside ``path``, then rename it over ``path``.
+
+    ``path`` is a name in the open ``folder`` (a descriptor), or with no
+    folder, a path.
+    """
+    head, name = os.path.split(path)
+    in_folder = {} if folder is None else {"dir_fd": folder}
     for _ in range(100):
-        temporary = f".{name}.{secrets.token_hex(4)}.tmp"  # as TEMPORARY_NAME
+        temporary = os.path.join(head, f".{name}.{secrets.token_hex(4)}.tmp")  # TEMPORARY_NAME
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
         try:
-            descriptor = os.open(
-                temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600, dir_fd=folder
-            )
+            descriptor = os.open(temporary, flags, 0o600, **in_folder)
             break
         except FileExistsError:
             continue
@@ -219,10 +248,11 @@ def _replace_in(folder: int, name: str, data: bytes, mode: int) -> None:
             os.fchmod(descriptor, mode)
         finally:
             os.close(descriptor)
-        os.replace(temporary, name, src_dir_fd=folder, dst_dir_fd=folder)
+        both = {} if folder is None else {"src_dir_fd": folder, "dst_dir_fd": folder}
+        os.replace(temporary, path, **both)
     except BaseException:
         with contextlib.suppress(OSError):
-            os.unlink(temporary, dir_fd=folder)
+            os.unlink(temporary, **in_folder)
         raise
 
 

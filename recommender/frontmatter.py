@@ -24,6 +24,7 @@ __all__ = [
     "file_digest",
     "is_block_key",
     "load_yaml",
+    "outside_spans",
     "parse_yaml",
     "related_spans",
     "rest_fingerprint",
@@ -222,6 +223,16 @@ def rest_fingerprint(rest_text: str, data: Any) -> str | None:
     rest = [(key, value) for key, value in data.items() if not is_block_key(key)]
     text = repr(rest).encode("utf-8", "surrogatepass")
     return hashlib.blake2b(text, digest_size=16).hexdigest()
+
+
+def outside_spans(text: str, spans: list[tuple[int, int]]) -> list[str]:
+    """The pieces of ``text`` around ``spans`` (sorted, not overlapping): one more than spans."""
+    pieces, position = [], 0
+    for start, end in spans:
+        pieces.append(text[position:start])
+        position = end
+    pieces.append(text[position:])
+    return pieces
 
 
 def related_spans(front_matter: str, root: Any) -> list[tuple[int, int]]:

@@ -35,6 +35,7 @@ __all__ = [
     "ExactSearch",
     "FastSearch",
     "brute_force_top_k",
+    "check_block_size",
     "exact_block",
     "fast_block",
     "rescore_pairs",
@@ -88,8 +89,7 @@ def top_k_cosine(
     >>> indices.tolist()
     [[0, 1], [1, 2], [2, 1]]
     """
-    if block_size < 1:
-        raise ValueError(f"block_size must be a positive integer, got {block_size!r}")
+    check_block_size(block_size)
     search = ExactSearch(X, Y, k=k)
     return _search_blocks(search, block_size, joblib.effective_n_jobs(n_jobs), progress)
 
@@ -106,15 +106,27 @@ class ExactSearch:
         if k < 1:
             raise ValueError(f"k must be a positive integer, got {k!r}")
         self.k = k
-        self.X = sp.csr_matrix(X, dtype=np.float32)
-        self.Y = self.X if Y is None else sp.csr_matrix(Y, dtype=np.float32)
-        if self.X.shape[1] != self.Y.shape[1]:
-            raise ValueError(f"X has {self.X.shape[1]} features but Y has {self.Y.shape[1]}")
+        self.X, self.Y = _queries_and_targets(X, Y)
         self.targets_t = self.Y.T.tocsr()
 
     def block(self, start: int, stop: int, n_threads: int = 1) -> tuple[np.ndarray, np.ndarray]:
         """Indices and scores of query rows ``start`` to ``stop - 1``."""
         return exact_block(self.X[start:stop], self.targets_t, self.Y, self.k, n_threads)
+
+
+def check_block_size(block_size: int) -> None:
+    """Refuse a block size that is not a positive integer."""
+    if block_size < 1:
+        raise ValueError(f"block_size must be a positive integer, got {block_size!r}")
+
+
+def _queries_and_targets(X, Y) -> tuple[sp.csr_matrix, sp.csr_matrix]:
+    """``X`` and ``Y`` (default: ``X`` itself) as float32 CSR, with as many features."""
+    X = sp.csr_matrix(X, dtype=np.float32)
+    Y = X if Y is None else sp.csr_matrix(Y, dtype=np.float32)
+    if X.shape[1] != Y.shape[1]:
+        raise ValueError(f"X has {X.shape[1]} features but Y has {Y.shape[1]}")
+    return X, Y
 
 
 def _search_blocks(
@@ -258,8 +270,7 @@ def top_k_cosine_fast(
     >>> indices.tolist()
     [[0, 1], [1, 2], [2, 1]]
     """
-    if block_size < 1:
-        raise ValueError(f"block_size must be a positive integer, got {block_size!r}")
+    check_block_size(block_size)
     search = FastSearch(X, Y, k=k, n_terms=n_terms, n_candidates=n_candidates)
     return _search_blocks(search, block_size, joblib.effective_n_jobs(n_jobs), progress)
 
@@ -280,10 +291,7 @@ class FastSearch:
         self.width = max(2 * k, 80) if n_candidates is None else n_candidates
         if self.width < k:
             raise ValueError(f"n_candidates must be at least k ({k}), got {n_candidates!r}")
-        self.X = sp.csr_matrix(X, dtype=np.float32)
-        self.Y = self.X if Y is None else sp.csr_matrix(Y, dtype=np.float32)
-        if self.X.shape[1] != self.Y.shape[1]:
-            raise ValueError(f"X has {self.X.shape[1]} features but Y has {self.Y.shape[1]}")
+        self.X, self.Y = _queries_and_targets(X, Y)
         self.X.sort_indices()
         self.Y.sort_indices()
         self.strong_queries = strongest_terms(self.X, n_terms)

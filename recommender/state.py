@@ -40,7 +40,7 @@ import scipy.sparse as sp
 
 from . import __version__
 from .corpus import Corpus
-from .export import write_atomic
+from .files import write_atomic
 from .model import Recommender
 
 __all__ = [

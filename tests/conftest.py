@@ -52,3 +52,17 @@ def site(tmp_path) -> Path:
     root = tmp_path / "site"
     shutil.copytree(SAMPLE, root)
     return root
+
+
+def fail_writes_to(monkeypatch, victim: Path) -> None:
+    """Make every write of the page ``victim`` fail as a permission error; others go on."""
+    from recommender.files import PageWriter
+
+    real = PageWriter.replace
+
+    def flaky(writer, path, data):
+        if Path(path) == victim:
+            raise PermissionError(13, "Permission denied")
+        real(writer, path, data)
+
+    monkeypatch.setattr(PageWriter, "replace", flaky)

@@ -4,7 +4,6 @@ import shutil
 import signal
 import tomllib
 import warnings
-from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -14,9 +13,8 @@ import recommender.job as job_module
 from recommender import Recommender, load_corpus
 from recommender.cli import main
 from recommender.config import SETTINGS, load_settings
-from recommender.files import PageWriter
 
-from .conftest import BROKEN
+from .conftest import BROKEN, fail_writes_to
 
 
 def snapshot(root):
@@ -235,15 +233,8 @@ def test_unexpected_errors_are_one_line_unless_verbose(site, capsys, monkeypatch
 
 
 def test_failed_writes_exit_4_and_the_others_are_written(site, capsys, monkeypatch):
-    real = PageWriter.replace
     victim = sorted(site.rglob("*.md"))[0]
-
-    def flaky(writer, path, data):
-        if Path(path) == victim:
-            raise PermissionError(13, "Permission denied")
-        real(writer, path, data)
-
-    monkeypatch.setattr(PageWriter, "replace", flaky)
+    fail_writes_to(monkeypatch, victim)
     code, out, err = run(capsys, site, "--rewrite")
     assert code == 4
     assert "63 rewritten, 0 unchanged, 1 failed" in out

@@ -2,7 +2,6 @@
 
 import json
 import shutil
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -11,9 +10,10 @@ import pytest
 import recommender.corpus as corpus_module
 from recommender import load_corpus
 from recommender.export import WriteBack
-from recommender.files import PageWriter
 from recommender.job import RunKind, run_job
 from recommender.state import STATE_FORMAT
+
+from .conftest import fail_writes_to
 
 SETTINGS = {"min_df": 1, "stability": 0.0}  # links that do not depend on the pages' history
 
@@ -158,16 +158,8 @@ def test_only_runs_that_write_keep_a_state(site):
 
 
 def test_a_page_that_fails_to_write_is_tried_again_next_run(site, monkeypatch):
-
-    real = PageWriter.replace
     victim = sorted(site.rglob("*.md"))[0]
-
-    def flaky(writer, path, data):
-        if Path(path) == victim:
-            raise PermissionError(13, "Permission denied")
-        real(writer, path, data)
-
-    monkeypatch.setattr(PageWriter, "replace", flaky)
+    fail_writes_to(monkeypatch, victim)
     assert rewrite(site).pages_failed == 1
     monkeypatch.undo()
     result = rewrite(site)
