@@ -46,7 +46,7 @@ from . import __version__
 from .coverage import spread_links
 from .distributed import cluster_client, top_k_cosine_dask, top_k_cosine_fast_dask
 from .errors import ConfigError, ModelFileError
-from .features import FieldFeatures, text_column
+from .features import TF_WEIGHTS, FieldFeatures, text_column
 from .neighbors import top_k_cosine, top_k_cosine_fast
 from .rules import (
     EditorialRules,
@@ -105,8 +105,17 @@ class Recommender(BaseEstimator):
         Word n-grams, for every field or per field ((1, 1) for fields not
         named).  Default: :data:`DEFAULT_NGRAM_RANGES`, single words
         everywhere (title word pairs did not raise labelled recall).
-    sublinear_tf : bool, default True
-        Use ``1 + log(tf)`` instead of raw term counts.
+    tf : {"bm25", "log", "raw"}, default "bm25"
+        How a term's count in a page becomes its weight: BM25's saturating,
+        length-normalised count, ``1 + log(tf)``, or the count itself (see
+        :class:`~recommender.features.TermWeighting`).
+    bm25_k1 : float, default 5.0
+        BM25's saturation: higher lets repeated terms count for longer.
+    bm25_b : float in [0, 1], default 0.75
+        BM25's length normalisation: 0 ignores a page's length.
+    idf_power : float, default 0.5
+        The idf is raised to this power: 1 is classic TF-IDF.  The square root
+        beat it by 4-7% in labelled recall@5 (see README).
     stop_words : "english", list of str or None, default "english"
         Words to ignore.
     combine : {"concatenate", "per_field"}, default "concatenate"
@@ -216,7 +225,10 @@ class Recommender(BaseEstimator):
         max_df: float | int = 0.5,
         min_df: float | int = 1,
         ngram_range: tuple[int, int] | Mapping[str, tuple[int, int]] | None = None,
-        sublinear_tf: bool = True,
+        tf: str = "bm25",
+        bm25_k1: float = 5.0,
+        bm25_b: float = 0.75,
+        idf_power: float = 0.5,
         stop_words: str | list[str] | None = "english",
         combine: str = "concatenate",
         stem: bool = True,
@@ -239,7 +251,10 @@ class Recommender(BaseEstimator):
         self.max_df = max_df
         self.min_df = min_df
         self.ngram_range = ngram_range
-        self.sublinear_tf = sublinear_tf
+        self.tf = tf
+        self.bm25_k1 = bm25_k1
+        self.bm25_b = bm25_b
+        self.idf_power = idf_power
         self.stop_words = stop_words
         self.combine = combine
         self.stem = stem
@@ -269,7 +284,10 @@ class Recommender(BaseEstimator):
             Interval(Integral, 1, None, closed="left"),
         ],
         "ngram_range": [tuple, list, Mapping, None],
-        "sublinear_tf": ["boolean"],
+        "tf": [StrOptions(set(TF_WEIGHTS))],
+        "bm25_k1": [Interval(Real, 0, None, closed="neither")],
+        "bm25_b": [Interval(Real, 0, 1, closed="both")],
+        "idf_power": [Interval(Real, 0, None, closed="left")],
         "stop_words": [StrOptions({"english"}), list, tuple, None],
         "combine": [StrOptions({"concatenate", "per_field"})],
         "stem": ["boolean"],
@@ -583,7 +601,10 @@ class Recommender(BaseEstimator):
             stem=self.stem,
             max_df=self.max_df,
             min_df=self.min_df,
-            sublinear_tf=self.sublinear_tf,
+            tf=self.tf,
+            bm25_k1=self.bm25_k1,
+            bm25_b=self.bm25_b,
+            idf_power=self.idf_power,
             stop_words=self.stop_words,
             n_jobs=self.n_jobs,
         )

@@ -58,7 +58,7 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 #: Version of the state's layout; a state of another format is rebuilt.
-STATE_FORMAT = 1
+STATE_FORMAT = 2
 #: The state folder's name at the site root, when no other is given.
 DEFAULT_STATE_FOLDER = ".recommender"
 _HEADER = "state.json"

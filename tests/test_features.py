@@ -3,10 +3,17 @@ import pickle
 import numpy as np
 import pandas as pd
 import pytest
+import scipy.sparse as sp
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.metrics.pairwise import cosine_similarity
 
-from recommender.features import FieldFeatures, StemmingTokenizer, TagAnalyzer
+from recommender.features import (
+    TF_WEIGHTS,
+    FieldFeatures,
+    StemmingTokenizer,
+    TagAnalyzer,
+    TermWeighting,
+)
 
 
 @pytest.fixture
@@ -30,12 +37,13 @@ def pages():
 
 def test_score_is_the_weighted_mean_of_field_cosines(pages):
     weights = {"title": 1.0, "keywords": 1.0, "answer": 2.0}
-    model = FieldFeatures(weights, combine="per_field", stem=False, sublinear_tf=True)
+    model = FieldFeatures(weights, combine="per_field", stem=False)
     features = model.fit_transform(pages)
     combined = (features @ features.T).toarray()
     per_field = {}
-    for field, vectorizer in model.vectorizers_.items():
-        per_field[field] = cosine_similarity(vectorizer.transform(pages[f"{field}_text"]))
+    for number, (field, vectorizer) in enumerate(model.vectorizers_.items()):
+        counts = vectorizer.transform(pages[f"{field}_text"])
+        per_field[field] = cosine_similarity(model.weightings_[number].transform(counts))
     expected = sum(weights[f] * per_field[f] for f in weights) / sum(weights.values())
     np.testing.assert_allclose(combined, expected, rtol=1e-5)
     assert np.allclose(np.diag(combined), 1.0)
@@ -83,7 +91,7 @@ def test_tag_analyzer_keeps_whole_tags_and_their_words():
 
 def test_one_space_sums_weighted_counts_before_tfidf(pages):
     weights = {"title": 3.0, "keywords": 2.0, "answer": 1.0}
-    model = FieldFeatures(weights, stem=False, sublinear_tf=True, stop_words="english")
+    model = FieldFeatures(weights, stem=False, tf="log", idf_power=1, stop_words="english")
     features = model.fit_transform(pages)
     # the same as one TfidfVectorizer over the fields' text repeated by weight
     analyzer = TfidfVectorizer(stop_words="english").build_analyzer()
@@ -104,8 +112,35 @@ def test_one_space_sums_weighted_counts_before_tfidf(pages):
 
 
 def test_weights_below_one_never_give_negative_values(pages):
-    model = FieldFeatures({"title": 0.1, "answer": 0.2}, sublinear_tf=True)
-    assert model.fit_transform(pages).data.min() > 0
+    for tf in TF_WEIGHTS:
+        model = FieldFeatures({"title": 0.1, "answer": 0.2}, tf=tf)
+        assert model.fit_transform(pages).data.min() > 0
+
+
+def test_bm25_scales_a_long_pages_counts_down_by_b():
+    counts = sp.csr_matrix(np.array([[2.0, 0.0, 0.0], [2.0, 3.0, 3.0]]))  # lengths 2 and 8
+    for b, shorter_weighs_more in ((0.0, False), (0.75, True)):
+        weighting = TermWeighting(bm25_k1=5.0, bm25_b=b, idf_power=0).fit(counts)
+        weighted = weighting.transform(counts).toarray()
+        assert weighting.mean_length_ == 5.0
+        assert bool(weighted[0, 0] > weighted[1, 0] + 1e-9) is shorter_weighs_more
+        if b:  # 2 * 6 / (2 + 5 * (0.25 + 0.75 * 2 / 5)), by hand
+            assert weighted[0, 0] == pytest.approx(12 / (2 + 5 * 0.55))
+
+
+def test_idf_power_flattens_rarity():
+    counts = sp.csr_matrix(np.array([[1.0, 1.0], [1.0, 0.0], [1.0, 0.0]]))
+    full = TermWeighting(tf="raw", idf_power=1).fit(counts).idf_
+    root = TermWeighting(tf="raw", idf_power=0.5).fit(counts).idf_
+    np.testing.assert_allclose(full, [1.0, 1 + np.log(2)])  # scikit-learn's smoothed idf
+    np.testing.assert_allclose(root, np.sqrt(full))
+    none = TermWeighting(tf="raw", idf_power=0).fit(counts)
+    assert none.transform(counts).toarray().tolist() == counts.toarray().tolist()
+
+
+def test_unknown_tf_weight_is_refused():
+    with pytest.raises(ValueError, match="tf must be one of"):
+        TermWeighting(tf="sublinear")
 
 
 def test_unknown_combine_is_refused(pages):
@@ -160,10 +195,10 @@ def test_counting_in_worker_processes_gives_the_same_features(monkeypatch):
         }
     )
     weights = {"title": 3.0, "keywords": 2.0, "answer": 1.0}
-    one = FieldFeatures(weights, n_jobs=1, sublinear_tf=True, max_df=0.5)
+    one = FieldFeatures(weights, n_jobs=1, max_df=0.5)
     monkeypatch.setattr(features_module, "PARALLEL_MIN_PAGES", 100)
     monkeypatch.setattr(workers, "PARALLEL_MIN_PAGES", 100)
-    two = FieldFeatures(weights, n_jobs=2, sublinear_tf=True, max_df=0.5)
+    two = FieldFeatures(weights, n_jobs=2, max_df=0.5)
     calls = []
     real = features_module._FastCounting._count_in_workers
 

@@ -526,13 +526,26 @@ def test_stop_words_reach_the_vectorizer_and_change_scores():
     assert pair_score(english, 2, 3) > 0.1
 
 
-@pytest.mark.parametrize(("sublinear_tf", "expected"), [(True, 1 + np.log(4)), (False, 4.0)])
-def test_sublinear_tf_reaches_the_vectorizer_and_changes_scores(sublinear_tf, expected):
+# page 0's length is 5 against a mean of 7/3: BM25 scales its counts by
+# 5 * (0.25 + 0.75 * 5 / (7 / 3)); a weight is tf * 6 / (tf + that scale)
+BM25_SCALE = 5 * (0.25 + 0.75 * 15 / 7)
+
+
+@pytest.mark.parametrize(
+    ("tf", "expected"),
+    [
+        ("log", 1 + np.log(4)),
+        ("raw", 4.0),
+        ("bm25", (4 * 6 / (4 + BM25_SCALE)) / (6 / (1 + BM25_SCALE))),
+    ],
+)
+def test_the_tf_weight_reaches_the_features_and_changes_scores(tf, expected):
     # page 0 says "cell" four times and "membrane" once; "cell" and "membrane" are
     # in two pages each, so they have the same idf and the cosine of page 0 with
-    # page 1 ("cell") is tf / sqrt(tf ** 2 + 1), tf being 4 or 1 + log 4
+    # page 1 ("cell") is r / sqrt(r ** 2 + 1), r being the weight of "cell" over
+    # that of "membrane" in page 0
     pages = crafted_pages(["cell cell cell cell membrane", "cell", "membrane"])
-    model = Recommender(sublinear_tf=sublinear_tf, ngram_range=(1, 1), **TITLE_ONLY).fit(pages)
-    assert model.features_model_.vectorizers_["title"].sublinear_tf is sublinear_tf
+    model = Recommender(tf=tf, ngram_range=(1, 1), **TITLE_ONLY).fit(pages)
+    assert model.features_model_.weightings_[0].tf == tf
     assert pair_score(model, 0, 1) == pytest.approx(expected / np.sqrt(expected**2 + 1), rel=1e-5)
     assert pair_score(model, 0, 2) == pytest.approx(1 / np.sqrt(expected**2 + 1), rel=1e-5)
