@@ -19,10 +19,11 @@ ordinary words of their topic beat two sharing one odd word.
 
 ``"per_field"`` gives each field (title, keywords, answer, ...) its own
 term weights and idf, so that a word's rarity is judged within the field and
-a long answer cannot drown out the title.  Each field's rows are L2-normalised, scaled by the square root of the
-field's weight, placed side by side and L2-normalised again.  The dot product
-of two rows is then their cosine similarity and, where both pages have every
-field, exactly the weighted mean of the per-field cosines::
+a long answer cannot drown out the title.  Each field's rows are
+L2-normalised, scaled by the square root of the field's weight, placed side
+by side and L2-normalised again.  The dot product of two rows is then their
+cosine similarity and, where both pages have every field, exactly the
+weighted mean of the per-field cosines::
 
     score(a, b) = sum_f w_f * cos_f(a, b) / sum_f w_f
 
