@@ -61,7 +61,9 @@ def plot_tradeoff(
     if hue:
         ax.legend()
     for _, row in results.iterrows():
-        text = ", ".join(f"{c}={_short(row[c])}" for c in columns)
+        # a sweep over several grids leaves a setting empty (NaN) where a grid lacks it
+        set_here = [c for c in columns if not (isinstance(row[c], float) and np.isnan(row[c]))]
+        text = ", ".join(f"{c}={_short(row[c])}" for c in set_here)
         ax.annotate(text, (row[x], row[y]), fontsize=7, xytext=(3, 3), textcoords="offset points")
     ax.set_xlabel(x.replace("_", " "))
     ax.set_ylabel(y.replace("_", " "))

@@ -2,6 +2,8 @@ import json
 from types import SimpleNamespace
 
 import matplotlib
+import numpy as np
+import pandas as pd
 import pytest
 
 from recommender import Recommender, evaluate, load_corpus, sweep, tuning
@@ -76,6 +78,14 @@ def test_plots_draw_what_they_say(corpus, results):
     assert [line.get_label() for line in ax.get_lines()] == ["site", "model"]
     ax = plot_scores(model.related_)
     assert len(ax.patches) == 5  # one step histogram per rank
+
+
+def test_a_point_is_labelled_only_with_the_settings_its_grid_had():
+    two_grids = pd.DataFrame(
+        {"tf": ["log", np.nan], "max_df": [np.nan, 0.1], "recall_at_k": [0.5, 0.6]}
+    )
+    ax = plot_tradeoff(two_grids, x="max_df", y="recall_at_k")
+    assert [text.get_text() for text in ax.texts] == ["tf=log", "max_df=0.1"]
 
 
 def test_notebook_is_stored_without_outputs():
