@@ -136,7 +136,7 @@ def top_k_cosine_fast_dask(
     *,
     k: int,
     client=None,
-    n_terms: int = 60,
+    n_terms: int = 40,
     n_candidates: int | None = None,
     block_size: int = 4096,
     progress: bool = False,

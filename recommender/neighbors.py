@@ -219,7 +219,7 @@ def top_k_cosine_fast(
     Y: sp.spmatrix | None = None,
     *,
     k: int,
-    n_terms: int = 60,
+    n_terms: int = 40,
     n_candidates: int | None = None,
     block_size: int = 4096,
     n_jobs: int | None = None,
@@ -243,7 +243,7 @@ def top_k_cosine_fast(
     Y : sparse matrix, shape (n_targets, n_features), default X
     k : int
         Results per query row.
-    n_terms : int, default 60
+    n_terms : int, default 40
         Terms kept per row to find candidates; rows with at most this many
         terms are used whole.
     n_candidates : int, optional
@@ -283,7 +283,7 @@ class FastSearch:
     Parameters as in :func:`top_k_cosine_fast`.
     """
 
-    def __init__(self, X, Y=None, *, k: int, n_terms: int = 60, n_candidates: int | None = None):
+    def __init__(self, X, Y=None, *, k: int, n_terms: int = 40, n_candidates: int | None = None):
         for name, value in (("k", k), ("n_terms", n_terms)):
             if value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
