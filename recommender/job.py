@@ -511,11 +511,11 @@ def _report(pages: pd.DataFrame, links: pd.DataFrame, parts: list[pd.DataFrame])
     done = (
         pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=list(REPORT_COLUMNS))
     )
-    rest = pages[~pages.index.isin(done["url"])]
+    rest = pages["path"][~pages.index.isin(done["url"])]  # one column: the texts stay put
     kept = links.groupby("source_url").size().reindex(rest.index, fill_value=0)
     untouched = pd.DataFrame(
         {
-            "path": rest["path"].to_numpy(),
+            "path": rest.to_numpy(),
             "url": rest.index.to_numpy(),
             "status": "unchanged",
             "links_added": 0,

@@ -556,7 +556,14 @@ class Recommender(BaseEstimator):
         the rows of kept pages are emptied (their blocks stay as they are).
         """
         if self.stability:  # current links the search did not bring back compete too
-            candidates, scores = add_current_links(candidates, scores, current, features, is_target)
+            candidates, scores = add_current_links(
+                candidates,
+                scores,
+                current,
+                features,
+                is_target,
+                joblib.effective_n_jobs(self.n_jobs),
+            )
         subjects = pd.factorize(pages["subject_key"])[0]
         candidates, scores = apply_rules(candidates, scores, groups, subjects, self.min_score)
         candidates, scores = editorial.remove_forbidden(candidates, scores)

@@ -18,6 +18,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from .neighbors import rescore_pairs
+
 __all__ = ["add_current_links", "current_links", "rerank"]
 
 
@@ -56,21 +58,19 @@ def add_current_links(
     current: np.ndarray,
     features,
     is_target: np.ndarray,
+    n_threads: int = 1,
 ) -> tuple[np.ndarray, np.ndarray]:
     """The candidates with each page's current links added (scored), rows sorted best first.
 
     Current links to pages that may not be linked to (``is_target`` False,
     as ``no_index`` pages) are left out, as the search leaves them out.  A
     current link already among the candidates appears twice; the rules'
-    one-copy-per-page step keeps one of them.
+    one-copy-per-page step keeps one of them.  The current links are scored
+    on ``n_threads`` threads (:func:`~recommender.neighbors.rescore_pairs`).
     """
     current = np.where((current >= 0) & is_target[np.maximum(current, 0)], current, -1)
-    rows, places = np.nonzero(current >= 0)
-    targets = current[rows, places]
-    extra_scores = np.zeros(current.shape, dtype=np.float32)
-    if len(rows):
-        products = features[rows].multiply(features[targets]).sum(axis=1)
-        extra_scores[rows, places] = np.asarray(products).ravel()
+    extra_scores = rescore_pairs(features, features, current, n_threads)
+    extra_scores[current < 0] = 0
     candidates = np.hstack([candidates, current])
     scores = np.hstack([scores, extra_scores]).astype(np.float32)
     return _sorted_rows(candidates, scores)
