@@ -51,6 +51,17 @@ def test_cache_encodes_each_distinct_text_once(tmp_path):
     assert not list((tmp_path / "emb").glob(".*"))  # no temporary file left
 
 
+def test_a_damaged_cache_file_is_encoded_again(tmp_path):
+    encoder = FakeEncoder()
+    cache = EmbeddingCache(tmp_path, encoder, model="fake")
+    cache.embed(["cell", "stars"])
+    (tmp_path / f"{cache.key('cell')}.npy").write_bytes(b"\x93NUMPY garbage")
+    again = EmbeddingCache(tmp_path, encoder, model="fake").embed(["stars", "cell", "stars"])
+    assert encoder.calls[1:] == [["cell"]]
+    np.testing.assert_array_equal(again, [[5, 1], [4, 1], [5, 1]])
+    assert again.dtype == np.float32
+
+
 def test_cache_keys_differ_by_model_and_text(tmp_path):
     a = EmbeddingCache(tmp_path, FakeEncoder(), model="a")
     b = EmbeddingCache(tmp_path, FakeEncoder(), model="b")
