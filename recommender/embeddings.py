@@ -79,17 +79,26 @@ def load_encoder(
         from sentence_transformers import SentenceTransformer
     except ImportError as exc:
         raise ConfigError(_MISSING.format(detail=exc)) from None
+    from transformers.utils import logging as transformers_logging
+
+    shown = transformers_logging.is_progress_bar_enabled()
+    transformers_logging.disable_progress_bar()  # no "Loading weights" bar in a quiet run
     try:
         encoder = SentenceTransformer(str(_model_source(model)), device="cpu")
     except (OSError, ValueError) as exc:
         raise ConfigError(f"cannot load the embedding model {model!r}: {exc}") from None
+    finally:
+        if shown:
+            transformers_logging.enable_progress_bar()
 
     def encode(texts: list[str]) -> np.ndarray:
         threads = torch.get_num_threads()
         if n_threads is not None:
             torch.set_num_threads(n_threads)
         try:
-            return encoder.encode(texts, batch_size=64, normalize_embeddings=True)
+            return encoder.encode(
+                texts, batch_size=64, normalize_embeddings=True, show_progress_bar=False
+            )
         finally:
             torch.set_num_threads(threads)
 

@@ -760,7 +760,9 @@ class Recommender(BaseEstimator):
             One row per shared term, best first within each field: ``field``,
             ``term``, ``contribution`` (its share of the score; all shared
             terms together sum to the score), ``source_weight`` and
-            ``target_weight`` (the term's value in each page's vector).
+            ``target_weight`` (the term's value in each page's vector).  With
+            ``semantic_weight``, they sum to the TF-IDF cosine, the part of a
+            link's score that words explain.
         """
         check_is_fitted(self, "related_")
         for url in (source_url, target_url):

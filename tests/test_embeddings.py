@@ -271,6 +271,11 @@ def test_real_model_gives_unit_vectors_that_know_related_questions(real_encoder)
     assert similar > 0.5 > unrelated
 
 
+def test_a_model_that_cannot_be_loaded_is_a_config_error_naming_it(real_encoder, tmp_path):
+    with pytest.raises(ConfigError, match="cannot load the embedding model .*no-model-here"):
+        load_encoder(str(tmp_path / "no-model-here"))
+
+
 def test_real_model_through_the_recommender(real_encoder, sample_pages, tmp_path):
     params = {"semantic_weight": 0.5, "embedding_cache": tmp_path, "n_jobs": 1}
     model = Recommender(**params).fit(sample_pages)
