@@ -47,7 +47,6 @@ from __future__ import annotations
 
 import argparse
 import atexit
-import functools
 import shutil
 import sys
 import tarfile
@@ -125,10 +124,13 @@ def extracted(source: Path) -> Path:
 
 
 def fit(pages: pd.DataFrame, params: dict, features: dict, **more) -> Recommender:
-    """Recommender(**params).fit with FieldFeatures options Recommender cannot pass yet."""
-    patched = functools.partial(FieldFeatures, **features)
-    with mock.patch.object(recommender.model, "FieldFeatures", patched):
-        return Recommender(n_jobs=-1, **params, **more).fit(pages)
+    """Recommender(**params).fit with the FieldFeatures options (Recommender passes them on).
+
+    They were patched into FieldFeatures once; since ``combine`` and ``stem``
+    became Recommender parameters, the model's own values overrode the patch
+    and every design was measured as the default.
+    """
+    return Recommender(n_jobs=-1, **params, **features, **more).fit(pages)
 
 
 def plain_top5(pages: pd.DataFrame, scores_for) -> pd.DataFrame:
