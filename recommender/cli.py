@@ -142,6 +142,13 @@ def _parser() -> argparse.ArgumentParser:
         help="processes and threads to use (default: all cores; overrides n_jobs in --config)",
     )
     parser.add_argument(
+        "--semantic-weight",
+        type=_share,
+        metavar="W",
+        help="blend this share of sentence-embedding similarity into the scores "
+        '(0: off; needs pip install "recommender[embeddings]"; overrides --config)',
+    )
+    parser.add_argument(
         "--scheduler",
         metavar="ADDRESS",
         help="read the pages and run the similarity search on the Dask cluster of this "
@@ -295,6 +302,8 @@ def _settings(args: argparse.Namespace) -> dict:
     settings.setdefault("n_jobs", -1)
     if args.jobs is not None:
         settings["n_jobs"] = args.jobs
+    if args.semantic_weight is not None:
+        settings["semantic_weight"] = args.semantic_weight
     if args.rules is not None:
         settings["rules"] = load_rules(args.rules)
     return settings

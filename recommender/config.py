@@ -17,7 +17,9 @@ Example ``recommender.toml``::
 
 A key left out keeps its default; ``recommend --print-config`` prints every
 setting in effect in this format.  ``rules = "related-rules.toml"`` names an
-editor's rules file (:func:`load_rules`), relative to the settings file.
+editor's rules file (:func:`load_rules`), relative to the settings file;
+so is ``embedding_cache``, the folder of cached embeddings (``~`` is the
+user's home).
 """
 
 from __future__ import annotations
@@ -78,6 +80,8 @@ def load_settings(path: str | os.PathLike[str]) -> dict[str, Any]:
         settings["ngram_range"] = tuple(settings["ngram_range"])
     if "rules" in settings:
         settings["rules"] = _rules_setting(path, settings["rules"])
+    if isinstance(settings.get("embedding_cache"), str):
+        settings["embedding_cache"] = _beside(path, os.path.expanduser(settings["embedding_cache"]))
     check_settings(settings, source=str(path))
     return settings
 
@@ -87,6 +91,11 @@ def _rules_setting(settings_path: str | os.PathLike[str], value: Any) -> Editori
     if not isinstance(value, str) or not value:
         raise ConfigError(f"{settings_path}: rules must be the path of a rules file, got {value!r}")
     return load_rules(os.path.join(os.path.dirname(settings_path), value))
+
+
+def _beside(settings_path: str | os.PathLike[str], value: str) -> str:
+    """A path of a settings file, relative to that file, made absolute."""
+    return os.path.abspath(os.path.join(os.path.dirname(settings_path), value))
 
 
 def check_settings(settings: Mapping[str, Any], *, source: str = "settings") -> None:

@@ -328,6 +328,7 @@ def _run(root, *, settings, **options) -> JobResult:
         raise SiteNotFoundError(f"{root}: not a folder")
     folder = _state_folder(root, options["state"])
     unfitted = Recommender(**settings)
+    unfitted.check_params()  # a bad setting or a missing extra fails before any page is read
     key = settings_key(unfitted.get_params())
     saved = None if folder is None or options["full"] else read_state(folder, key)
     rels, before = [], None

@@ -6,6 +6,9 @@ into a links table.  It
 1. vectorises each page (:mod:`recommender.features`: field-weighted TF-IDF);
 2. finds each page's best candidates by exact cosine similarity
    (:mod:`recommender.neighbors`), among the pages that may be recommended;
+   with ``semantic_weight``, blends their scores with the cosine of the
+   pages' sentence embeddings (:mod:`recommender.embeddings`), so that the
+   steps below see the blended scores;
 3. applies the rules a reader expects: never the page itself, never one of its
    cross-listed copies, never the same question twice, no ``no_index`` pages,
    nothing under ``min_score``;
@@ -20,11 +23,13 @@ into a links table.  It
 
 from __future__ import annotations
 
+import functools
 import logging
+import os
 import pickle
 import time
 import warnings
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from numbers import Integral, Real
 from pathlib import Path
 from typing import Any, ClassVar
@@ -34,6 +39,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 from sklearn.base import BaseEstimator
+from sklearn.preprocessing import normalize
 from sklearn.utils._param_validation import (
     Interval,
     InvalidParameterError,
@@ -45,6 +51,17 @@ from sklearn.utils.validation import check_is_fitted
 from . import __version__
 from .coverage import spread_links
 from .distributed import cluster_client, top_k_cosine_dask, top_k_cosine_fast_dask
+from .embeddings import (
+    DEFAULT_MODEL,
+    EMBEDDED_FIELDS,
+    EmbeddingCache,
+    default_cache_folder,
+    embedding_text,
+    encoder_name,
+    lazy_encoder,
+    require_embeddings,
+    semantic_rescore,
+)
 from .errors import ConfigError, ModelFileError
 from .features import TF_WEIGHTS, FieldFeatures, text_column
 from .neighbors import top_k_cosine, top_k_cosine_fast
@@ -69,7 +86,8 @@ LINK_COLUMNS: dict[str, str] = {
     "source_url": "url of the page that shows the link",
     "rank": "1 for the most related, up to n_links",
     "target_url": "url of the recommended page",
-    "score": "cosine similarity of the two pages' feature vectors (0..1)",
+    "score": "cosine similarity of the two pages' feature vectors (0..1); "
+    "with semantic_weight, blended with their embeddings' cosine",
 }
 
 #: With ``search="auto"``, sites of at least this many pages use the fast search.
@@ -180,6 +198,24 @@ class Recommender(BaseEstimator):
         ``benchmarks/stability.py`` (see README): when pages come and go it
         drops 30% to 50% fewer links, for under 0.1% of mean link score and
         no loss of labelled recall.
+    semantic_weight : float in [0, 1], default 0.0
+        Share of the sentence-embedding cosine in each candidate's score:
+        ``w * embedding_cosine + (1 - w) * tfidf_cosine``, computed on the
+        ``n_candidates`` of the TF-IDF search, before the rules and coverage
+        (``min_score`` and the link scores are then blended too; copies are
+        still found by TF-IDF, ``duplicate_threshold``).  0 turns it off and
+        needs nothing more; above 0 it needs ``pip install
+        "recommender[embeddings]"`` unless ``embedding_model`` is a callable.
+        The first fit of a large site encodes every page (about 30 pages a
+        second on 2 cores); after that only new and changed texts are.
+    embedding_model : str or callable, default "all-MiniLM-L6-v2"
+        A sentence-transformers model name or folder, loaded offline the
+        first time a text is not in the cache; or a function from a list of
+        texts to an array of vectors, one row per text.
+    embedding_cache : path, optional
+        Folder of cached page embeddings (one file per distinct text and
+        model); default :func:`~recommender.embeddings.default_cache_folder`
+        (``~/.cache/recommender/embeddings``).
     progress : bool, default False
         Show progress bars.
 
@@ -205,6 +241,9 @@ class Recommender(BaseEstimator):
         Every link an editorial rule placed or removed: ``source_url``,
         ``target_url``, ``action`` ("placed" or "removed"), ``rule``
         (``FILE:LINE: [[kind]]``); see :meth:`explain_rules`.
+    embeddings_ : numpy.ndarray or None
+        With ``semantic_weight``, one L2-normalised embedding per page (rows
+        as ``urls_``); None without.
 
     Examples
     --------
@@ -244,6 +283,9 @@ class Recommender(BaseEstimator):
         n_jobs: int | None = None,
         rules: EditorialRules | None = None,
         stability: float = 0.1,
+        semantic_weight: float = 0.0,
+        embedding_model: str | Callable[[list[str]], np.ndarray] = DEFAULT_MODEL,
+        embedding_cache: str | os.PathLike[str] | None = None,
         progress: bool = False,
     ):
         self.n_links = n_links
@@ -270,6 +312,9 @@ class Recommender(BaseEstimator):
         self.n_jobs = n_jobs
         self.rules = rules
         self.stability = stability
+        self.semantic_weight = semantic_weight
+        self.embedding_model = embedding_model
+        self.embedding_cache = embedding_cache
         self.progress = progress
 
     _parameter_constraints: ClassVar[dict] = {
@@ -303,6 +348,9 @@ class Recommender(BaseEstimator):
         "n_jobs": [Integral, None],
         "rules": [EditorialRules, None],
         "stability": [Interval(Real, 0, None, closed="left")],
+        "semantic_weight": [Interval(Real, 0, 1, closed="both")],
+        "embedding_model": [str, callable],
+        "embedding_cache": [str, os.PathLike, None],
         "progress": ["boolean"],
     }
 
@@ -328,6 +376,10 @@ class Recommender(BaseEstimator):
             _refuse("n_candidates", self.n_candidates, f"at least n_links ({self.n_links})")
         if self.n_jobs == 0:
             _refuse("n_jobs", 0, "None, a positive integer or a negative one (-1: all cores)")
+        if isinstance(self.semantic_weight, bool):
+            _refuse("semantic_weight", self.semantic_weight, "a number from 0 to 1")
+        if self.semantic_weight > 0 and isinstance(self.embedding_model, str):
+            require_embeddings()  # the missing extra, before any long step
         if isinstance(self.stop_words, list | tuple) and not all(
             isinstance(word, str) for word in self.stop_words
         ):
@@ -367,7 +419,10 @@ class Recommender(BaseEstimator):
             raise ConfigError(
                 f"pages must be a DataFrame from load_corpus, got {type(pages).__name__}"
             )
-        needed = [*_REQUIRED_COLUMNS, *(text_column(f) for f, w in weights.items() if w > 0)]
+        fields = [f for f, w in weights.items() if w > 0]
+        if self.semantic_weight and weights:  # fit: every page is embedded
+            fields += [f for f in EMBEDDED_FIELDS if f not in fields]
+        needed = [*_REQUIRED_COLUMNS, *(text_column(f) for f in fields)]
         missing = [column for column in needed if column not in pages.columns]
         if missing:
             raise ConfigError(f"pages lacks the columns {missing}; load it with load_corpus")
@@ -402,6 +457,9 @@ class Recommender(BaseEstimator):
         is_target = target_mask(pages, exclude_no_index=self.exclude_no_index)
         candidates, scores = self._search(features, is_target)
         laps.end("similarity")
+        self.embeddings_ = self._embeddings(pages)
+        if self.semantic_weight:
+            laps.end("embeddings")
         return self._link(pages, features, is_target, candidates, scores, laps, editorial)
 
     def update(self, pages: pd.DataFrame, changed: Iterable[str]) -> Recommender:
@@ -412,7 +470,9 @@ class Recommender(BaseEstimator):
         the pages new since the fit are vectorised, and only the pages whose
         candidates they enter or leave are searched again.  The rules and
         coverage then run over the whole site, so the links are exactly those
-        of a fit whose vectorizers saw the same words as this one's.  As a
+        of a fit whose vectorizers saw the same words as this one's.  With
+        ``semantic_weight``, only the new and changed pages are embedded (the
+        others keep their row of ``embeddings_``).  As a
         site grows the frozen document frequencies drift from a fresh fit's:
         refit now and then (``recommend`` does past ``--full-after``).
 
@@ -440,6 +500,9 @@ class Recommender(BaseEstimator):
         is_target = target_mask(pages, exclude_no_index=self.exclude_no_index)
         candidates, scores = self._updated_candidates(features, is_target, old_rows, is_changed)
         laps.end("similarity")
+        self.embeddings_ = self._updated_embeddings(pages, old_rows, is_changed)
+        if self.semantic_weight:
+            laps.end("embeddings")
         return self._link(pages, features, is_target, candidates, scores, laps, editorial)
 
     def _link(
@@ -473,11 +536,16 @@ class Recommender(BaseEstimator):
             link_places, search_was_full & ~editorial.narrowed(), groups, is_target, self.n_links
         )
         targets, link_scores = _chosen_links(candidates, scores, link_places)
+        pair_scores = functools.partial(
+            _pair_scores, features, vectors=self.embeddings_, weight=self.semantic_weight
+        )
         targets, link_scores = editorial.place_pins(
-            targets, link_scores, groups, _pair_scores(features, editorial.pins)
+            targets, link_scores, groups, pair_scores(editorial.pins)
         )
         self.copy_group_ = groups
-        self.related_ = _links_frame(self.urls_, targets, link_scores, editorial, current, features)
+        self.related_ = _links_frame(
+            self.urls_, targets, link_scores, editorial, current, pair_scores
+        )
         self.kept_urls_ = self.urls_[editorial.kept()]
         self.rule_events_ = _events_frame(self.urls_, editorial)
         self.timings_ = laps.seconds
@@ -494,6 +562,34 @@ class Recommender(BaseEstimator):
         fresh = self.features_model_.transform(pages[is_changed])
         order = np.argsort(np.r_[np.flatnonzero(~is_changed), np.flatnonzero(is_changed)])
         return sp.vstack([kept, fresh], format="csr")[order]
+
+    def _embeddings(self, pages: pd.DataFrame) -> np.ndarray | None:
+        """Each page's L2-normalised embedding, cached or encoded; None at weight 0."""
+        if not self.semantic_weight:
+            return None
+        if callable(self.embedding_model):
+            encode = self.embedding_model
+        else:
+            encode = lazy_encoder(
+                self.embedding_model, n_threads=joblib.effective_n_jobs(self.n_jobs)
+            )
+        folder = default_cache_folder() if self.embedding_cache is None else self.embedding_cache
+        cache = EmbeddingCache(folder, encode, model=encoder_name(self.embedding_model))
+        vectors = cache.embed(embedding_text(pages).tolist(), progress=self.progress)
+        return normalize(vectors.astype(np.float32, copy=False))
+
+    def _updated_embeddings(
+        self, pages: pd.DataFrame, old_rows: np.ndarray, is_changed: np.ndarray
+    ) -> np.ndarray | None:
+        """Yesterday's rows for unchanged pages; the new and changed pages embedded."""
+        stored = getattr(self, "embeddings_", None)
+        if not self.semantic_weight or stored is None:  # none kept: every page embedded
+            return self._embeddings(pages)
+        vectors = np.empty((len(pages), stored.shape[1]), dtype=stored.dtype)
+        vectors[~is_changed] = stored[old_rows[~is_changed]]
+        if is_changed.any():
+            vectors[is_changed] = self._embeddings(pages[is_changed])
+        return vectors
 
     def _updated_candidates(
         self,
@@ -551,9 +647,11 @@ class Recommender(BaseEstimator):
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The candidates each page may link to, best ranked first; their ranking and similarity.
 
-        The automatic rules and the editor's never, dates and subjects rules
-        remove candidates; recency and ``stability`` set the ranking score;
-        the rows of kept pages are emptied (their blocks stay as they are).
+        With ``semantic_weight``, the scores are first blended with the
+        embeddings' cosine.  The automatic rules and the editor's never,
+        dates and subjects rules remove candidates; recency and ``stability``
+        set the ranking score; the rows of kept pages are emptied (their
+        blocks stay as they are).
         """
         if self.stability:  # current links the search did not bring back compete too
             candidates, scores = add_current_links(
@@ -564,6 +662,9 @@ class Recommender(BaseEstimator):
                 is_target,
                 joblib.effective_n_jobs(self.n_jobs),
             )
+        candidates, scores = semantic_rescore(
+            candidates, scores, self.embeddings_, self.semantic_weight
+        )
         subjects = pd.factorize(pages["subject_key"])[0]
         candidates, scores = apply_rules(candidates, scores, groups, subjects, self.min_score)
         candidates, scores = editorial.remove_forbidden(candidates, scores)
@@ -687,7 +788,9 @@ class Recommender(BaseEstimator):
             One row per shared term, best first within each field: ``field``,
             ``term``, ``contribution`` (its share of the score; all shared
             terms together sum to the score), ``source_weight`` and
-            ``target_weight`` (the term's value in each page's vector).
+            ``target_weight`` (the term's value in each page's vector).  With
+            ``semantic_weight``, they sum to the TF-IDF cosine, the part of a
+            link's score that words explain.
         """
         check_is_fitted(self, "related_")
         for url in (source_url, target_url):
@@ -939,12 +1042,21 @@ def _chosen_links(
     return np.take_along_axis(targets, order, 1), np.where(targets[rows, order] >= 0, similarity, 0)
 
 
-def _pair_scores(features, pairs: pd.DataFrame) -> np.ndarray:
-    """Cosine similarity of each (``source``, ``target``) row of ``pairs``."""
+def _pair_scores(
+    features, pairs: pd.DataFrame, *, vectors: np.ndarray | None = None, weight: float = 0.0
+) -> np.ndarray:
+    """Cosine similarity of each (``source``, ``target``) row of ``pairs``.
+
+    With a ``weight``, blended with the cosine of the (L2-normalised) ``vectors``.
+    """
     if pairs.empty:
         return np.zeros(0)
     sources, targets = pairs["source"].to_numpy(), pairs["target"].to_numpy()
-    return np.asarray(features[sources].multiply(features[targets]).sum(axis=1)).ravel()
+    scores = np.asarray(features[sources].multiply(features[targets]).sum(axis=1)).ravel()
+    if not weight:
+        return scores
+    dense = np.einsum("id,id->i", vectors[sources], vectors[targets])
+    return weight * dense + (1 - weight) * scores
 
 
 def _links_frame(
@@ -953,7 +1065,7 @@ def _links_frame(
     scores: np.ndarray,
     editorial: ResolvedRules,
     current: np.ndarray,
-    features,
+    pair_scores: Callable[[pd.DataFrame], np.ndarray],
 ) -> pd.DataFrame:
     """One row per link; a kept page's rows are its current links that resolve to pages."""
     kept = editorial.kept()
@@ -967,9 +1079,7 @@ def _links_frame(
             "source_url": urls[np.r_[rows, kept_rows]],
             "rank": (np.r_[ranks, kept_ranks] + 1).astype(np.int64),
             "target_url": urls[np.r_[targets[rows, ranks], kept_pairs["target"]]],
-            "score": np.r_[scores[rows, ranks], _pair_scores(features, kept_pairs)].astype(
-                np.float64
-            ),
+            "score": np.r_[scores[rows, ranks], pair_scores(kept_pairs)].astype(np.float64),
         },
         columns=list(LINK_COLUMNS),
     )

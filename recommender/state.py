@@ -6,7 +6,8 @@ last run that completed:
 - each page file's signature: size, modification time and a content hash;
 - the pages as parsed, the bad pages, and the related blocks they held;
 - the fitted vocabularies and document frequencies, the feature matrix, each
-  page's raw candidates and the links;
+  page's raw candidates and the links; with ``semantic_weight``, each page's
+  embedding (so that a run embeds only the new and changed pages);
 - whether each page's blocks hold its links (a report-only run leaves them
   out of step).
 
@@ -64,13 +65,26 @@ DEFAULT_STATE_FOLDER = ".recommender"
 _HEADER = "state.json"
 
 
+#: Settings that never change the links (where embeddings are cached, threads, bars).
+_NOT_SHAPING = ("n_jobs", "progress", "embedding_cache")
+#: Settings that shape the links only with a positive ``semantic_weight``.
+_EMBEDDING_SETTINGS = ("semantic_weight", "embedding_model")
+
+
 def settings_key(settings: Mapping[str, Any]) -> str:
-    """A digest of everything that shapes the links: settings and library versions."""
+    """A digest of everything that shapes the links: settings and library versions.
+
+    Without ``semantic_weight``, the embedding settings are left out, so that
+    a state made before they existed is still trusted.
+    """
     import sklearn
 
+    ignored = _NOT_SHAPING
+    if not settings.get("semantic_weight"):
+        ignored += _EMBEDDING_SETTINGS
     described = json.dumps(
         {
-            "settings": {k: v for k, v in settings.items() if k not in ("n_jobs", "progress")},
+            "settings": {k: v for k, v in settings.items() if k not in ignored},
             "recommender": __version__,
             "scikit-learn": sklearn.__version__,
         },
@@ -238,6 +252,7 @@ class SavedState:
             model.candidate_scores_ = arrays["candidate_scores"]
             model.copy_group_ = arrays["copy_group"]
             model.features_model_ = model.new_features(*model.check_params()).from_arrays(arrays)
+            model.embeddings_ = arrays["embeddings"] if "embeddings" in arrays.files else None
         model.related_ = self.read_links()
         model.urls_ = pd.Index(
             pd.read_parquet(folder / "urls.parquet")["url"].astype(str), name="url"
@@ -362,6 +377,7 @@ def _write_generation(
         candidate_scores=model.candidate_scores_,
         copy_group=model.copy_group_,
         **model.features_model_.to_arrays(),
+        **({} if model.embeddings_ is None else {"embeddings": model.embeddings_}),
     )
     pd.DataFrame({"url": model.urls_}).to_parquet(target / "urls.parquet")
     model.related_.to_parquet(target / "links.parquet")

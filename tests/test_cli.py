@@ -2,6 +2,7 @@ import json
 import os
 import shutil
 import signal
+import sys
 import tomllib
 import warnings
 
@@ -149,7 +150,9 @@ def test_print_config_shows_every_default(capsys):
     assert printed["n_jobs"] == -1 and printed["coverage"] is True
     assert printed["stability"] == Recommender().stability
     # no rules by default: TOML has no null, so it is printed as a comment
-    assert set(printed) == set(SETTINGS) - {"rules"} and "# rules is not set" in out
+    assert set(printed) == set(SETTINGS) - {"rules", "embedding_cache"}
+    assert "# rules is not set" in out and "# embedding_cache is not set" in out
+    assert printed["semantic_weight"] == 0.0 and printed["embedding_model"] == "all-MiniLM-L6-v2"
 
 
 @pytest.mark.parametrize(
@@ -350,3 +353,31 @@ def write_config(folder, text):
     path = folder / "settings.toml"
     path.write_text(text, encoding="utf-8")
     return path
+
+
+def test_semantic_weight_flag_overrides_the_settings_file(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr("recommender.model.require_embeddings", lambda: None)  # extra or not
+    config = write_config(tmp_path, "semantic_weight = 0.7\n")
+    code, out, _ = run(capsys, "--config", config, "--semantic-weight", "0.25", "--print-config")
+    assert code == 0 and tomllib.loads(out)["semantic_weight"] == 0.25
+    with pytest.raises(SystemExit) as info:
+        main(["--semantic-weight", "1.5", "--print-config"])
+    assert info.value.code == 2
+    assert "a share from 0 to 1, got 1.5" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("where", ["flag", "settings file"])
+def test_semantic_weight_without_the_extra_is_a_usage_error_naming_it(
+    site, tmp_path, capsys, monkeypatch, where
+):
+    monkeypatch.setitem(sys.modules, "sentence_transformers", None)  # as if not installed
+    before = snapshot(site)
+    if where == "flag":
+        code, out, err = run(capsys, site, "--rewrite", "--semantic-weight", "0.5")
+    else:
+        config = write_config(tmp_path, "semantic_weight = 0.5\n")
+        code, out, err = run(capsys, site, "--rewrite", "--config", config)
+    assert code == 2 and out == ""
+    assert 'needs sentence embeddings: pip install "recommender[embeddings]"' in err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert snapshot(site) == before and not (site / ".recommender").exists()

@@ -1,7 +1,9 @@
 """Rules files: parsed into EditorialRules; every bad rule named with its file and line."""
 
+import os
 import re
 import shutil
+import sys
 
 import pytest
 
@@ -124,6 +126,23 @@ def test_settings_name_the_rules_file_relative_to_themselves(tmp_path):
     assert load_settings(settings)["rules"] == load_rules(folder / "related-rules.toml")
     with pytest.raises(ConfigError, match="rules must be the path of a rules file"):
         load_settings(write(folder, "rules = 3\n", "bad.toml"))
+
+
+def test_settings_name_the_embedding_cache_relative_to_themselves(tmp_path, monkeypatch):
+    folder = tmp_path / "conf"
+    folder.mkdir()
+    settings = write(folder, 'semantic_weight = 0.5\nembedding_cache = "emb"\n', "s.toml")
+    monkeypatch.setitem(sys.modules, "sentence_transformers", None)
+    with pytest.raises(ConfigError, match=r"s\.toml: semantic_weight > 0 needs sentence embed"):
+        load_settings(settings)
+    monkeypatch.undo()
+    monkeypatch.setattr("recommender.model.require_embeddings", lambda: None)
+    loaded = load_settings(settings)
+    assert loaded == {"semantic_weight": 0.5, "embedding_cache": str(folder / "emb")}
+    home = write(folder, 'embedding_cache = "~/emb"\n', "home.toml")
+    assert load_settings(home)["embedding_cache"] == os.path.expanduser("~/emb")
+    with pytest.raises(ConfigError, match="'embedding_cache' parameter"):
+        load_settings(write(folder, "embedding_cache = 3\n", "bad.toml"))
 
 
 def run(capsys, *argv):

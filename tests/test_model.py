@@ -138,6 +138,10 @@ def test_fit_does_not_modify_the_pages(sample_pages, shuffled):
         ({"n_jobs": 0}, "n_jobs must be None, a positive integer or a negative one"),
         ({"max_in_links": 0}, r"'max_in_links' parameter .* Got 0"),
         ({"block_size": -1}, r"'block_size' parameter .* Got -1"),
+        ({"semantic_weight": 1.5}, r"'semantic_weight' parameter .* \[0\.0, 1\.0\]\. Got 1\.5"),
+        ({"semantic_weight": True}, "semantic_weight must be a number from 0 to 1, got True"),
+        ({"embedding_model": 3}, r"'embedding_model' parameter .* Got 3"),
+        ({"embedding_cache": 3}, r"'embedding_cache' parameter .* Got 3"),
     ],
 )
 def test_bad_parameters_raise_value_errors_naming_the_value(sample_pages, params, message):
@@ -411,6 +415,7 @@ def _fit_with(model, pages):
     """A full search and linking over pages with the model's fitted vectorizers."""
     reference = clone(model)
     reference.features_model_ = model.features_model_
+    reference.embeddings_ = None
     features = model.features_model_.transform(pages)
     is_target = model_module.target_mask(pages, exclude_no_index=True)
     candidates, scores = reference._search(features, is_target)

@@ -11,9 +11,11 @@ import recommender.corpus as corpus_module
 from recommender import load_corpus
 from recommender.export import WriteBack
 from recommender.job import RunKind, run_job
-from recommender.state import STATE_FORMAT
+from recommender.model import Recommender
+from recommender.state import STATE_FORMAT, settings_key
 
 from .conftest import fail_writes_to
+from .test_embeddings import FakeEncoder
 
 SETTINGS = {"min_df": 1, "stability": 0.0}  # links that do not depend on the pages' history
 
@@ -177,3 +179,44 @@ def test_a_damaged_model_file_falls_back_to_a_full_run(site, caplog):
         result = rewrite(site)
     assert result.kind is RunKind.FULL
     assert any("damaged" in r.getMessage() for r in caplog.records)
+
+
+def test_embeddings_count_as_settings_only_with_a_weight(site, tmp_path):
+    plain = Recommender().get_params()
+    before_embeddings = {
+        k: v for k, v in plain.items() if k not in ("semantic_weight", "embedding_model")
+    }
+    assert settings_key(plain) == settings_key(before_embeddings)  # older states still trusted
+    assert settings_key({**plain, "embedding_model": "other"}) == settings_key(plain)
+    blended = {**plain, "semantic_weight": 0.5}
+    assert settings_key(blended) != settings_key(plain)
+    assert settings_key({**blended, "embedding_model": "other"}) != settings_key(blended)
+    assert settings_key({**blended, "embedding_cache": tmp_path}) == settings_key(blended)
+
+
+def test_a_nightly_run_embeds_only_new_and_changed_pages(site, tmp_path):
+    encoder = FakeEncoder()
+    embedding = {"embedding_model": encoder, "embedding_cache": tmp_path / "emb"}
+    settings = {**SETTINGS, "semantic_weight": 0.5, **embedding}
+
+    def run(**changed):
+        return run_job(
+            site, settings={**settings, **changed}, write_back=WriteBack.YES, state=True, force=True
+        )
+
+    first = run()
+    assert first.kind is RunKind.FULL and sum(map(len, encoder.calls)) > 60
+    encoder.calls.clear()
+    page = sorted(site.rglob("*.md"))[5]
+    text = page.read_text(encoding="utf-8")
+    page.write_text(
+        text.replace("\nanswer: >-\n    ", "\nanswer: >-\n    Quasars. ", 1), encoding="utf-8"
+    )
+    edited = run()
+    assert edited.kind is RunKind.INCREMENTAL
+    assert len(encoder.calls) == 1 and len(encoder.calls[0]) == 1
+    assert "Quasars." in encoder.calls[0][0]
+    encoder.calls.clear()
+    assert run(semantic_weight=0.3).kind is RunKind.FULL  # another weight: another state
+    assert encoder.calls == []  # every text from the cache
+    assert run(semantic_weight=0.0).kind is RunKind.FULL
