@@ -109,6 +109,7 @@ def measure(site: Path, exact: bool, jobs: int, sample: int) -> dict:
     from recommender import load_corpus
     from recommender.export import export_links
     from recommender.features import FieldFeatures
+    from recommender.model import DEFAULT_FIELD_WEIGHTS
     from recommender.neighbors import top_k_cosine, top_k_cosine_fast
 
     stages: dict[str, dict] = {}
@@ -126,13 +127,9 @@ def measure(site: Path, exact: bool, jobs: int, sample: int) -> dict:
     print(f"{site}:", file=sys.stderr, flush=True)
     stage("load", lambda: load_corpus(site, n_jobs=jobs).pages.sort_index())
     pages = results.pop("load")
+    # the model's default features (Recommender's defaults), terms counted on ``jobs`` processes
     features = FieldFeatures(
-        {"title": 1.0, "keywords": 1.0, "answer": 2.0},
-        {"title": (1, 2)},
-        max_df=0.1,
-        min_df=1,
-        sublinear_tf=True,
-        stop_words="english",
+        DEFAULT_FIELD_WEIGHTS, max_df=0.5, min_df=1, stop_words="english", n_jobs=jobs
     )
     stage("vectorise", lambda: features.fit_transform(pages))
     X = results.pop("vectorise")
