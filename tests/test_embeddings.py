@@ -272,7 +272,7 @@ def test_real_model_gives_unit_vectors_that_know_related_questions(real_encoder)
 
 
 def test_a_model_that_cannot_be_loaded_is_a_config_error_naming_it(real_encoder, tmp_path):
-    with pytest.raises(ConfigError, match="cannot load the embedding model .*no-model-here"):
+    with pytest.raises(ConfigError, match=r"cannot load the embedding model .*no-model-here"):
         load_encoder(str(tmp_path / "no-model-here"))
 
 
