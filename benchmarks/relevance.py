@@ -68,7 +68,9 @@ from recommender.embeddings import (
     default_cache_folder,
     embedding_text,
     lazy_encoder,
+    require_embeddings,
 )
+from recommender.errors import ConfigError
 from recommender.evaluate import read_labels
 from recommender.neighbors import top_k_cosine
 
@@ -107,8 +109,8 @@ EMBEDDINGS_ALONE = "embeddings alone (exact top 5, no rules)"
 
 def embeddings_available() -> bool:
     try:
-        import sentence_transformers  # noqa: F401
-    except ImportError:
+        require_embeddings()
+    except ConfigError:
         return False
     return True
 

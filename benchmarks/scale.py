@@ -108,8 +108,7 @@ def measure(site: Path, exact: bool, jobs: int, sample: int) -> dict:
     sys.path.insert(0, str(HERE.parent))
     from recommender import load_corpus
     from recommender.export import export_links
-    from recommender.features import FieldFeatures
-    from recommender.model import DEFAULT_FIELD_WEIGHTS
+    from recommender.model import Recommender
     from recommender.neighbors import top_k_cosine, top_k_cosine_fast
 
     stages: dict[str, dict] = {}
@@ -127,10 +126,8 @@ def measure(site: Path, exact: bool, jobs: int, sample: int) -> dict:
     print(f"{site}:", file=sys.stderr, flush=True)
     stage("load", lambda: load_corpus(site, n_jobs=jobs).pages.sort_index())
     pages = results.pop("load")
-    # the model's default features (Recommender's defaults), terms counted on ``jobs`` processes
-    features = FieldFeatures(
-        DEFAULT_FIELD_WEIGHTS, max_df=0.5, min_df=1, stop_words="english", n_jobs=jobs
-    )
+    model = Recommender(n_jobs=jobs)  # the model's default features, counted on ``jobs``
+    features = model.new_features(*model.check_params())
     stage("vectorise", lambda: features.fit_transform(pages))
     X = results.pop("vectorise")
     n = X.shape[0]

@@ -233,11 +233,12 @@ class FieldFeatures:
         if not keep.any():
             raise ValueError("no field has any term left: every term pruned by min_df/max_df")
         self.kept_terms_ = keep
-        self.weighting_ = self._weighting().fit(counts[:, keep])
+        kept = counts[:, keep]
+        self.weighting_ = self._weighting().fit(kept)
         self.feature_names_ = pd.DataFrame(
             {"field": "+".join(self.vectorizers_), "term": vocabulary[keep]}
         )
-        return self.weighting_.transform(counts[:, keep])
+        return self.weighting_.transform(kept)
 
     def _weighted_counts(self, blocks: list[sp.csr_matrix]) -> tuple[np.ndarray, sp.csr_matrix]:
         """The union vocabulary of the fields, and each page's weighted counts over it."""

@@ -74,8 +74,8 @@ _EMBEDDING_SETTINGS = ("semantic_weight", "embedding_model")
 def settings_key(settings: Mapping[str, Any]) -> str:
     """A digest of everything that shapes the links: settings and library versions.
 
-    Without ``semantic_weight``, the embedding settings are left out, so that
-    a state made before they existed is still trusted.
+    Without ``semantic_weight``, the embedding settings are left out: they
+    shape nothing then, so changing them does not force a full run.
     """
     import sklearn
 
