@@ -83,7 +83,9 @@ class JobResult:
     corpus : Corpus
         The site as loaded (``corpus.errors``: the pages that were skipped).
         After an unchanged run (nothing was read), ``corpus.pages`` holds
-        only ``path`` and ``related_urls``; :func:`~recommender.load_corpus`
+        only ``path`` and ``related_urls``; after an incremental run, the
+        pages read from the state lack their long texts (missing values in
+        :data:`~recommender.state.TEXT_COLUMNS`); :func:`~recommender.load_corpus`
         gives the rest.
     links : pandas.DataFrame
         The new links (:data:`~recommender.model.LINK_COLUMNS`); empty when

@@ -4,7 +4,9 @@ A state folder (by default ``.recommender`` at the site root) holds, for the
 last run that completed:
 
 - each page file's signature: size, modification time and a content hash;
-- the pages as parsed, the bad pages, and the related blocks they held;
+- the pages as parsed, less their long texts (:data:`TEXT_COLUMNS`: only a
+  new or changed page is vectorised again, and it is read anew), the bad
+  pages, and the related blocks they held;
 - the fitted vocabularies and document frequencies, the feature matrix, each
   page's raw candidates and the links; with ``semantic_weight``, each page's
   embedding (so that a run embeds only the new and changed pages);
@@ -47,6 +49,7 @@ from .model import Recommender
 __all__ = [
     "DEFAULT_STATE_FOLDER",
     "STATE_FORMAT",
+    "TEXT_COLUMNS",
     "SavedState",
     "SiteChanges",
     "StateDamagedError",
@@ -59,7 +62,19 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 #: Version of the state's layout; a state of another format is rebuilt.
-STATE_FORMAT = 2
+STATE_FORMAT = 3
+#: Page columns the state leaves out: the long texts, which only vectorising
+#: and embedding read, and only for the new and changed pages a run reads anew.
+#: Leaving them out keeps the state's page table a tenth of the size.
+TEXT_COLUMNS = (
+    "answer",
+    "description",
+    "title_text",
+    "keywords_text",
+    "description_text",
+    "question_text",
+    "answer_text",
+)
 #: The state folder's name at the site root, when no other is given.
 DEFAULT_STATE_FOLDER = ".recommender"
 _HEADER = "state.json"
@@ -212,9 +227,9 @@ class SavedState:
         )
 
     def read_corpus(self, root: Path, columns: list[str] | None = None) -> Corpus:
-        """The pages, bad pages and blocks as the state saw them.
+        """The pages (less :data:`TEXT_COLUMNS`), bad pages and blocks as the state saw them.
 
-        ``columns``: only these columns of the pages (default all).
+        ``columns``: only these columns of the pages (default all it holds).
         Raises :class:`StateDamagedError` when its files cannot be read.
         """
         with _damage_as(StateDamagedError, self.folder):
@@ -381,6 +396,8 @@ def _write_generation(
     )
     pd.DataFrame({"url": model.urls_}).to_parquet(target / "urls.parquet")
     model.related_.to_parquet(target / "links.parquet")
-    corpus.pages.to_parquet(target / "pages.parquet")
+    corpus.pages.drop(columns=list(TEXT_COLUMNS), errors="ignore").to_parquet(
+        target / "pages.parquet"
+    )
     corpus.errors.to_parquet(target / "errors.parquet")
     corpus.links.to_parquet(target / "blocks.parquet")

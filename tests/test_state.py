@@ -12,7 +12,7 @@ from recommender import load_corpus
 from recommender.export import WriteBack
 from recommender.job import RunKind, run_job
 from recommender.model import Recommender
-from recommender.state import STATE_FORMAT, settings_key
+from recommender.state import STATE_FORMAT, TEXT_COLUMNS, settings_key
 
 from .conftest import fail_writes_to
 from .test_embeddings import FakeEncoder
@@ -82,6 +82,22 @@ def test_an_edited_page_is_read_again_and_its_links_follow(site):
     assert (
         run_job(site, settings=SETTINGS, state=True, write_back=WriteBack.CHECK).pages_changed == 0
     )
+
+
+def test_the_state_keeps_no_long_texts_and_an_incremental_run_reads_only_fresh_ones(site):
+    full = rewrite(site)
+    header = json.loads((site / ".recommender" / "state.json").read_text(encoding="utf-8"))
+    kept = pd.read_parquet(site / ".recommender" / header["generation"] / "pages.parquet")
+    assert set(TEXT_COLUMNS) <= set(full.corpus.pages.columns)
+    assert not set(TEXT_COLUMNS) & set(kept.columns)
+    assert {"path", "title", "question", "related_urls", "file_digest"} <= set(kept.columns)
+    page = sorted(site.rglob("*.md"))[7]
+    page.write_text(page.read_text(encoding="utf-8") + "\n", encoding="utf-8")
+    again = rewrite(site)
+    assert again.kind is RunKind.INCREMENTAL
+    fresh = again.corpus.pages["path"] == page.relative_to(site).as_posix()
+    texts = again.corpus.pages[list(TEXT_COLUMNS)]
+    assert texts[fresh].notna().all(axis=None) and texts[~fresh].isna().all(axis=None)
 
 
 def test_a_touched_but_identical_page_is_not_a_change(site):
