@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import difflib
 import io
+import itertools
 import logging
 import math
 import os
@@ -84,6 +85,9 @@ REPORT_COLUMNS: dict[str, str] = {
     "links_removed": "target urls in the old list and not in the new one",
     "links_kept": "target urls in both",
     "detail": "for errors, what went wrong",
+    "file_digest": "for a written page, the content hash of its new bytes (else None)",
+    "block_spans": "for a written page, its new related blocks' spans in the front matter, "
+    "flattened as the loader gives them (else None)",
 }
 
 #: Columns of a pages frame telling what the loader found in each file, which
@@ -161,6 +165,15 @@ def render_related(
     a missing or empty ``id`` or ``subject`` is left out.  ``cache`` (any
     dict, kept by the caller) saves rendering the same target again.
     """
+    return "".join(_rendered_blocks(targets, newline, cache))
+
+
+def _rendered_blocks(
+    targets: Sequence[Mapping[str, object]],
+    newline: str,
+    cache: dict[tuple[object, ...], str] | None,
+) -> list[str]:
+    """Each ``related_articleN`` block's text (see :func:`render_related`)."""
     out = []
     for number, target in enumerate(targets, 1):
         values = _block_values(target)
@@ -179,7 +192,7 @@ def render_related(
             if cache is not None:
                 cache[key] = body
         out.append(f"related_article{number}:{newline}{body}")
-    return "".join(out)
+    return out
 
 
 def related_blocks(front_matter: str) -> list[tuple[int, int]]:
@@ -227,6 +240,16 @@ def replace_related(
     RewriteCheckError
         When the new text would not read back as meant.
     """
+    return _replaced(text, targets, cache, known)[0]
+
+
+def _replaced(
+    text: str,
+    targets: Sequence[Mapping[str, object]],
+    cache: dict[tuple[object, ...], str] | None,
+    known: tuple[list[tuple[int, int]], str] | None,
+) -> tuple[str, list[tuple[int, int]]]:
+    """:func:`replace_related`, and the spans of the blocks in the new front matter."""
     span = split_front_matter(text)
     if span is None:
         raise ValueError("the file does not open with a '---' line")
@@ -239,10 +262,11 @@ def replace_related(
         (blocks, fingerprint), before = known, None
     wanted = [_block_values(target) for target in targets]
     newline = "\r\n" if text[start - 2 : start] == "\r\n" else "\n"
-    rendered = render_related(wanted, newline, cache=cache)
+    each_block = _rendered_blocks(wanted, newline, cache)
+    rendered = "".join(each_block)
     old_text = "".join(front_matter[a:b] for a, b in blocks)
     if old_text == rendered or (blocks and _blocks_say(old_text, wanted)):
-        return text
+        return text, blocks
     pieces = outside_spans(front_matter, blocks)
     # the new blocks go where the first old one was, else at the end
     new_front_matter = pieces[0] + rendered + "".join(pieces[1:])
@@ -251,7 +275,8 @@ def replace_related(
     if split_front_matter(new_text) != (start, start + len(new_front_matter), body_start):
         raise RewriteCheckError("the new text would move the end of the front matter")
     _check_rewrite(before, new_front_matter, wanted, rest=("".join(pieces), fingerprint))
-    return new_text
+    ends = list(itertools.accumulate([len(pieces[0]), *map(len, each_block)]))
+    return new_text, list(itertools.pairwise(ends))
 
 
 def check_rewrite(old: str, new: str, wanted: Sequence[Mapping[str, object]]) -> None:
@@ -514,7 +539,8 @@ def export_links(
         strict=True,
     ):
         if url in leave:
-            rows[path] = (path, url, "unchanged", 0, 0, len(old_urls), "kept as it is by a rule")
+            kept = len(old_urls)
+            rows[path] = (path, url, "unchanged", 0, 0, kept, "kept as it is by a rule", None, None)
             continue
         targets = targets_by_source.get(url, [])
         rows[path] = (path, url, None, *_link_counts(old_urls, targets), "")
@@ -533,9 +559,9 @@ def export_links(
         total=len(work), desc="writing" if write else "comparing", unit="page", disable=not progress
     ) as bar:
         for chunk, outcomes in zip(chunks, results, strict=True):
-            for (path, *_), (status, detail) in zip(chunk, outcomes, strict=True):
+            for (path, *_), (status, *written) in zip(chunk, outcomes, strict=True):
                 row = rows[path]
-                rows[path] = (*row[:2], status, *row[3:6], detail)
+                rows[path] = (*row[:2], status, *row[3:6], *written)
             bar.update(len(chunk))
     return pd.DataFrame(list(rows.values()), columns=list(REPORT_COLUMNS))
 
@@ -564,8 +590,9 @@ def _export_chunk(
     write: bool,
     max_bytes: int,
     on_change: Callable[[PageChange], None] | None,
-) -> list[tuple[str, str]]:
-    """Rewrite (or compare) some pages: each one's status and, for an error, what went wrong."""
+) -> list[tuple[str, str, str | None, list[int] | None]]:
+    """Rewrite (or compare) some pages: each one's status, for an error what went wrong,
+    and for a written page its new content hash and block spans."""
     root_real = os.path.realpath(root)
     cache: dict[tuple[object, ...], str] = {}
     with PageWriter(root_real) as writer:
@@ -648,11 +675,13 @@ def _export_page(
     on_change: Callable[[PageChange], None] | None,
     max_bytes: int = DEFAULT_MAX_PAGE_BYTES,
     known: tuple[str, list[tuple[int, int]], str] | None = None,
-) -> tuple[str, str]:
-    """Rewrite one page's blocks (without a writer, compare only); its status and any error.
+) -> tuple[str, str, str | None, list[int] | None]:
+    """Rewrite one page's blocks (without a writer, compare only).
 
-    ``known``: the loader's content hash, block spans and rest fingerprint;
-    used when the file still has that hash.
+    Returns its status, what went wrong for an error, and for a written page
+    the content hash and flattened block spans of its new bytes (as the
+    loader would find them).  ``known``: the loader's content hash, block
+    spans and rest fingerprint; used when the file still has that hash.
     """
     file = root / path
     try:
@@ -660,25 +689,23 @@ def _export_page(
             file, writer.root_real if writer else os.path.realpath(root), max_bytes
         )
         same = known is not None and file_digest(old) == known[0]
-        new = replace_related(
-            old.decode("utf-8"), targets, cache=cache, known=known[1:] if same else None
-        )
+        new, spans = _replaced(old.decode("utf-8"), targets, cache, known[1:] if same else None)
     except (OSError, UnicodeDecodeError, ValueError, yaml.YAMLError, UnsafeFileError) as exc:
         logger.warning("%s: not exported: %s", path, _first_line(exc))
-        return "error", f"{path}: {_first_line(exc)}"
+        return "error", f"{path}: {_first_line(exc)}", None, None
     encoded = new.encode("utf-8")
     if encoded == old:
-        return "unchanged", ""
+        return "unchanged", "", None, None
     if on_change is not None:
         on_change(PageChange(path=path, url=url, old=old.decode("utf-8"), new=new))
     if writer is None:
-        return "changed", ""
+        return "changed", "", None, None
     try:
         writer.replace(file, encoded)
     except (OSError, UnsafeFileError) as exc:
         logger.warning("%s: cannot write: %s", path, exc)
-        return "error", f"{path}: cannot write: {exc}"
-    return "written", ""
+        return "error", f"{path}: cannot write: {exc}", None, None
+    return "written", "", file_digest(encoded), [place for span in spans for place in span]
 
 
 # ---------------------------------------------------------------------- the links table

@@ -560,6 +560,22 @@ def test_pages_as_loaded_are_not_parsed_again_and_give_the_same_text(tmp_path):
     assert seen["known"] and seen["known"] == seen["parsed"]
 
 
+def test_a_written_pages_hash_and_spans_are_what_the_loader_finds_in_it(tmp_path):
+    site = tmp_path / "site"
+    shutil.copytree(SAMPLE, site)
+    corpus = load_corpus(site)
+    links = corpus.links[["source_url", "rank", "target_url"]].assign(rank=lambda f: -f["rank"])
+    links = links[links["target_url"].isin(corpus.pages.index)]
+    report = export_links(site, corpus.pages, links, write=True).set_index("url")
+    written = report["status"] == "written"
+    assert written.sum() > 10 and report.loc[~written, "file_digest"].isna().all()
+    reloaded = load_corpus(site).pages.loc[report.index[written]]
+    assert report.loc[written, "file_digest"].tolist() == reloaded["file_digest"].tolist()
+    assert [list(s) for s in report.loc[written, "block_spans"]] == [
+        list(s) for s in reloaded["block_spans"]
+    ]
+
+
 def test_a_wrong_fingerprint_or_a_changed_file_is_never_trusted(tmp_path, monkeypatch):
     site = tmp_path / "site"
     shutil.copytree(SAMPLE, site)

@@ -226,15 +226,16 @@ def test_a_new_text_that_would_not_read_back_is_not_written(site, monkeypatch):
             "score": 1.0,
         }
     )
-    real = export_module.render_related
+    real = export_module._rendered_blocks
     broken = {"count": 0}
 
-    def render_badly(targets, newline="\n", **kwargs):
+    def render_badly(targets, newline, cache):
         broken["count"] += 1
-        text = real(targets, newline, **kwargs)
-        return text.replace("url: ", "url: /other", 1) if broken["count"] % 2 else text + "a: [\n"
+        *blocks, text = real(targets, newline, cache)
+        bad = text.replace("url: ", "url: /other", 1) if broken["count"] % 2 else text + "a: [\n"
+        return [*blocks, bad]
 
-    monkeypatch.setattr(export_module, "render_related", render_badly)
+    monkeypatch.setattr(export_module, "_rendered_blocks", render_badly)
     before = snapshot(site)
     report = export_links(site, corpus.pages, links, write=True).set_index("path")
     sources = corpus.pages.loc[corpus.pages.index[:3], "path"]

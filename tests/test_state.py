@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 
 import recommender.corpus as corpus_module
+import recommender.export as export_module
 from recommender import load_corpus
 from recommender.export import WriteBack
 from recommender.job import RunKind, run_job
@@ -98,6 +99,18 @@ def test_the_state_keeps_no_long_texts_and_an_incremental_run_reads_only_fresh_o
     fresh = again.corpus.pages["path"] == page.relative_to(site).as_posix()
     texts = again.corpus.pages[list(TEXT_COLUMNS)]
     assert texts[fresh].notna().all(axis=None) and texts[~fresh].isna().all(axis=None)
+
+
+def test_pages_written_last_run_are_not_parsed_again_to_find_their_blocks(site, monkeypatch):
+    rewrite(site)
+    parsed = []
+    real_parse = export_module.parse_yaml
+    monkeypatch.setattr(export_module, "parse_yaml", lambda t: parsed.append(t) or real_parse(t))
+    page = sorted(site.rglob("*.md"))[9]
+    page.write_text(page.read_text(encoding="utf-8").replace("\nanswer:", "\nscore: 3\nanswer:"))
+    again = rewrite(site)
+    assert again.kind is RunKind.INCREMENTAL and again.pages_changed > 1
+    assert parsed == []  # the edited page was just loaded, the others are as last written
 
 
 def test_a_touched_but_identical_page_is_not_a_change(site):
