@@ -147,17 +147,14 @@ def _later_copies(
     Within a row's entries of one group, the one kept is in the source's
     subject if any is, then the first placed.
     """
-    n, n_places = valid.shape
-    row = np.repeat(np.arange(n), n_places)
-    place = np.tile(np.arange(n_places), n)
-    order = np.lexsort((place, other_subject.ravel(), target_group.ravel(), row))
-    order = order[valid.ravel()[order]]
-    group_in_order = target_group.ravel()[order]
-    repeats = np.zeros(len(order), dtype=bool)
-    repeats[1:] = (row[order][1:] == row[order][:-1]) & (group_in_order[1:] == group_in_order[:-1])
-    later = np.zeros(n * n_places, dtype=bool)
-    later[order[repeats]] = True
-    return later.reshape(n, n_places)
+    group = np.where(valid, target_group, -1)  # groups are labels from 0: invalid ones first
+    order = np.lexsort((other_subject, group), axis=1)  # within a row; stable: then by place
+    in_order = np.take_along_axis(group, order, 1)
+    repeats = np.zeros(valid.shape, dtype=bool)
+    repeats[:, 1:] = (in_order[:, 1:] == in_order[:, :-1]) & (in_order[:, 1:] >= 0)
+    later = np.zeros(valid.shape, dtype=bool)
+    np.put_along_axis(later, order, repeats, 1)
+    return later
 
 
 def _compact_rows(

@@ -108,8 +108,5 @@ def _sorted_rows(candidates: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray
     """Each row by score descending, then target index ascending (url order); padding last."""
     key_score = np.where(candidates >= 0, -scores, np.inf)
     key_target = np.where(candidates >= 0, candidates, np.iinfo(np.int64).max)
-    n, width = candidates.shape
-    rows = np.repeat(np.arange(n), width)
-    order = np.lexsort((key_target.ravel(), key_score.ravel(), rows)).reshape(n, width)
-    order -= (np.arange(n) * width)[:, None]
+    order = np.lexsort((key_target, key_score), axis=1)  # within each row
     return np.take_along_axis(candidates, order, 1), np.take_along_axis(scores, order, 1)
