@@ -535,16 +535,34 @@ def _real_folders(root: Path) -> dict[str, str]:
 def _without_second_ways(root: Path, root_real: str, rels: list[str]) -> list[str]:
     """Drop page symlinks that lead to another page found: each file is read once."""
     real_of = {os.path.join(root_real, rel): rel for rel in rels}
+    linked = _symlinks_among(root, rels)
     kept = []
     for rel in rels:
         path = os.path.join(root, rel)
-        if os.path.islink(path):
+        if rel in linked:
             real = os.path.realpath(path)
             if real_of.get(real, rel) != rel:
                 logger.info("%s: a symlink to %s, read there", rel, real_of[real])
                 continue
         kept.append(rel)
     return kept
+
+
+def _symlinks_among(root: Path, rels: list[str]) -> set[str]:
+    """The pages among ``rels`` that are symlinks: one listing per folder, not a stat per page."""
+    linked: set[str] = set()
+    by_folder: dict[str, list[str]] = {}
+    for rel in rels:
+        by_folder.setdefault(rel.rpartition("/")[0], []).append(rel)
+    for folder, pages in by_folder.items():
+        prefix = folder + "/" if folder else ""
+        try:
+            with os.scandir(os.path.join(root, folder)) as entries:
+                links = {prefix + entry.name for entry in entries if entry.is_symlink()}
+        except OSError:  # the folder went away or changed: ask each page
+            links = {rel for rel in pages if os.path.islink(os.path.join(root, rel))}
+        linked.update(links.intersection(pages))
+    return linked
 
 
 def load_corpus(
