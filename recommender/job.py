@@ -465,9 +465,22 @@ def _incremental(saved, changes, root, settings, options):
     model = saved.read_model({**settings, "progress": options["progress"]})
     old_links = model.related_
     links = model.update(corpus.pages, changed=fresh.pages.index).related_
-    sources = _pages_to_export(corpus, old_links, links, fresh.pages.index, saved)
+    restated = _restated(old, fresh)
+    sources = _pages_to_export(corpus, old_links, links, fresh.pages.index, restated, saved)
     report = _export(corpus, links, model, options, sources)
     return corpus, links, _report(corpus.pages, links, [report]), model
+
+
+def _restated(old: Corpus, fresh: Corpus) -> pd.Index:
+    """The fresh pages whose blocks elsewhere would read differently: new pages, and pages
+    whose id, title or subject (what a block says of its target) changed."""
+
+    def said(pages: pd.DataFrame) -> np.ndarray:  # missing values as None, equal to None
+        values = pages[["id", "title", "subject"]]
+        return values.astype(object).where(values.notna(), None).to_numpy()
+
+    differs = said(old.pages.reindex(fresh.pages.index)) != said(fresh.pages)
+    return fresh.pages.index[differs.any(axis=1)]
 
 
 def _linkable(corpus: Corpus, settings: Mapping[str, Any]) -> bool:
@@ -496,14 +509,15 @@ def _pages_to_export(
     old_links: pd.DataFrame,
     links: pd.DataFrame,
     fresh: pd.Index,
+    restated: pd.Index,
     saved: SavedState,
 ) -> set[str]:
-    """Pages whose blocks may change: new lists, fresh pages, pages linking to a fresh
-    page (its title may have changed), and pages a failed write left behind."""
+    """Pages whose blocks may change: new lists, fresh pages, pages linking to a page
+    that reads differently in a block now (``restated``), and pages a failed write left behind."""
     old_lists, new_lists = targets_by_source(old_links), targets_by_source(links)
     urls = corpus.pages.index
     sources = {url for url in urls if old_lists.get(url) != new_lists.get(url)} | set(fresh)
-    sources |= set(links.loc[links["target_url"].isin(fresh), "source_url"])
+    sources |= set(links.loc[links["target_url"].isin(restated), "source_url"])
     out_of_step = set(np.array(saved.signatures.paths)[~saved.in_sync])
     sources |= set(corpus.pages.index[corpus.pages["path"].isin(out_of_step)])
     return sources

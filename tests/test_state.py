@@ -2,6 +2,7 @@
 
 import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -111,6 +112,34 @@ def test_pages_written_last_run_are_not_parsed_again_to_find_their_blocks(site, 
     again = rewrite(site)
     assert again.kind is RunKind.INCREMENTAL and again.pages_changed > 1
     assert parsed == []  # the edited page was just loaded, the others are as last written
+
+
+def test_a_new_title_reaches_the_blocks_naming_it_and_an_edited_answer_reads_no_other(
+    site, monkeypatch
+):
+    full = rewrite(site)
+    read = []
+    real_read = export_module.read_regular_file
+    monkeypatch.setattr(
+        export_module, "read_regular_file", lambda p, *a: read.append(p.name) or real_read(p, *a)
+    )
+    target = full.links["target_url"].value_counts().index[0]  # a page many link to
+    page = site / full.corpus.pages.at[target, "path"]
+    linkers = set(full.links.loc[full.links["target_url"] == target, "source_url"])
+    text = page.read_text(encoding="utf-8")
+    page.write_text(text.replace("\nanswer: >-\n", "\nanswer: >-\n    Also: \n", 1))
+    edited = rewrite(site)
+    assert edited.kind is RunKind.INCREMENTAL
+    new_lists = set(edited.report.loc[edited.report["status"] != "unchanged", "url"])
+    staying = {Path(full.corpus.pages.at[u, "path"]).name for u in linkers - new_lists}
+    assert staying and not staying & set(read)  # their blocks still say the same of it
+    title = full.corpus.pages.at[target, "title"]
+    page.write_text(page.read_text(encoding="utf-8").replace(title, "A title never seen", 1))
+    retitled = rewrite(site)
+    assert retitled.kind is RunKind.INCREMENTAL
+    for url in retitled.links.loc[retitled.links["target_url"] == target, "source_url"]:
+        path = site / retitled.corpus.pages.at[url, "path"]
+        assert "A title never seen" in path.read_text(encoding="utf-8"), url
 
 
 def test_a_touched_but_identical_page_is_not_a_change(site):
