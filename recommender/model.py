@@ -980,9 +980,10 @@ def _merge_candidates(
     unchanged pages, as far as they go.  The changed and new pages' best
     (``fresh``, page rows, with their scores) are merged in, ordered by
     score, then page index, as the search orders them.  An unchanged page the
-    row never listed scores at most the stored last entry; so the merged top
-    is exact when the row lost nothing, or when its last place scores above
-    the stored last one.  The other rows (``unsure``) must be searched again.
+    row never listed ranks after the stored last entry; so the merged top is
+    exact when the row lost nothing, or when its last place scores above the
+    stored last one or is that same entry, kept.  The other rows (``unsure``)
+    must be searched again.
     A row whose list was not full knew every page with a positive score: it
     is always sure.
     """
@@ -998,8 +999,12 @@ def _merge_candidates(
     candidates = np.take_along_axis(pooled, order, 1)
     scores = np.where(candidates >= 0, np.take_along_axis(pooled_scores, order, 1), 0)
     was_full = stored[:, -1] >= 0
-    beats_the_unknown = scores[:, -1] > stored_scores[:, -1]
-    unsure = was_full & lost.any(axis=1) & ~beats_the_unknown
+    # An unknown page ranks after the stored last entry (score, then page index); so
+    # does the merged last entry when it scores more, or is that entry itself, kept.
+    ahead_of_the_unknown = (scores[:, -1] > stored_scores[:, -1]) | (
+        (candidates[:, -1] == remapped[:, -1]) & ~lost[:, -1]
+    )
+    unsure = was_full & lost.any(axis=1) & ~ahead_of_the_unknown
     return candidates, scores.astype(np.float32), unsure
 
 

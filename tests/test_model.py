@@ -411,6 +411,25 @@ def test_update_searches_again_only_the_pages_a_change_can_reach(sample_pages, c
     assert model.related_.to_csv() == _fit_with(model, edited).related_.to_csv()
 
 
+@pytest.mark.parametrize("seed", range(4))
+def test_update_after_small_edits_gives_a_full_searchs_candidates(sample_pages, seed, caplog):
+    model = Recommender(min_df=1, n_candidates=12).fit(sample_pages)
+    rng = np.random.default_rng(seed)
+    edited = sample_pages.copy()
+    changed = edited.index[rng.choice(len(edited), 4, replace=False)]
+    for url in changed:  # a few more words the site knows: scores move a little
+        words = edited.at[edited.index[rng.integers(len(edited))], "answer_text"].split()[:8]
+        edited.loc[url, "answer_text"] += " " + " ".join(words)
+    with caplog.at_level("INFO", logger="recommender.model"):
+        model.update(edited, changed=changed)
+    reference = _fit_with(model, edited)
+    np.testing.assert_array_equal(model.candidates_, reference.candidates_)
+    np.testing.assert_array_equal(model.candidate_scores_, reference.candidate_scores_)
+    assert model.related_.to_csv() == reference.related_.to_csv()
+    searched = next(r.getMessage() for r in caplog.records if "searched again" in r.getMessage())
+    assert int(searched.split()[0]) < len(edited)
+
+
 def _fit_with(model, pages):
     """A full search and linking over pages with the model's fitted vectorizers."""
     reference = clone(model)
