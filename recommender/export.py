@@ -85,9 +85,10 @@ REPORT_COLUMNS: dict[str, str] = {
     "links_removed": "target urls in the old list and not in the new one",
     "links_kept": "target urls in both",
     "detail": "for errors, what went wrong",
-    "file_digest": "for a written page, the content hash of its new bytes (else None)",
-    "block_spans": "for a written page, its new related blocks' spans in the front matter, "
-    "flattened as the loader gives them (else None)",
+    "file_digest": "for a page written as it was loaded, the content hash of its new bytes "
+    "(else missing)",
+    "block_spans": "for a page written as it was loaded, its new related blocks' spans in "
+    "the front matter, flattened as the loader gives them (else missing)",
 }
 
 #: Columns of a pages frame telling what the loader found in each file, which
@@ -153,27 +154,17 @@ def yaml_scalar(value: object, *, folded: bool = False) -> str:
     return _double_quoted(value)
 
 
-def render_related(
-    targets: Sequence[Mapping[str, object]],
-    newline: str = "\n",
-    *,
-    cache: dict[tuple[object, ...], str] | None = None,
-) -> str:
-    """The ``related_articleN`` blocks for a list of targets, in the site's layout.
-
-    Each target is a mapping with ``id``, ``title``, ``subject`` and ``url``;
-    a missing or empty ``id`` or ``subject`` is left out.  ``cache`` (any
-    dict, kept by the caller) saves rendering the same target again.
-    """
-    return "".join(_rendered_blocks(targets, newline, cache))
-
-
 def _rendered_blocks(
     targets: Sequence[Mapping[str, object]],
     newline: str,
     cache: dict[tuple[object, ...], str] | None,
 ) -> list[str]:
-    """Each ``related_articleN`` block's text (see :func:`render_related`)."""
+    """Each ``related_articleN`` block's text for a list of targets, in the site's layout.
+
+    Each target is a mapping with ``id``, ``title``, ``subject`` and ``url``;
+    a missing or empty ``id`` or ``subject`` is left out.  ``cache`` (any
+    dict, kept by the caller) saves rendering the same target again.
+    """
     out = []
     for number, target in enumerate(targets, 1):
         values = _block_values(target)
@@ -224,7 +215,7 @@ def replace_related(
 
     Every byte outside the old blocks is kept.  If the old blocks already
     hold exactly these values (in order, whatever their layout), the text is
-    returned unchanged.  ``cache`` is passed to :func:`render_related`.  Like
+    returned unchanged.  ``cache`` saves rendering the same target again.  Like
     black, the new front matter is parsed again before it is returned
     (:func:`check_rewrite`).  ``known``: the blocks' spans in the front
     matter and the :func:`~recommender.frontmatter.rest_fingerprint` of the
@@ -543,7 +534,7 @@ def export_links(
             rows[path] = (path, url, "unchanged", 0, 0, kept, "kept as it is by a rule", None, None)
             continue
         targets = targets_by_source.get(url, [])
-        rows[path] = (path, url, None, *_link_counts(old_urls, targets), "")
+        rows[path] = (path, url, None, *_link_counts(old_urls, targets), "", None, None)
         work.append((path, url, [blocks_by_url[t] for t in targets], known))
     # a diff is shown before its page is written: in this process, one page at a time
     chunks, results = run_chunks(
@@ -561,7 +552,7 @@ def export_links(
         for chunk, outcomes in zip(chunks, results, strict=True):
             for (path, *_), (status, *written) in zip(chunk, outcomes, strict=True):
                 row = rows[path]
-                rows[path] = (*row[:2], status, *row[3:6], *written)
+                rows[path] = (*row[:2], status, *row[3:6], *written)  # detail, digest, spans
             bar.update(len(chunk))
     return pd.DataFrame(list(rows.values()), columns=list(REPORT_COLUMNS))
 
@@ -678,10 +669,12 @@ def _export_page(
 ) -> tuple[str, str, str | None, list[int] | None]:
     """Rewrite one page's blocks (without a writer, compare only).
 
-    Returns its status, what went wrong for an error, and for a written page
-    the content hash and flattened block spans of its new bytes (as the
-    loader would find them).  ``known``: the loader's content hash, block
-    spans and rest fingerprint; used when the file still has that hash.
+    Returns its status, what went wrong for an error, and for a page written
+    as it was loaded the content hash and flattened block spans of its new
+    bytes (as the loader would find them; None for a page that changed since,
+    whose rest the loader's fingerprint no longer describes).  ``known``: the
+    loader's content hash, block spans and rest fingerprint; used when the
+    file still has that hash.
     """
     file = root / path
     try:
@@ -705,6 +698,8 @@ def _export_page(
     except (OSError, UnsafeFileError) as exc:
         logger.warning("%s: cannot write: %s", path, exc)
         return "error", f"{path}: cannot write: {exc}", None, None
+    if not same:  # changed since it was loaded: the loader's fingerprint is not its own
+        return "written", "", None, None
     return "written", "", file_digest(encoded), [place for span in spans for place in span]
 
 

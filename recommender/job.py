@@ -559,17 +559,16 @@ def _save_state(folder, key, root, rels, before: Signatures, report, corpus, mod
     after = signatures_after_writes(root, before, written, saved and saved.signatures)
     failed = set(report.loc[report["status"] == "error", "path"])
     in_sync = np.array([path not in failed for path in rels], dtype=bool)
-    write_state(folder, key, after, in_sync, _as_written(corpus, model, report), model)
+    write_state(folder, key, after, in_sync, _as_written(corpus, model, report, failed), model)
     logger.info("state written in %.1fs", time.perf_counter() - started)
 
 
-def _as_written(corpus: Corpus, model, report: pd.DataFrame) -> Corpus:
+def _as_written(corpus: Corpus, model, report: pd.DataFrame, failed: set[str]) -> Corpus:
     """The corpus as the pages now are: each page's ``related_urls`` as its blocks say (for
     stability) and, for a written page, its new content hash and block spans (so that the
     next run need not parse it again to find its blocks)."""
     now = targets_by_source(model.related_)
     kept = set(getattr(model, "kept_urls_", ()))
-    failed = set(report.loc[report["status"] == "error", "path"])
     pages = corpus.pages.copy()
     pages["related_urls"] = [
         old if path in failed or url in kept else now.get(url, [])

@@ -470,7 +470,9 @@ class Recommender(BaseEstimator):
         the pages new since the fit are vectorised, and only the pages whose
         candidates they enter or leave are searched again.  The rules and
         coverage then run over the whole site, so the links are exactly those
-        of a fit whose vectorizers saw the same words as this one's.  With
+        of a fit whose vectorizers saw the same words as this one's, with the
+        exact search (with the fast one, nearly: a changed page can shift the
+        pool a page's candidates come from; see README).  With
         ``semantic_weight``, only the new and changed pages are embedded (the
         others keep their row of ``embeddings_``).  As a
         site grows the frozen document frequencies drift from a fresh fit's:
@@ -983,7 +985,9 @@ def _merge_candidates(
     row never listed ranks after the stored last entry; so the merged top is
     exact when the row lost nothing, or when its last place scores above the
     stored last one or is that same entry, kept.  The other rows (``unsure``)
-    must be searched again.
+    must be searched again.  (With the fast search the stored list is the top
+    of a candidate pool, which a changed page can shift: there the merge is
+    nearly, not always, what a new search would give.)
     A row whose list was not full knew every page with a positive score: it
     is always sure.
     """
