@@ -555,7 +555,11 @@ def _raise_first_error(corpus: Corpus, strict: bool) -> None:
 def _save_state(folder, key, root, rels, before: Signatures, report, corpus, model, saved) -> None:
     """Write the state of a run that wrote its pages (see :func:`signatures_after_writes`)."""
     started = time.perf_counter()
-    written = set(report.loc[report["status"] == "written", "path"])
+    done = report[report["status"] == "written"]
+    written = {  # the hash of the bytes written, where the exporter knew it
+        path: digest if isinstance(digest, str) else None
+        for path, digest in zip(done["path"], done["file_digest"], strict=True)
+    }
     after = signatures_after_writes(root, before, written, saved and saved.signatures)
     failed = set(report.loc[report["status"] == "error", "path"])
     in_sync = np.array([path not in failed for path in rels], dtype=bool)

@@ -136,11 +136,16 @@ def file_signatures(root: Path, paths: list[str], *, digests: bool) -> Signature
 
 
 def signatures_after_writes(
-    root: Path, before: Signatures, written: set[str], saved: Signatures | None = None
+    root: Path,
+    before: Signatures,
+    written: Mapping[str, str | None],
+    saved: Signatures | None = None,
 ) -> Signatures:
     """The signatures to save after a run: ``before``'s, the written files' taken anew.
 
-    Only the written files are stat'ed and hashed again.  Every other file
+    ``written``: each written file's path and the content hash of the bytes
+    written (hex), or None where it is not known.  Only the written files are
+    stat'ed again, and hashed where their hash is not known.  Every other file
     keeps its signature from the start of the run (a file that changed under
     the run then differs from it next time, and is read again), and its
     content hash from the ``saved`` state where its stat has not changed
@@ -166,7 +171,12 @@ def signatures_after_writes(
                 after.size[i], after.mtime_ns[i], after.digest[i] = -1, 0, 0
                 continue
             after.size[i], after.mtime_ns[i] = info.st_size, info.st_mtime_ns
-            after.digest[i] = _digest(root / path)
+            known = written[path]
+            after.digest[i] = (
+                _digest(root / path)
+                if known is None
+                else np.frombuffer(bytes.fromhex(known), np.uint8)
+            )
     return after
 
 
