@@ -482,7 +482,8 @@ class Recommender(BaseEstimator):
         ----------
         pages : pandas.DataFrame
             The whole site now (``Corpus.pages``); pages missing from it are
-            deleted.  Only new and changed pages need their ``*_text`` columns.
+            deleted.  Only new and changed pages need their ``*_text`` columns
+            (every page, with ``semantic_weight`` and no ``embeddings_`` kept).
         changed : iterable of str
             Urls of the pages whose text or fields changed since the fit.
 
