@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import yaml
 from tqdm.auto import tqdm
@@ -636,7 +637,10 @@ def load_corpus(
         raise problems[0]
     for problem in problems:
         logger.debug("%s", problem)
-    pages = pages.set_index("url").sort_index()
+    # argsort of the urls as Python strings (the same order) is several times faster than
+    # sort_index over pyarrow strings at 200,000 pages
+    pages = pages.iloc[np.argsort(pages["url"].to_numpy(dtype=object), kind="stable")]
+    pages = pages.set_index("url")
     links = links.drop(columns="source_path").sort_values(["source_url", "rank"], ignore_index=True)
     logger.info("loaded %d pages, %d errors", len(pages), len(problems))
     return Corpus(root=root, pages=pages, errors=_errors_frame(problems), links=links)
