@@ -563,14 +563,14 @@ def _save_state(folder, key, root, rels, before: Signatures, report, corpus, mod
     after = signatures_after_writes(root, before, written, saved and saved.signatures)
     failed = set(report.loc[report["status"] == "error", "path"])
     in_sync = np.array([path not in failed for path in rels], dtype=bool)
-    write_state(folder, key, after, in_sync, _as_written(corpus, model, report, failed), model)
+    write_state(folder, key, after, in_sync, _as_written(corpus, model, done, failed), model)
     logger.info("state written in %.1fs", time.perf_counter() - started)
 
 
-def _as_written(corpus: Corpus, model, report: pd.DataFrame, failed: set[str]) -> Corpus:
+def _as_written(corpus: Corpus, model, written: pd.DataFrame, failed: set[str]) -> Corpus:
     """The corpus as the pages now are: each page's ``related_urls`` as its blocks say (for
-    stability) and, for a written page, its new content hash and block spans (so that the
-    next run need not parse it again to find its blocks)."""
+    stability) and, for a written page (``written``: its report rows), its new content hash
+    and block spans (so that the next run need not parse it again to find its blocks)."""
     now = targets_by_source(model.related_)
     kept = set(getattr(model, "kept_urls_", ()))
     pages = corpus.pages.copy()
@@ -578,7 +578,7 @@ def _as_written(corpus: Corpus, model, report: pd.DataFrame, failed: set[str]) -
         old if path in failed or url in kept else now.get(url, [])
         for url, path, old in zip(pages.index, pages["path"], pages["related_urls"], strict=True)
     ]
-    written = report[report["status"] == "written"].set_index("url")
+    written = written.set_index("url")
     if "file_digest" in pages and len(written):
         rows = pages.index.isin(written.index)
         for column in ("file_digest", "block_spans"):

@@ -65,7 +65,7 @@ logger = logging.getLogger(__name__)
 STATE_FORMAT = 3
 #: Page columns the state leaves out: the long texts, which only vectorising
 #: and embedding read, and only for the new and changed pages a run reads anew.
-#: Leaving them out keeps the state's page table a tenth of the size.
+#: Leaving them out keeps the state's page table a sixth of the size (19 MB, not 117 MB).
 TEXT_COLUMNS = (
     "answer",
     "description",
