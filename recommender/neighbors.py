@@ -143,7 +143,7 @@ def _search_blocks(
     return indices, scores
 
 
-#: Dense scores computed at a time for rows tied at the k-th place.
+#: Scores kept at a time for rows tied at the k-th place (bounds their memory).
 TIED_SCORES = 1 << 24
 
 
@@ -161,12 +161,41 @@ def exact_block(
     rows_indices, rows_scores = _sorted_rows(product, k + 1)
     tied = np.flatnonzero((rows_indices[:, k] >= 0) & (rows_scores[:, k - 1] == rows_scores[:, k]))
     if len(tied):
-        logger.debug("%d rows tied at place %d, recomputed", len(tied), k)
-    step = max(1, TIED_SCORES // max(Y.shape[0], 1))
-    for first in range(0, len(tied), step):
-        rows = tied[first : first + step]
-        rows_indices[rows], rows_scores[rows] = brute_force_top_k(block[rows], Y, k=k + 1)
+        logger.debug("%d rows tied at place %d, searched wider", len(tied), k)
+        rows_indices[tied], rows_scores[tied] = _untied(block[tied], targets_t, k, n_threads)
     return rows_indices[:, :k], rows_scores[:, :k]
+
+
+def _untied(
+    block: sp.csr_matrix, targets_t: sp.csr_matrix, k: int, n_threads: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """The top k + 1 of rows whose k-th place is tied, ties broken by index.
+
+    The kernel keeps any of the targets tied at its last place, so each row
+    is searched again for twice as many, and again, until its last place
+    scores below its k-th (then every target tied with the k-th was kept)
+    or every target with a positive score is in.  Each row's scores are the
+    same in every search (the kernel sums a row alone, in one order).
+    """
+    n_targets = targets_t.shape[1]
+    indices = np.full((block.shape[0], k + 1), -1, dtype=np.int64)
+    scores = np.zeros(indices.shape, dtype=np.float32)
+    pending, width = np.arange(block.shape[0]), k + 1
+    while len(pending):
+        width = min(2 * width, n_targets)
+        unsure = []
+        step = max(1, TIED_SCORES // width)
+        for first in range(0, len(pending), step):
+            rows = pending[first : first + step]
+            product = sp_matmul_topn(
+                block[rows], targets_t, top_n=width, threshold=0.0, sort=False, n_threads=n_threads
+            )
+            wide_indices, wide_scores = _sorted_rows(product, width)
+            indices[rows], scores[rows] = wide_indices[:, : k + 1], wide_scores[:, : k + 1]
+            last_tied = (wide_indices[:, -1] >= 0) & (wide_scores[:, -1] == wide_scores[:, k - 1])
+            unsure.append(rows[last_tied] if width < n_targets else rows[:0])
+        pending = np.concatenate(unsure)
+    return indices, scores
 
 
 def _sorted_rows(product: sp.csr_matrix, width: int) -> tuple[np.ndarray, np.ndarray]:
@@ -191,7 +220,7 @@ def _sorted_rows(product: sp.csr_matrix, width: int) -> tuple[np.ndarray, np.nda
 def brute_force_top_k(X: sp.spmatrix, Y: sp.spmatrix, *, k: int) -> tuple[np.ndarray, np.ndarray]:
     """The same result as :func:`top_k_cosine`, from the whole dense product.
 
-    The oracle for tests, and the exact path for tied rows.  Memory grows as
+    The oracle for tests.  Memory grows as
     ``X.shape[0] * Y.shape[0]``: use it on a few rows only.
     """
     dense = np.asarray(
