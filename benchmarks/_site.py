@@ -10,15 +10,24 @@ import tarfile
 import tempfile
 from pathlib import Path
 
+from recommender.state import DEFAULT_STATE_FOLDER
+
 ARCHIVE = Path(__file__).resolve().parents[2] / "shared" / "corpora" / "quicktakes-pages.tar.xz"
 
 
 def extract(source: Path, target: Path) -> Path:
-    """A fresh copy of a site folder, or of a .tar.xz archive's content, at target."""
+    """A fresh copy of a site folder, or of a .tar.xz archive's content, at target.
+
+    A state folder that a run left at the site's root is not copied: a
+    benchmark's first run must be a first run.
+    """
     if not source.exists():
         sys.exit(f"no site at {source}: give a folder or the real corpus archive")
     if source.is_dir():
-        shutil.copytree(source, target, symlinks=True)
+        skip = {DEFAULT_STATE_FOLDER}
+        shutil.copytree(
+            source, target, symlinks=True, ignore=lambda folder, names: skip & set(names)
+        )
         return target
     target.mkdir(parents=True)
     with tarfile.open(source, "r:xz") as archive:
