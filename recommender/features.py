@@ -537,7 +537,7 @@ class StemmingTokenizer:
         if None in stems:  # words not met before
             known = self._stems
             stems = [known[word] if word in known else self._learn(word) for word in words]
-        return [stem for stem in stems if stem]
+        return list(filter(None, stems))  # stop words' stems are ""
 
     def _learn(self, word: str) -> str:
         stem = "" if word in self._stop else self._stemmer.stemWord(word)
