@@ -407,12 +407,20 @@ def _count_chunk(documents, vectorizer, fixed: dict[str, int] | None = None):
     analyze = vectorizer.build_analyzer()
     blocks, remaining = [], iter(documents)  # a block at a time: the texts are never all copied
     while block := list(islice(remaining, _FastCounting._BLOCK)):
-        blocks.append(_count_block(block, analyze, vocabulary, fixed is not None))
+        blocks.append(
+            _count_block(block, analyze, vocabulary, fixed is not None, vectorizer.dtype)
+        )
     return dict(vocabulary), blocks
 
 
-def _count_block(documents: list, analyze, vocabulary, fixed_vocab: bool) -> sp.csr_matrix:
-    """One block's term counts; columns as numbered in ``vocabulary`` (grown unless fixed)."""
+def _count_block(
+    documents: list, analyze, vocabulary, fixed_vocab: bool, dtype=np.float64
+) -> sp.csr_matrix:
+    """One block's term counts; columns as numbered in ``vocabulary`` (grown unless fixed).
+
+    Counted in ``dtype`` (the vectorizer's): whole counts are exact in float32
+    up to 2**24, and the blocks are half the size to send and stack.
+    """
     columns: array = array("l")
     ends = [0]
     for document in documents:
@@ -424,7 +432,7 @@ def _count_block(documents: list, analyze, vocabulary, fixed_vocab: bool) -> sp.
         ends.append(len(columns))
     found = np.frombuffer(columns, dtype=np.int64) if columns else np.zeros(0, np.int64)
     matrix = sp.csr_matrix(
-        (np.ones(len(found), dtype=np.float64), found, np.asarray(ends, dtype=np.int64)),
+        (np.ones(len(found), dtype=dtype), found, np.asarray(ends, dtype=np.int64)),
         shape=(len(documents), max(len(vocabulary), int(found.max(initial=-1)) + 1)),
     )
     matrix.sum_duplicates()
