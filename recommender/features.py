@@ -407,9 +407,7 @@ def _count_chunk(documents, vectorizer, fixed: dict[str, int] | None = None):
     analyze = vectorizer.build_analyzer()
     blocks, remaining = [], iter(documents)  # a block at a time: the texts are never all copied
     while block := list(islice(remaining, _FastCounting._BLOCK)):
-        blocks.append(
-            _count_block(block, analyze, vocabulary, fixed is not None, vectorizer.dtype)
-        )
+        blocks.append(_count_block(block, analyze, vocabulary, fixed is not None, vectorizer.dtype))
     return dict(vocabulary), blocks
 
 
