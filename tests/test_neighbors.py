@@ -148,13 +148,13 @@ def test_scores_are_float32_so_near_equal_float64_scores_tie_and_break_by_index(
     assert brute_force_top_k(X, Y, k=2)[0].tolist() == [[0, 1]]
 
 
-def recorded_searches(monkeypatch) -> list[tuple[int, int]]:
-    """(rows, top_n) of every call of the kernel, as it happens."""
+def recorded_searches(monkeypatch, argument: str = "top_n") -> list[tuple[int, object]]:
+    """(rows, the given keyword argument) of every call of the kernel, as it happens."""
     calls = []
     kernel = neighbors.sp_matmul_topn
 
     def recording(block, targets, **kwargs):
-        calls.append((block.shape[0], kwargs["top_n"]))
+        calls.append((block.shape[0], kwargs[argument]))
         return kernel(block, targets, **kwargs)
 
     monkeypatch.setattr(neighbors, "sp_matmul_topn", recording)
@@ -197,14 +197,7 @@ def test_tied_rows_are_searched_wider_until_the_tie_is_inside(monkeypatch, tied_
 
 
 def test_blocks_bound_the_rows_multiplied_at_once_and_threads_reach_the_kernel(monkeypatch):
-    calls = []
-    kernel = neighbors.sp_matmul_topn
-
-    def recording(block, targets, **kwargs):
-        calls.append((block.shape[0], kwargs["n_threads"]))
-        return kernel(block, targets, **kwargs)
-
-    monkeypatch.setattr(neighbors, "sp_matmul_topn", recording)
+    calls = recorded_searches(monkeypatch, "n_threads")
     X = random_rows(23, 10, 0.4, seed=10)
     indices, _ = top_k_cosine(X, k=4, block_size=7, n_jobs=2)
     assert calls == [(7, 2), (7, 2), (7, 2), (2, 2)]
