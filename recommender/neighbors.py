@@ -146,7 +146,8 @@ def _search_blocks(
     return indices, scores
 
 
-#: Scores kept at a time for rows tied at the k-th place (bounds their memory).
+#: Places searched at a time for rows tied at the k-th place (rows x places): bounds
+#: their memory, about 60 bytes a place while they are sorted.
 TIED_SCORES = 1 << 24
 
 
@@ -163,7 +164,7 @@ def exact_block(
     )
     rows_indices, rows_scores = _sorted_rows(product, k + 1)
     tied = np.flatnonzero((rows_indices[:, k] >= 0) & (rows_scores[:, k - 1] == rows_scores[:, k]))
-    if len(tied):
+    if len(tied) and k + 1 < targets_t.shape[1]:  # else every target is in already
         logger.debug("%d rows tied at place %d, searched wider", len(tied), k)
         rows_indices[tied], rows_scores[tied] = _untied(block[tied], targets_t, k, n_threads)
     return rows_indices[:, :k], rows_scores[:, :k]

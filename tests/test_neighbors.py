@@ -171,18 +171,19 @@ def test_only_rows_tied_at_the_kth_place_are_searched_again(monkeypatch):
     # rows 0, 1 and 2 are equal: each ties at place 2 (of 2) with the third; row 3 does not
     calls.clear()
     X = sp.csr_matrix(np.array([[1.0, 0], [1.0, 0], [1.0, 0], [0, 1.0]]))
-    indices, _ = top_k_cosine(X, k=2, block_size=3)
+    indices, _ = top_k_cosine(X, k=2, block_size=4)
     assert indices.tolist() == [[0, 1], [0, 1], [0, 1], [3, -1]]
-    # the tied rows again, for twice as many (here every target): no other row
-    assert calls == [(3, 3), (3, 4), (1, 3)]
+    # the tied rows again, for twice as many (here every target): not row 3 of their block
+    assert calls == [(4, 3), (3, 4)]
 
 
 @pytest.mark.parametrize("tied_scores", [1 << 24, 7])
 def test_tied_rows_are_searched_wider_until_the_tie_is_inside(monkeypatch, tied_scores):
-    # 30 equal targets tie for every query's places: 3, then 6, 12 and 24 kept, then all 31
+    # 30 equal targets tie for every query's places: 3, then 6, 12, 24 and 48 kept; at 48
+    # the last place holds one of the 100 weaker targets, so the search stops short of all 131
     monkeypatch.setattr(neighbors, "TIED_SCORES", tied_scores)
     calls = recorded_searches(monkeypatch)
-    rows = np.vstack([[1.0, 0.2]] * 30 + [[0.0, 1.0]])
+    rows = np.vstack([[1.0, 0.2]] * 30 + [[0.0, 1.0]] + [[0.5, 0.0]] * 100)
     X, Y = sp.csr_matrix(np.array([[1.0, 0.0], [1.0, 0.1]])), sp.csr_matrix(rows)
     indices, scores = top_k_cosine(X, Y, k=2)
     assert indices.tolist() == [[0, 1], [0, 1]]
@@ -190,10 +191,10 @@ def test_tied_rows_are_searched_wider_until_the_tie_is_inside(monkeypatch, tied_
     np.testing.assert_array_equal(indices, expected_indices)
     np.testing.assert_allclose(scores, expected_scores, rtol=1e-6)
     widths = [top_n for _, top_n in calls]
-    assert widths[0] == 3 and sorted(set(widths[1:])) == [6, 12, 24, 31]
-    # a bound on the scores kept at once: one row at a time when it is small
+    assert widths[0] == 3 and sorted(set(widths[1:])) == [6, 12, 24, 48]
+    # a bound on the places searched at once: one row at a time when it is small
     most_rows = max(rows for rows, top_n in calls[1:])
-    assert most_rows == (2 if tied_scores > 62 else 1)
+    assert most_rows == (2 if tied_scores > 96 else 1)
 
 
 def test_blocks_bound_the_rows_multiplied_at_once_and_threads_reach_the_kernel(monkeypatch):
