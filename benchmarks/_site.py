@@ -18,15 +18,19 @@ ARCHIVE = Path(__file__).resolve().parents[2] / "shared" / "corpora" / "quicktak
 def extract(source: Path, target: Path) -> Path:
     """A fresh copy of a site folder, or of a .tar.xz archive's content, at target.
 
-    A state folder that a run left at the site's root is not copied: a
-    benchmark's first run must be a first run.
+    The default state folder that a run left at the site's root is not
+    copied: a benchmark's first run must be a first run (a state kept
+    elsewhere with ``--state`` is not in the folder anyway).
     """
     if not source.exists():
         sys.exit(f"no site at {source}: give a folder or the real corpus archive")
     if source.is_dir():
         skip = {DEFAULT_STATE_FOLDER}
         shutil.copytree(
-            source, target, symlinks=True, ignore=lambda folder, names: skip & set(names)
+            source,
+            target,
+            symlinks=True,
+            ignore=lambda folder, names: skip & set(names) if Path(folder) == source else set(),
         )
         return target
     target.mkdir(parents=True)
