@@ -412,7 +412,7 @@ def _count_chunk(documents, vectorizer, fixed: dict[str, int] | None = None):
 
 
 def _count_block(
-    documents: list, analyze, vocabulary, fixed_vocab: bool, dtype=np.float64
+    documents: list, analyze, vocabulary, fixed_vocab: bool, dtype: type
 ) -> sp.csr_matrix:
     """One block's term counts; columns as numbered in ``vocabulary`` (grown unless fixed).
 

@@ -114,7 +114,7 @@ class ExactSearch:
 
     def block(self, start: int, stop: int, n_threads: int = 1) -> tuple[np.ndarray, np.ndarray]:
         """Indices and scores of query rows ``start`` to ``stop - 1``."""
-        return exact_block(self.X[start:stop], self.targets_t, self.Y, self.k, n_threads)
+        return exact_block(self.X[start:stop], self.targets_t, self.k, n_threads)
 
 
 def check_block_size(block_size: int) -> None:
@@ -152,11 +152,11 @@ TIED_SCORES = 1 << 24
 
 
 def exact_block(
-    block: sp.csr_matrix, targets_t: sp.csr_matrix, Y: sp.csr_matrix, k: int, n_threads: int
+    block: sp.csr_matrix, targets_t: sp.csr_matrix, k: int, n_threads: int
 ) -> tuple[np.ndarray, np.ndarray]:
     """One block of :func:`top_k_cosine`: the exact top k of some query rows.
 
-    ``targets_t`` is ``Y`` transposed, as CSR.
+    ``targets_t`` is the targets ``Y`` transposed, as CSR.
     """
     # one more than asked, to see whether the k-th place is tied
     product = sp_matmul_topn(
@@ -329,8 +329,8 @@ class FastSearch:
         self.Y.sort_indices()
         self.strong_queries = strongest_terms(self.X, n_terms)
         same = self.Y is self.X
-        self.strong_targets = self.strong_queries if same else strongest_terms(self.Y, n_terms)
-        self.strong_targets_t = self.strong_targets.T.tocsr()
+        strong_targets = self.strong_queries if same else strongest_terms(self.Y, n_terms)
+        self.strong_targets_t = strong_targets.T.tocsr()
 
     def block(self, start: int, stop: int, n_threads: int = 1) -> tuple[np.ndarray, np.ndarray]:
         """Indices and scores of query rows ``start`` to ``stop - 1``."""
@@ -338,7 +338,6 @@ class FastSearch:
             self.X[start:stop],
             self.strong_queries[start:stop],
             self.Y,
-            self.strong_targets,
             self.strong_targets_t,
             k=self.k,
             width=self.width,
@@ -346,11 +345,9 @@ class FastSearch:
         )
 
 
-def fast_block(
-    queries, strong_queries, Y, strong_targets, strong_targets_t, *, k, width, n_threads
-):
+def fast_block(queries, strong_queries, Y, strong_targets_t, *, k, width, n_threads):
     """One block of :func:`top_k_cosine_fast`: candidates by strong terms, re-scored exactly."""
-    found, _ = exact_block(strong_queries, strong_targets_t, strong_targets, width, n_threads)
+    found, _ = exact_block(strong_queries, strong_targets_t, width, n_threads)
     return _best_of(found, rescore_pairs(queries, Y, found, n_threads), k)
 
 
