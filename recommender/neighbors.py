@@ -178,14 +178,19 @@ def _untied(
     The kernel keeps any of the targets tied at its last place, so each row
     is searched again for twice as many, and again, until its last place
     scores below its k-th (then every target tied with the k-th was kept)
-    or every target with a positive score is in.  Each row's scores are the
-    same in every search (the kernel sums a row alone, in one order).
+    or every target with a positive score is in.  Rows still tied after
+    :data:`WIDENINGS` doublings (thousands of identical pages) are searched
+    once more for every target scoring at least their k-th
+    (:func:`_at_or_above_kth`).  Each row's scores are the same in every
+    search (the kernel sums a row alone, in one order).
     """
     n_targets = targets_t.shape[1]
     indices = np.full((block.shape[0], k + 1), -1, dtype=np.int64)
     scores = np.zeros(indices.shape, dtype=np.float32)
     pending, width = np.arange(block.shape[0]), k + 1
-    while len(pending):
+    for _ in range(WIDENINGS):
+        if not len(pending):
+            break
         width = min(2 * width, n_targets)
         unsure = []
         step = max(1, TIED_SCORES // width)
@@ -199,7 +204,53 @@ def _untied(
             last_tied = (wide_indices[:, -1] >= 0) & (wide_scores[:, -1] == wide_scores[:, k - 1])
             unsure.append(rows[last_tied] if width < n_targets else rows[:0])
         pending = np.concatenate(unsure)
+    if len(pending):
+        _at_or_above_kth(block, targets_t, pending, indices, scores, n_threads)
     return indices, scores
+
+
+#: Times :func:`_untied` doubles its search before it searches above a threshold instead.
+WIDENINGS = 4
+
+
+def _at_or_above_kth(
+    block: sp.csr_matrix,
+    targets_t: sp.csr_matrix,
+    rows: np.ndarray,
+    indices: np.ndarray,
+    scores: np.ndarray,
+    n_threads: int,
+) -> None:
+    """Fill ``rows`` of ``indices`` and ``scores`` from every target scoring >= their k-th.
+
+    ``scores[rows, -2]`` holds each row's k-th score (right, whichever tied
+    target holds it).  Rows are searched in chunks of similar k-th scores,
+    keeping every target above the chunk's lowest; rows x targets stays
+    within :data:`TIED_SCORES`.
+    """
+    width = indices.shape[1]
+    n_targets = targets_t.shape[1]
+    rows = rows[np.argsort(-scores[rows, -2], kind="stable")]
+    step = max(1, TIED_SCORES // n_targets)
+    for first in range(0, len(rows), step):
+        chunk = rows[first : first + step]
+        floor = np.nextafter(scores[chunk, -2].min(), np.float32(-np.inf))
+        product = sp_matmul_topn(
+            block[chunk],
+            targets_t,
+            top_n=n_targets,
+            threshold=float(floor),
+            sort=False,
+            n_threads=n_threads,
+        )
+        counts = np.diff(product.indptr)
+        row_of = np.repeat(np.arange(len(chunk)), counts)
+        # by row, then score descending, then target index
+        order = np.lexsort((product.indices, -product.data, row_of))
+        place = np.arange(product.nnz) - np.repeat(product.indptr[:-1], counts)
+        kept = place < width
+        indices[chunk[row_of[kept]], place[kept]] = product.indices[order[kept]]
+        scores[chunk[row_of[kept]], place[kept]] = product.data[order[kept]]
 
 
 def _sorted_rows(product: sp.csr_matrix, width: int) -> tuple[np.ndarray, np.ndarray]:
@@ -351,8 +402,21 @@ def fast_block(queries, strong_queries, Y, strong_targets_t, *, k, width, n_thre
     return _best_of(found, rescore_pairs(queries, Y, found, n_threads), k)
 
 
+#: Rows of :func:`strongest_terms` sorted at a time: at 200,000 pages, sorting every
+#: entry at once took 2 GiB of keys and orders.
+STRONG_ROWS = 1 << 14
+
+
 def strongest_terms(X: sp.csr_matrix, n_terms: int) -> sp.csr_matrix:
     """Each row's ``n_terms`` largest entries (ties: the lower column), others dropped."""
+    if X.shape[0] <= STRONG_ROWS:
+        return _strongest_in(X, n_terms)
+    blocks = range(0, X.shape[0], STRONG_ROWS)
+    return sp.vstack([_strongest_in(X[i : i + STRONG_ROWS], n_terms) for i in blocks], "csr")
+
+
+def _strongest_in(X: sp.csr_matrix, n_terms: int) -> sp.csr_matrix:
+    """:func:`strongest_terms` of one block of rows."""
     counts = np.diff(X.indptr)
     rows = np.repeat(np.arange(X.shape[0], dtype=np.int64), counts)
     # one sort key: the row, then the value descending (the bits of a positive float32

@@ -197,6 +197,32 @@ def test_tied_rows_are_searched_wider_until_the_tie_is_inside(monkeypatch, tied_
     assert most_rows == (2 if tied_scores > 96 else 1)
 
 
+@pytest.mark.parametrize("tied_scores", [1 << 24, 500])
+def test_rows_tied_after_the_doublings_keep_every_target_at_or_above_their_kth(
+    monkeypatch, tied_scores
+):
+    # 300 equal targets tie for each query's places, and doubling from 3 to 48 places
+    # leaves the tie open: one more search keeps every target scoring at least the k-th
+    monkeypatch.setattr(neighbors, "TIED_SCORES", tied_scores)
+    calls = recorded_searches(monkeypatch, "threshold")
+    rows = np.vstack([[0.5, 0.0]] * 50 + [[1.0, 0.2]] * 300 + [[0.0, 1.0]])
+    X = sp.csr_matrix(np.array([[1.0, 0.0], [1.0, 0.1], [1.0, 0.3], [0.0, 1.0]]))
+    Y = sp.csr_matrix(rows)
+    indices, scores = top_k_cosine(X, Y, k=2)
+    assert indices.tolist()[:3] == [[50, 51]] * 3
+    expected_indices, expected_scores = dense_top_k(X, Y, 2)
+    np.testing.assert_array_equal(indices, expected_indices)
+    np.testing.assert_allclose(scores, expected_scores, rtol=1e-6)
+    assert len(calls) > 5 and all(threshold == 0.0 for _, threshold in calls[:5])
+    # the last searches keep what scores just under the tied k-th scores, no lower; rows
+    # x targets within TIED_SCORES (one row at a time when it is small), like rows together
+    under = np.nextafter(scores[:, 1], np.float32(-np.inf))
+    if tied_scores > 4 * 351:
+        assert calls[5:] == [(4, under.min())]
+    else:
+        assert calls[5:] == [(1, floor) for floor in sorted(under, reverse=True)]
+
+
 def test_blocks_bound_the_rows_multiplied_at_once_and_threads_reach_the_kernel(monkeypatch):
     calls = recorded_searches(monkeypatch, "n_threads")
     X = random_rows(23, 10, 0.4, seed=10)
