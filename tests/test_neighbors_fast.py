@@ -3,6 +3,7 @@ import pytest
 import scipy.sparse as sp
 from sklearn.preprocessing import normalize
 
+from recommender import neighbors
 from recommender.neighbors import (
     rescore_pairs,
     strongest_terms,
@@ -100,6 +101,29 @@ def test_strongest_terms_keeps_the_largest_and_the_lower_column_on_ties():
     kept = strongest_terms(X, 2).toarray()
     np.testing.assert_allclose(kept, [[0.0, 0.5, 0.5, 0.0], [0.0, 0.2, 0.0, 0.0]])
     np.testing.assert_array_equal(strongest_terms(X, 1).toarray()[0], [0.0, 0.5, 0.0, 0.0])
+
+
+def test_strongest_terms_in_blocks_of_rows_are_those_of_all_rows_at_once(monkeypatch):
+    X = random_rows(50, 30, 0.5, seed=12)
+    X = sp.csr_matrix(sp.diags(np.float32(np.arange(50) != 7)) @ X)  # row 7 empty
+    X.eliminate_zeros()
+    kept = strongest_terms(X, 4)
+    assert (np.diff(kept.indptr) == np.minimum(np.diff(X.indptr), 4)).all()
+    dense = X.toarray()
+    for row, found in zip(dense, kept.toarray(), strict=True):
+        largest = np.sort(row)[::-1][:4]
+        np.testing.assert_array_equal(np.sort(found[found > 0])[::-1], largest[largest > 0])
+    calls = []
+    block = neighbors._strongest_in
+    monkeypatch.setattr(neighbors, "STRONG_ROWS", 16)
+    monkeypatch.setattr(
+        neighbors, "_strongest_in", lambda rows, n: calls.append(rows.shape[0]) or block(rows, n)
+    )
+    blocked = strongest_terms(X, 4)
+    assert calls == [16, 16, 16, 2]
+    assert blocked.shape == kept.shape and blocked.indptr.tolist() == kept.indptr.tolist()
+    np.testing.assert_array_equal(blocked.indices, kept.indices)
+    np.testing.assert_array_equal(blocked.data, kept.data)
 
 
 def test_rescore_pairs_gives_the_dot_products_and_minus_inf_for_none():
