@@ -47,6 +47,7 @@ __all__ = [
     "BLOCK_COLUMNS",
     "ERROR_COLUMNS",
     "PAGE_COLUMNS",
+    "RAW_TEXT_COLUMNS",
     "Corpus",
     "find_pages",
     "load_corpus",
@@ -90,6 +91,10 @@ PAGE_COLUMNS: dict[str, str] = {
     "rest_fingerprint": "hash of the front matter's value outside its related blocks "
     "(see recommender.frontmatter.rest_fingerprint; None where unknown)",
 }
+
+#: Page columns that hold a text as written beside its cleaned form, which no later
+#: stage reads: ``load_corpus(raw_texts=False)`` leaves them out.
+RAW_TEXT_COLUMNS = ("answer", "description")
 
 #: Columns of :attr:`Corpus.errors`.
 ERROR_COLUMNS: dict[str, str] = {
@@ -394,7 +399,10 @@ def _page_record(rel: str, front_matter: str, data: dict) -> dict[str, Any]:
 
 
 def _read_chunk(
-    rels: list[str], root: Path, max_bytes: int = DEFAULT_MAX_PAGE_BYTES
+    rels: list[str],
+    root: Path,
+    max_bytes: int = DEFAULT_MAX_PAGE_BYTES,
+    columns: tuple[str, ...] = tuple(PAGE_COLUMNS),
 ) -> tuple[pd.DataFrame, pd.DataFrame, list[PageError]]:
     """Read some pages; return their pages and links frames (unindexed) and their errors.
 
@@ -418,7 +426,7 @@ def _read_chunk(
     finally:
         if collecting:
             gc.enable()
-    return *_frames_keeping_good(records, problems), problems
+    return *_frames_keeping_good(records, problems, columns), problems
 
 
 def _unexpected(rel: str, exc: Exception) -> PageError:
@@ -428,21 +436,21 @@ def _unexpected(rel: str, exc: Exception) -> PageError:
 
 
 def _frames_keeping_good(
-    records: list[dict[str, Any]], problems: list[PageError]
+    records: list[dict[str, Any]], problems: list[PageError], columns: tuple[str, ...]
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """:func:`_frames` of the records; a record that pandas cannot hold becomes a problem."""
     try:
-        return _frames(records)
+        return _frames(records, columns)
     except Exception:
         good = []
         for record in records:
             try:
-                _frames([record])
+                _frames([record], columns)
             except Exception as exc:
                 problems.append(_unexpected(record["path"], exc))
             else:
                 good.append(record)
-        return _frames(good)
+        return _frames(good, columns)
 
 
 def shown_path(rel: str) -> str:
@@ -574,6 +582,7 @@ def load_corpus(
     progress: bool = False,
     paths: list[str] | None = None,
     max_page_bytes: int = DEFAULT_MAX_PAGE_BYTES,
+    raw_texts: bool = True,
 ) -> Corpus:
     """Load every ``*.md`` page under ``root`` (or only those named in ``paths``).
 
@@ -600,6 +609,11 @@ def load_corpus(
         them); a nightly run reads only what changed.
     max_page_bytes : int, default 1,000,000
         A page file bigger than this is reported, not read.
+    raw_texts : bool, default True
+        False leaves out the columns of :data:`RAW_TEXT_COLUMNS` (``answer``
+        and ``description`` as written; their cleaned ``*_text`` forms stay):
+        no stage of the recommender reads them, and they are about a third
+        of the table's memory.  The ``recommend`` command reads without them.
 
     Returns
     -------
@@ -628,8 +642,9 @@ def load_corpus(
     logger.info("reading %d pages under %s", len(rels), root)
     if max_page_bytes < 1:
         raise ConfigError(f"max_page_bytes must be a positive integer, got {max_page_bytes!r}")
+    columns = tuple(c for c in PAGE_COLUMNS if raw_texts or c not in RAW_TEXT_COLUMNS)
     pages, links = _read_pages(
-        root, rels, problems, n_jobs=n_jobs, progress=progress, max_bytes=max_page_bytes
+        root, rels, problems, columns, n_jobs=n_jobs, progress=progress, max_bytes=max_page_bytes
     )
     pages, links = _drop_duplicate_urls(pages, links, problems)
     problems.sort(key=lambda p: p.path)
@@ -650,6 +665,7 @@ def _read_pages(
     root: Path,
     rels: list[str],
     problems: list[PageError],
+    columns: tuple[str, ...],
     *,
     n_jobs: int | None,
     progress: bool,
@@ -659,8 +675,10 @@ def _read_pages(
 
     On a Dask cluster (joblib's dask backend) the cluster's workers read them.
     """
-    chunks, results = run_chunks(_read_chunk, rels, root, max_bytes, n_jobs=n_jobs, cluster=True)
-    empty_pages, empty_links = _frames([])  # the columns and dtypes, even with no pages
+    chunks, results = run_chunks(
+        _read_chunk, rels, root, max_bytes, columns, n_jobs=n_jobs, cluster=True
+    )
+    empty_pages, empty_links = _frames([], columns)  # the columns and dtypes, even with no pages
     page_parts, link_parts = [empty_pages], [empty_links]
     with tqdm(total=len(rels), desc="loading", unit="page", disable=not progress) as bar:
         for chunk, (pages, links, chunk_problems) in zip(chunks, results, strict=True):
@@ -702,8 +720,10 @@ def _errors_frame(problems: list[PageError]) -> pd.DataFrame:
     )
 
 
-def _frames(records: list[dict[str, Any]]) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Pages (with a url column) and links (with a source_path column) of some page records."""
+def _frames(
+    records: list[dict[str, Any]], columns: tuple[str, ...] = tuple(PAGE_COLUMNS)
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Pages (with a url column, then ``columns``) and links (with a source_path column)."""
     links = pd.DataFrame(
         [
             (record["path"], record["url"], rank, url, block_id, title, subject)
@@ -720,21 +740,19 @@ def _frames(records: list[dict[str, Any]]) -> tuple[pd.DataFrame, pd.DataFrame]:
     for name in ("target_title", "target_subject"):
         links[name] = links[name].astype(object)
 
-    columns: dict[str, Any] = {
+    values: dict[str, Any] = {
         name: [record[name] for record in records]
-        for name in ("url", *PAGE_COLUMNS)
+        for name in ("url", *columns)
         if name != "related_urls"
     }
-    columns["related_urls"] = [[url for _, url, *_ in record["related"]] for record in records]
-    columns["id"] = pd.array(columns["id"], dtype="Int64")
-    columns["date"] = pd.to_datetime(pd.Series(columns["date"], dtype=object)).astype(
-        "datetime64[s]"
-    )
-    columns["score"] = pd.array(columns["score"], dtype="float64")
-    columns["no_index"] = pd.array(columns["no_index"], dtype=bool)
+    values["related_urls"] = [[url for _, url, *_ in record["related"]] for record in records]
+    values["id"] = pd.array(values["id"], dtype="Int64")
+    values["date"] = pd.to_datetime(pd.Series(values["date"], dtype=object)).astype("datetime64[s]")
+    values["score"] = pd.array(values["score"], dtype="float64")
+    values["no_index"] = pd.array(values["no_index"], dtype=bool)
     for name in ("keywords", "related_urls", "block_spans"):
-        columns[name] = pd.Series(columns[name], dtype=object)
-    for name, values in columns.items():
-        if isinstance(values, list):
-            columns[name] = pd.array(values, dtype="str")
-    return pd.DataFrame(columns, columns=["url", *PAGE_COLUMNS]), links
+        values[name] = pd.Series(values[name], dtype=object)
+    for name, column in values.items():
+        if isinstance(column, list):
+            values[name] = pd.array(column, dtype="str")
+    return pd.DataFrame(values, columns=["url", *columns]), links

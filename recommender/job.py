@@ -81,7 +81,8 @@ class JobResult:
     Attributes
     ----------
     corpus : Corpus
-        The site as loaded (``corpus.errors``: the pages that were skipped).
+        The site as loaded (``corpus.errors``: the pages that were skipped),
+        without the raw texts of :data:`~recommender.corpus.RAW_TEXT_COLUMNS`.
         After an unchanged run (nothing was read), ``corpus.pages`` holds
         only ``path`` and ``related_urls``; after an incremental run, the
         pages read from the state lack their long texts (missing values in
@@ -401,6 +402,7 @@ def _full(root: Path, settings, options):
         n_jobs=settings.get("n_jobs"),
         progress=options["progress"],
         max_page_bytes=options["max_page_bytes"],
+        raw_texts=False,  # nothing below reads them
     )
     model, links = _fit(corpus, settings, options["progress"])
     if len(corpus.pages) < 2:  # nothing to link: every page is left as it is
@@ -456,6 +458,7 @@ def _incremental(saved, changes, root, settings, options):
         n_jobs=settings.get("n_jobs"),
         paths=changes.new + changes.changed,
         max_page_bytes=options["max_page_bytes"],
+        raw_texts=False,  # as the state's pages (see state.TEXT_COLUMNS)
     )
     corpus = _merged_corpus(old, fresh, set(changes.changed) | set(changes.deleted))
     if corpus is None or not _linkable(corpus, settings):

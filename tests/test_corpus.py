@@ -9,7 +9,7 @@ import pytest
 
 import recommender.workers as workers
 from recommender import load_corpus
-from recommender.corpus import BLOCK_COLUMNS, ERROR_COLUMNS, PAGE_COLUMNS
+from recommender.corpus import BLOCK_COLUMNS, ERROR_COLUMNS, PAGE_COLUMNS, RAW_TEXT_COLUMNS
 from recommender.errors import PageError, SiteNotFoundError
 
 from .conftest import BROKEN, FIXTURES, SAMPLE
@@ -55,6 +55,17 @@ def test_frames_have_the_documented_columns(fixture_corpus):
     assert list(fixture_corpus.links.columns) == list(BLOCK_COLUMNS)
     assert fixture_corpus.pages.index.is_monotonic_increasing
     assert fixture_corpus.errors.empty
+
+
+@pytest.mark.parametrize("n_jobs", [1, 2])
+def test_without_raw_texts_only_the_raw_texts_are_left_out(fixture_corpus, n_jobs, monkeypatch):
+    monkeypatch.setattr(workers, "PARALLEL_MIN_PAGES", 2)  # worker processes, too
+    lean = load_corpus(PAGES, raw_texts=False, n_jobs=n_jobs)
+    assert list(lean.pages.columns) == [c for c in PAGE_COLUMNS if c not in RAW_TEXT_COLUMNS]
+    assert set(RAW_TEXT_COLUMNS) == {"answer", "description"}
+    pd.testing.assert_frame_equal(lean.pages, fixture_corpus.pages[lean.pages.columns])
+    pd.testing.assert_frame_equal(lean.links, fixture_corpus.links)
+    pd.testing.assert_frame_equal(lean.errors, fixture_corpus.errors)
 
 
 def test_existing_links_table(fixture_corpus):
