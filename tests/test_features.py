@@ -7,6 +7,7 @@ import scipy.sparse as sp
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.metrics.pairwise import cosine_similarity
 
+import recommender.features as features_module
 from recommender.features import (
     TF_WEIGHTS,
     FieldFeatures,
@@ -136,6 +137,28 @@ def test_idf_power_flattens_rarity():
     np.testing.assert_allclose(root, np.sqrt(full))
     none = TermWeighting(tf="raw", idf_power=0).fit(counts)
     assert none.transform(counts).toarray().tolist() == counts.toarray().tolist()
+
+
+@pytest.mark.parametrize("tf", TF_WEIGHTS)
+def test_weights_are_the_formula_times_the_idf_whatever_the_slices(tf, monkeypatch):
+    counts = sp.random(40, 9, density=0.4, format="csr", random_state=3) * 7
+    counts.data = np.ceil(counts.data)
+    weighting = TermWeighting(tf=tf, bm25_k1=2.0, bm25_b=0.5).fit(counts)
+    dense = counts.toarray()
+    lengths = dense.sum(axis=1, keepdims=True) / weighting.mean_length_
+    with np.errstate(divide="ignore"):
+        tf_weight = {
+            "raw": dense,
+            "log": np.where(dense > 0, 1 + np.log(dense), 0),
+            "bm25": dense * 3.0 / (dense + 2.0 * (0.5 + 0.5 * lengths)),
+        }[tf]
+    expected = tf_weight * weighting.idf_
+    monkeypatch.setattr(features_module, "_IDF_STEP", 5)  # many slices, one cut mid-row
+    before = counts.copy()
+    weighted = weighting.transform(counts)
+    assert weighted.dtype == np.float64 and weighted.nnz == counts.nnz
+    np.testing.assert_allclose(weighted.toarray(), expected, rtol=1e-12)
+    assert (counts != before).nnz == 0  # the counts are left as they are
 
 
 def test_unknown_tf_weight_is_refused():
