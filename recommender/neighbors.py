@@ -226,7 +226,9 @@ def _at_or_above_kth(
     ``scores[rows, -2]`` holds each row's k-th score (right, whichever tied
     target holds it).  Rows are searched in chunks of similar k-th scores,
     keeping every target above the chunk's lowest; rows x targets stays
-    within :data:`TIED_SCORES`.
+    within :data:`TIED_SCORES`, but a chunk holds one row at least.  The
+    kernel's cost for a row then grows with the targets (as the dense
+    product's did), whatever few of them score that high.
     """
     width = indices.shape[1]
     n_targets = targets_t.shape[1]
@@ -245,12 +247,13 @@ def _at_or_above_kth(
         )
         counts = np.diff(product.indptr)
         row_of = np.repeat(np.arange(len(chunk)), counts)
+        found, found_scores = product.indices[: product.nnz], product.data[: product.nnz]
         # by row, then score descending, then target index
-        order = np.lexsort((product.indices, -product.data, row_of))
+        order = np.lexsort((found, -found_scores, row_of))
         place = np.arange(product.nnz) - np.repeat(product.indptr[:-1], counts)
         kept = place < width
-        indices[chunk[row_of[kept]], place[kept]] = product.indices[order[kept]]
-        scores[chunk[row_of[kept]], place[kept]] = product.data[order[kept]]
+        indices[chunk[row_of[kept]], place[kept]] = found[order[kept]]
+        scores[chunk[row_of[kept]], place[kept]] = found_scores[order[kept]]
 
 
 def _sorted_rows(product: sp.csr_matrix, width: int) -> tuple[np.ndarray, np.ndarray]:
