@@ -176,6 +176,7 @@ class FieldFeatures:
             logger.info("%s: %d terms", field, block.shape[1])
             self.vectorizers_[field] = vectorizer
             blocks.append(block)
+        block = None  # only the list holds the counts: _one_space frees them
         if not blocks:
             raise ValueError("no field has any term left: " + "; ".join(problems))
         if self.combine == "per_field":
@@ -326,14 +327,13 @@ class FieldFeatures:
 
     def _feature_names(self) -> pd.DataFrame:
         """One row per column of the per-field matrix: ``field`` and ``term``."""
+        # get_feature_names_out, not vocabulary_: a vectorizer read back from the
+        # state (from_arrays) has a vocabulary parameter and no vocabulary_ yet
+        terms = {field: v.get_feature_names_out() for field, v in self.vectorizers_.items()}
         return pd.DataFrame(
             {
-                "field": np.concatenate(
-                    [[field] * len(v.vocabulary_) for field, v in self.vectorizers_.items()]
-                ),
-                "term": np.concatenate(
-                    [v.get_feature_names_out() for v in self.vectorizers_.values()]
-                ),
+                "field": np.concatenate([[field] * len(t) for field, t in terms.items()]),
+                "term": np.concatenate(list(terms.values())),
             }
         )
 

@@ -51,6 +51,19 @@ def test_score_is_the_weighted_mean_of_field_cosines(pages):
 
 
 @pytest.mark.parametrize("combine", ["per_field", "concatenate"])
+def test_features_read_back_from_arrays_transform_as_the_fitted_ones(pages, combine):
+    weights = {"title": 3.0, "keywords": 2.0, "answer": 1.0}
+    fitted = FieldFeatures(weights, combine=combine, min_df=1, max_df=1.0)
+    features = fitted.fit_transform(pages)
+    back = FieldFeatures(weights, combine=combine, min_df=1, max_df=1.0)
+    back.from_arrays(fitted.to_arrays())
+    pd.testing.assert_frame_equal(back.feature_names_, fitted.feature_names_)
+    again = back.transform(pages)
+    assert again.shape == features.shape
+    np.testing.assert_array_equal(again.toarray(), fitted.transform(pages).toarray())
+
+
+@pytest.mark.parametrize("combine", ["per_field", "concatenate"])
 def test_feature_names_follow_the_columns(pages, combine):
     model = FieldFeatures({"title": 1.0, "keywords": 1.0}, combine=combine, stem=False)
     features = model.fit_transform(pages)
