@@ -401,8 +401,8 @@ def _page_record(rel: str, front_matter: str, data: dict) -> dict[str, Any]:
 def _read_chunk(
     rels: list[str],
     root: Path,
-    max_bytes: int = DEFAULT_MAX_PAGE_BYTES,
-    columns: tuple[str, ...] = tuple(PAGE_COLUMNS),
+    max_bytes: int,
+    columns: tuple[str, ...],
 ) -> tuple[pd.DataFrame, pd.DataFrame, list[PageError]]:
     """Read some pages; return their pages and links frames (unindexed) and their errors.
 
@@ -721,7 +721,7 @@ def _errors_frame(problems: list[PageError]) -> pd.DataFrame:
 
 
 def _frames(
-    records: list[dict[str, Any]], columns: tuple[str, ...] = tuple(PAGE_COLUMNS)
+    records: list[dict[str, Any]], columns: tuple[str, ...]
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Pages (with a url column, then ``columns``) and links (with a source_path column)."""
     links = pd.DataFrame(

@@ -503,8 +503,7 @@ class TermWeighting:
     def transform(self, counts: sp.csr_matrix) -> sp.csr_matrix:
         """The weighted matrix (float64, not normalised); ``counts`` is left as it is.
 
-        Computed in place in one float64 copy of the counts: at 200,000 pages
-        the expression form held five such copies at once.
+        Computed in place, in one float64 copy of the counts.
         """
         weighted = sp.csr_matrix(counts, dtype=np.float64, copy=True)
         values = weighted.data

@@ -17,7 +17,8 @@ blocks in joblib threads gained nothing (that kernel holds the GIL).
 Results are exact and deterministic: within a row, targets are ordered by
 score descending, then by target index ascending; a row whose k-th and
 (k+1)-th best scores tie is searched again for twice as many targets, and
-again, until every target tied with its k-th is in, so which of the tied
+again, until every target tied with its k-th is in (after a few doublings,
+once for every target scoring at least its k-th), so which of the tied
 targets make the cut never depends on the library's internal order.  (The
 dense product over every target used before cost the fast search more than
 its own candidates on a 200,000-page site, where cross-listed copies tie.)
