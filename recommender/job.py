@@ -17,7 +17,7 @@ import logging
 import os
 import time
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import Enum
 from pathlib import Path
 from typing import Any
@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .corpus import Corpus, find_pages, load_corpus
+from .corpus import CLEANED_TEXT_COLUMNS, Corpus, find_pages, load_corpus
 from .distributed import on_cluster
 from .errors import ConfigError, PageError, RemovalRefusedError, SiteNotFoundError
 from .evaluate import churn, compare
@@ -35,6 +35,7 @@ from .export import (
     WriteBack,
     check_output_path,
     export_links,
+    start_export_workers,
     targets_by_source,
     write_links_table,
 )
@@ -82,12 +83,13 @@ class JobResult:
     ----------
     corpus : Corpus
         The site as loaded (``corpus.errors``: the pages that were skipped),
-        without the raw texts of :data:`~recommender.corpus.RAW_TEXT_COLUMNS`.
-        After an unchanged run (nothing was read), ``corpus.pages`` holds
-        only ``path`` and ``related_urls``; after an incremental run, the
-        pages read from the state lack their long texts (missing values in
-        :data:`~recommender.state.TEXT_COLUMNS`); :func:`~recommender.load_corpus`
-        gives the rest.
+        without its long texts (:data:`~recommender.state.TEXT_COLUMNS`): a
+        full run reads no raw texts and frees the cleaned ones once the model
+        has vectorised them.  After an unchanged run (nothing was read),
+        ``corpus.pages`` holds only ``path`` and ``related_urls``; after an
+        incremental run, the pages read from the state lack their long texts
+        (missing values), and the new and changed pages have their cleaned
+        texts.  :func:`~recommender.load_corpus` gives them all.
     links : pandas.DataFrame
         The new links (:data:`~recommender.model.LINK_COLUMNS`); empty when
         the site has fewer than two pages.
@@ -396,15 +398,18 @@ def _run_kind(
 
 def _full(root: Path, settings, options):
     """Every page read, the model fitted, every page compared."""
-    corpus = load_corpus(
-        root,
-        strict=options["strict"],
-        n_jobs=settings.get("n_jobs"),
-        progress=options["progress"],
-        max_page_bytes=options["max_page_bytes"],
-        raw_texts=False,  # nothing below reads them
+    corpus, model, links = _fit(
+        load_corpus(  # handed over whole: see _fit
+            root,
+            strict=options["strict"],
+            n_jobs=settings.get("n_jobs"),
+            progress=options["progress"],
+            max_page_bytes=options["max_page_bytes"],
+            raw_texts=False,  # nothing below reads them
+        ),
+        settings,
+        options["progress"],
     )
-    model, links = _fit(corpus, settings, options["progress"])
     if len(corpus.pages) < 2:  # nothing to link: every page is left as it is
         return corpus, links, _report(corpus.pages.iloc[:0], links, []), None
     fitted = model if hasattr(model, "related_") else None
@@ -466,6 +471,8 @@ def _incremental(saved, changes, root, settings, options):
         return _full(root, settings, options)
     _raise_first_error(corpus, options["strict"])
     model = saved.read_model({**settings, "progress": options["progress"]})
+    # the update works in this process: the export's workers start meanwhile, on the other cores
+    start_export_workers(root, len(corpus.pages), model.n_jobs)
     old_links = model.related_
     links = model.update(corpus.pages, changed=fresh.pages.index).related_
     restated = _restated(old, fresh)
@@ -618,17 +625,27 @@ def _refuse_mass_removal(
 
 
 def _fit(
-    corpus: Corpus, settings: Mapping[str, Any], progress: bool
-) -> tuple[Recommender, pd.DataFrame]:
-    """The model and its links; no links (and every page left as it is) under two pages."""
+    loaded: Corpus, settings: Mapping[str, Any], progress: bool
+) -> tuple[Corpus, Recommender, pd.DataFrame]:
+    """The corpus less its cleaned texts, the model and its links; no links (and every
+    page left as it is) under two pages.
+
+    Only the fit reads the cleaned texts (:data:`~recommender.corpus.CLEANED_TEXT_COLUMNS`).
+    The model gets the only reference to them, so that they are freed once vectorised,
+    before the search; so ``loaded`` must be handed over (the caller keeps no reference).
+    """
+    slim = loaded.pages.drop(columns=list(CLEANED_TEXT_COLUMNS), errors="ignore")
+    corpus = replace(loaded, pages=slim)
+    with_texts = [loaded.pages]
+    del loaded
     model = Recommender(**settings, progress=progress)
     if len(corpus.pages) < 2:
         logger.warning("%d pages loaded: nothing to link, no page is changed", len(corpus.pages))
-        return model, pd.DataFrame(columns=list(LINK_COLUMNS))
+        return corpus, model, pd.DataFrame(columns=list(LINK_COLUMNS))
     if not target_mask(corpus.pages, exclude_no_index=model.exclude_no_index).any():
         logger.warning("every page is no_index: no page may be linked to")
-        return model, pd.DataFrame(columns=list(LINK_COLUMNS))
-    return model, model.fit(corpus.pages).related_
+        return corpus, model, pd.DataFrame(columns=list(LINK_COLUMNS))
+    return corpus, model, model.fit(with_texts.pop()).related_
 
 
 def _metrics(

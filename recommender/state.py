@@ -42,7 +42,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from . import __version__
-from .corpus import Corpus
+from .corpus import CLEANED_TEXT_COLUMNS, RAW_TEXT_COLUMNS, Corpus
 from .files import write_atomic
 from .model import Recommender
 
@@ -66,15 +66,7 @@ STATE_FORMAT = 3
 #: Page columns the state leaves out: the long texts, which only vectorising
 #: and embedding read, and only for the new and changed pages a run reads anew.
 #: Leaving them out keeps the state's page table a sixth of the size (19 MB, not 117 MB).
-TEXT_COLUMNS = (
-    "answer",
-    "description",
-    "title_text",
-    "keywords_text",
-    "description_text",
-    "question_text",
-    "answer_text",
-)
+TEXT_COLUMNS = (*RAW_TEXT_COLUMNS, *CLEANED_TEXT_COLUMNS)
 #: The state folder's name at the site root, when no other is given.
 DEFAULT_STATE_FOLDER = ".recommender"
 _HEADER = "state.json"

@@ -1,5 +1,6 @@
 """The state between nightly runs: nothing changed, some pages changed, and states not to trust."""
 
+import gc
 import json
 import shutil
 from pathlib import Path
@@ -87,14 +88,32 @@ def test_an_edited_page_is_read_again_and_its_links_follow(site):
     )
 
 
+def test_an_incremental_run_starts_the_export_workers_before_its_update(site, monkeypatch):
+    import recommender.job as job_module
+
+    rewrite(site)
+    page = sorted(site.rglob("*.md"))[5]
+    page.write_text(page.read_text(encoding="utf-8") + "\n", encoding="utf-8")
+    calls = []
+    update = Recommender.update
+    monkeypatch.setattr(
+        job_module, "start_export_workers", lambda *args: calls.append(("start", *args))
+    )
+    monkeypatch.setattr(
+        Recommender, "update", lambda self, *a, **k: calls.append("update") or update(self, *a, **k)
+    )
+    assert rewrite(site).kind is RunKind.INCREMENTAL
+    n_pages = len(list(site.rglob("*.md")))
+    assert calls == [("start", site, n_pages, SETTINGS.get("n_jobs")), "update"]
+
+
 def test_the_state_keeps_no_long_texts_and_an_incremental_run_reads_only_fresh_ones(site):
     full = rewrite(site)
     header = json.loads((site / ".recommender" / "state.json").read_text(encoding="utf-8"))
     kept = pd.read_parquet(site / ".recommender" / header["generation"] / "pages.parquet")
     # the job reads no raw texts at all, and keeps no cleaned ones
     cleaned = [name for name in TEXT_COLUMNS if name not in RAW_TEXT_COLUMNS]
-    assert set(cleaned) <= set(full.corpus.pages.columns)
-    assert not set(RAW_TEXT_COLUMNS) & set(full.corpus.pages.columns)
+    assert not set(TEXT_COLUMNS) & set(full.corpus.pages.columns)
     assert not set(TEXT_COLUMNS) & set(kept.columns)
     assert {"path", "title", "question", "related_urls", "file_digest"} <= set(kept.columns)
     page = sorted(site.rglob("*.md"))[7]
@@ -105,6 +124,25 @@ def test_the_state_keeps_no_long_texts_and_an_incremental_run_reads_only_fresh_o
     assert not set(RAW_TEXT_COLUMNS) & set(again.corpus.pages.columns)
     texts = again.corpus.pages[cleaned]
     assert texts[fresh].notna().all(axis=None) and texts[~fresh].isna().all(axis=None)
+
+
+def test_a_full_run_holds_no_cleaned_texts_while_it_searches(site, monkeypatch):
+    searched = []
+    search = Recommender._search
+
+    def texts_alive(self, *args, **kwargs):
+        searched.append(
+            [
+                frame.columns.tolist()
+                for frame in gc.get_objects()
+                if isinstance(frame, pd.DataFrame) and "answer_text" in frame.columns
+            ]
+        )
+        return search(self, *args, **kwargs)
+
+    monkeypatch.setattr(Recommender, "_search", texts_alive)
+    assert rewrite(site).kind is RunKind.FULL
+    assert searched == [[]]
 
 
 def test_pages_written_last_run_are_not_parsed_again_to_find_their_blocks(site, monkeypatch):
