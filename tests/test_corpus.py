@@ -298,3 +298,22 @@ def test_real_corpus_cleaned_text(real_corpus):
         assert "Stabilization of Trade" in clean and "**" in raw
     titles = real_corpus.pages[["title", "title_text"]]
     assert (titles["title"].str.split().str.join(" ") == titles["title_text"]).mean() > 0.99
+
+
+def test_pages_are_sorted_by_url_a_column_at_a_time_each_freed_once_copied():
+    from recommender.corpus import _by_url
+
+    loaded = pd.DataFrame(
+        {
+            "url": pd.array(["/c", "/a", "/b", "/a2"], dtype="str"),
+            "title": pd.array(["C", "A", "B", None], dtype="str"),
+            "id": pd.array([3, 1, None, 4], dtype="Int64"),
+            "score": [0.3, 0.1, 0.2, float("nan")],
+            "no_index": [False, True, False, False],
+            "keywords": pd.Series([["c"], ["a"], [], ["d"]], dtype=object),
+        }
+    )
+    expected = loaded.iloc[[1, 3, 2, 0]].set_index("url")
+    pages = _by_url(loaded)
+    pd.testing.assert_frame_equal(pages, expected)
+    assert pages.index.name == "url" and loaded.columns.empty  # every column handed on
