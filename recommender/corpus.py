@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import yaml
 from tqdm.auto import tqdm
 
@@ -53,6 +54,7 @@ __all__ = [
     "find_pages",
     "load_corpus",
     "read_page",
+    "release_freed_texts",
 ]
 
 logger = logging.getLogger(__name__)
@@ -674,7 +676,19 @@ def _by_url(pages: pd.DataFrame) -> pd.DataFrame:
     order = np.argsort(pages["url"].to_numpy(dtype=object), kind="stable")
     index = pd.Index(pages.pop("url").array.take(order), name="url")
     columns = {name: pages.pop(name).array.take(order) for name in list(pages.columns)}
+    release_freed_texts()
     return pd.DataFrame(columns, index=index, copy=False)
+
+
+def release_freed_texts() -> None:
+    """Give the memory of freed texts back to the system.
+
+    Text columns are pyarrow strings, and pyarrow's allocator (mimalloc) keeps
+    the memory they free for its own later use: without this, a process would
+    hold the memory of texts long gone (the loader's unsorted copy, the
+    cleaned texts once vectorised).
+    """
+    pa.default_memory_pool().release_unused()
 
 
 def _read_pages(

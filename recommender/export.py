@@ -639,18 +639,13 @@ def targets_by_source(links: pd.DataFrame) -> dict[str, list[str]]:
     """
     ordered = links.sort_values(["source_url", "rank"], kind="stable")
     sources = ordered["source_url"].to_numpy(dtype=object)
-    targets = ordered["target_url"].to_numpy(dtype=object)
-    if not len(sources):
+    targets = ordered["target_url"].tolist()
+    if not targets:
         return {}
-    cuts = np.flatnonzero(sources[1:] != sources[:-1]) + 1
-    starts = np.concatenate([[0], cuts])
-    return dict(
-        zip(
-            sources[starts].tolist(),
-            [part.tolist() for part in np.split(targets, cuts)],
-            strict=True,
-        )
-    )
+    cuts = (np.flatnonzero(sources[1:] != sources[:-1]) + 1).tolist()
+    starts, ends = [0, *cuts], [*cuts, len(targets)]
+    parts = [targets[a:b] for a, b in zip(starts, ends, strict=True)]
+    return dict(zip(sources[starts].tolist(), parts, strict=True))
 
 
 def _blocks_by_url(pages: pd.DataFrame) -> dict[str, dict[str, object]]:

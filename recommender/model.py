@@ -49,7 +49,7 @@ from sklearn.utils._param_validation import (
 from sklearn.utils.validation import check_is_fitted
 
 from . import __version__
-from .corpus import CLEANED_TEXT_COLUMNS
+from .corpus import CLEANED_TEXT_COLUMNS, release_freed_texts
 from .coverage import spread_links
 from .distributed import cluster_client, top_k_cosine_dask, top_k_cosine_fast_dask
 from .embeddings import (
@@ -461,6 +461,7 @@ class Recommender(BaseEstimator):
         # The texts are read no more.  A caller that handed over its only reference to
         # them (the nightly job does) has them freed here, before the search's memory.
         pages = pages.drop(columns=[c for c in CLEANED_TEXT_COLUMNS if c in pages.columns])
+        release_freed_texts()
         is_target = target_mask(pages, exclude_no_index=self.exclude_no_index)
         candidates, scores = self._search(features, is_target)
         laps.end("similarity")

@@ -317,3 +317,21 @@ def test_pages_are_sorted_by_url_a_column_at_a_time_each_freed_once_copied():
     pages = _by_url(loaded)
     pd.testing.assert_frame_equal(pages, expected)
     assert pages.index.name == "url" and loaded.columns.empty  # every column handed on
+
+
+def _resident_bytes() -> int:
+    return int(Path("/proc/self/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+@pytest.mark.skipif(not Path("/proc/self/statm").exists(), reason="needs Linux's /proc")
+def test_freed_texts_give_their_memory_back_to_the_system():
+    import numpy as np
+
+    from recommender.corpus import release_freed_texts
+
+    texts = pd.Series([f"{i} " * 400 for i in range(1000)], dtype="str")
+    copy = texts.array.take(np.arange(250_000) % 1000)  # about 400 MB of pyarrow strings
+    del copy
+    held = _resident_bytes()
+    release_freed_texts()
+    assert held - _resident_bytes() > 200 * 2**20

@@ -1,8 +1,8 @@
 """The state between nightly runs: nothing changed, some pages changed, and states not to trust."""
 
-import gc
 import json
 import shutil
+import weakref
 from pathlib import Path
 
 import numpy as np
@@ -11,8 +11,9 @@ import pytest
 
 import recommender.corpus as corpus_module
 import recommender.export as export_module
+import recommender.model as model_module
 from recommender import load_corpus
-from recommender.corpus import RAW_TEXT_COLUMNS
+from recommender.corpus import CLEANED_TEXT_COLUMNS, RAW_TEXT_COLUMNS
 from recommender.export import WriteBack
 from recommender.job import RunKind, run_job
 from recommender.model import Recommender
@@ -127,22 +128,31 @@ def test_the_state_keeps_no_long_texts_and_an_incremental_run_reads_only_fresh_o
 
 
 def test_a_full_run_holds_no_cleaned_texts_while_it_searches(site, monkeypatch):
-    searched = []
-    search = Recommender._search
+    handed, events = [], []
+    fit, search = Recommender.fit, Recommender._search
+    release = model_module.release_freed_texts
 
-    def texts_alive(self, *args, **kwargs):
-        searched.append(
-            [
-                frame.columns.tolist()
-                for frame in gc.get_objects()
-                if isinstance(frame, pd.DataFrame) and "answer_text" in frame.columns
-            ]
-        )
+    def watched_fit(self, pages):  # a weak reference to the loaded frame the job hands over
+        handed.append(weakref.ref(pages))
+        assert set(CLEANED_TEXT_COLUMNS) <= set(pages.columns)
+        whole = [pages]
+        del pages
+        return fit(self, whole.pop())
+
+    def watched_search(self, *args, **kwargs):
+        events.append("search with the loaded frame " + ("alive" if handed[0]() else "freed"))
         return search(self, *args, **kwargs)
 
-    monkeypatch.setattr(Recommender, "_search", texts_alive)
-    assert rewrite(site).kind is RunKind.FULL
-    assert searched == [[]]
+    monkeypatch.setattr(Recommender, "fit", watched_fit)
+    monkeypatch.setattr(Recommender, "_search", watched_search)
+    monkeypatch.setattr(
+        model_module, "release_freed_texts", lambda: events.append("released") or release()
+    )
+    result = rewrite(site)
+    assert result.kind is RunKind.FULL
+    # and their memory given back to the system before the search
+    assert events == ["released", "search with the loaded frame freed"]
+    assert not set(CLEANED_TEXT_COLUMNS) & set(result.corpus.pages.columns)
 
 
 def test_pages_written_last_run_are_not_parsed_again_to_find_their_blocks(site, monkeypatch):
