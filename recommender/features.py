@@ -119,6 +119,8 @@ class FieldFeatures:
     vectorizers_ : dict of str to CountVectorizer
         One fitted counting vectorizer per field with a positive weight and
         any term.
+    counting_ : dict
+        The counting settings as applied (a float ``max_df`` as a number of pages).
     weighting_ : TermWeighting
         The fitted term weights of the one space (``combine="concatenate"``);
         ``weightings_``, one per field, with ``"per_field"``.
@@ -154,7 +156,19 @@ class FieldFeatures:
         self.counting = counting
 
     def fit_transform(self, pages: pd.DataFrame, *, progress: bool = False) -> sp.csr_matrix:
-        """Fit on ``pages[<field>_text]``; return one L2-normalised row per page."""
+        """Fit on ``pages[<field>_text]``; return one L2-normalised row per page.
+
+        The same as :meth:`fit_counts`, then :meth:`fit_weights`.
+        """
+        return self.fit_weights(self.fit_counts(pages, progress=progress))
+
+    def fit_counts(self, pages: pd.DataFrame, *, progress: bool = False) -> list[sp.csr_matrix]:
+        """The first half of :meth:`fit_transform`, the only one that reads the texts.
+
+        Fits each field's counting vectorizer on ``pages[<field>_text]`` and
+        returns the fields' counts, for :meth:`fit_weights`.  A caller done with
+        the texts may free them in between (the nightly job at a million pages).
+        """
         if self.combine not in COMBINE_MODES:
             raise ValueError(f"combine must be one of {COMBINE_MODES}, got {self.combine!r}")
         counting = dict(self.counting)
@@ -162,6 +176,7 @@ class FieldFeatures:
             # As a count (the same cut: document frequencies are whole), never under 2,
             # so that on a handful of pages a share does not prune every word.
             counting["max_df"] = max(int(counting["max_df"] * len(pages)), 2)
+        self.counting_ = counting
         self.vectorizers_ = {}
         blocks, problems = [], []
         fields = [field for field, weight in self.weights.items() if weight > 0]
@@ -176,14 +191,22 @@ class FieldFeatures:
             logger.info("%s: %d terms", field, block.shape[1])
             self.vectorizers_[field] = vectorizer
             blocks.append(block)
-        block = None  # only the list holds the counts: _one_space frees them
         if not blocks:
             raise ValueError("no field has any term left: " + "; ".join(problems))
+        return blocks
+
+    def fit_weights(self, blocks: list[sp.csr_matrix]) -> sp.csr_matrix:
+        """The second half of :meth:`fit_transform`: the term weights fitted on the
+        fields' counts from :meth:`fit_counts`; one L2-normalised row per page.
+
+        With ``combine="concatenate"``, ``blocks`` is emptied once the counts are
+        summed, so that their memory is freed.
+        """
         if self.combine == "per_field":
             self.weightings_ = [self._weighting().fit(block) for block in blocks]
             self.feature_names_ = self._feature_names()
             return self._side_by_side(blocks)
-        return self._normalise(self._one_space(blocks, counting))
+        return self._normalise(self._one_space(blocks, self.counting_))
 
     def _weighting(self) -> TermWeighting:
         return TermWeighting(

@@ -453,15 +453,18 @@ class Recommender(BaseEstimator):
         pages = self._check_pages(pages, weights)
         editorial = self._resolve_rules(pages)  # a bad rule fails before the long steps
         laps = _Laps()
-        self.features_model_, features = self._vectorise(pages, weights, ngram_ranges)
-        laps.end("vectorise")
         self.embeddings_ = self._embeddings(pages)
         if self.semantic_weight:
             laps.end("embeddings")
+        self.features_model_ = self.new_features(weights, ngram_ranges)
+        counts = _vectorising(self.features_model_.fit_counts, pages, progress=self.progress)
         # The texts are read no more.  A caller that handed over its only reference to
-        # them (the nightly job does) has them freed here, before the search's memory.
+        # them (the nightly job does) has them freed here, before the weights and the
+        # search take their memory.
         pages = pages.drop(columns=[c for c in CLEANED_TEXT_COLUMNS if c in pages.columns])
         release_freed_texts()
+        features = _vectorising(self.features_model_.fit_weights, counts)
+        laps.end("vectorise")
         is_target = target_mask(pages, exclude_no_index=self.exclude_no_index)
         candidates, scores = self._search(features, is_target)
         laps.end("similarity")
@@ -692,19 +695,6 @@ class Recommender(BaseEstimator):
     def _resolve_rules(self, pages: pd.DataFrame) -> ResolvedRules:
         rules = EditorialRules() if self.rules is None else self.rules
         return rules.resolve(pages, n_links=self.n_links, exclude_no_index=self.exclude_no_index)
-
-    def _vectorise(
-        self,
-        pages: pd.DataFrame,
-        weights: Mapping[str, float],
-        ngram_ranges: Mapping[str, tuple[int, int]],
-    ):
-        features_model = self.new_features(weights, ngram_ranges)
-        try:
-            features = features_model.fit_transform(pages, progress=self.progress)
-        except ValueError as exc:
-            raise ConfigError(f"cannot vectorise the pages: {exc}") from None
-        return features_model, features
 
     def new_features(
         self, weights: Mapping[str, float], ngram_ranges: Mapping[str, tuple[int, int]]
@@ -1042,6 +1032,14 @@ def _warn_short_pages(
             "pages they may link to; raise n_candidates to find them",
             stacklevel=3,
         )
+
+
+def _vectorising(step: Callable, *args, **kwargs):
+    """A step of the features' fit; its ValueError (no term left) as a ConfigError."""
+    try:
+        return step(*args, **kwargs)
+    except ValueError as exc:
+        raise ConfigError(f"cannot vectorise the pages: {exc}") from None
 
 
 def _chosen_links(

@@ -15,6 +15,7 @@ import recommender.model as model_module
 from recommender import load_corpus
 from recommender.corpus import CLEANED_TEXT_COLUMNS, RAW_TEXT_COLUMNS
 from recommender.export import WriteBack
+from recommender.features import FieldFeatures
 from recommender.job import RunKind, run_job
 from recommender.model import Recommender
 from recommender.state import STATE_FORMAT, TEXT_COLUMNS, settings_key
@@ -127,9 +128,9 @@ def test_the_state_keeps_no_long_texts_and_an_incremental_run_reads_only_fresh_o
     assert texts[fresh].notna().all(axis=None) and texts[~fresh].isna().all(axis=None)
 
 
-def test_a_full_run_holds_no_cleaned_texts_while_it_searches(site, monkeypatch):
+def test_a_full_run_frees_the_cleaned_texts_once_counted(site, monkeypatch):
     handed, events = [], []
-    fit, search = Recommender.fit, Recommender._search
+    fit, weights, search = Recommender.fit, FieldFeatures.fit_weights, Recommender._search
     release = model_module.release_freed_texts
 
     def watched_fit(self, pages):  # a weak reference to the loaded frame the job hands over
@@ -139,19 +140,27 @@ def test_a_full_run_holds_no_cleaned_texts_while_it_searches(site, monkeypatch):
         del pages
         return fit(self, whole.pop())
 
-    def watched_search(self, *args, **kwargs):
-        events.append("search with the loaded frame " + ("alive" if handed[0]() else "freed"))
-        return search(self, *args, **kwargs)
+    def watch(step, name):
+        def watched(self, *args, **kwargs):
+            events.append(f"{name} with the loaded frame {'alive' if handed[0]() else 'freed'}")
+            return step(self, *args, **kwargs)
+
+        return watched
 
     monkeypatch.setattr(Recommender, "fit", watched_fit)
-    monkeypatch.setattr(Recommender, "_search", watched_search)
+    monkeypatch.setattr(FieldFeatures, "fit_weights", watch(weights, "weights"))
+    monkeypatch.setattr(Recommender, "_search", watch(search, "search"))
     monkeypatch.setattr(
         model_module, "release_freed_texts", lambda: events.append("released") or release()
     )
     result = rewrite(site)
     assert result.kind is RunKind.FULL
-    # and their memory given back to the system before the search
-    assert events == ["released", "search with the loaded frame freed"]
+    # freed once counted, and their memory given back to the system
+    assert events == [
+        "released",
+        "weights with the loaded frame freed",
+        "search with the loaded frame freed",
+    ]
     assert not set(CLEANED_TEXT_COLUMNS) & set(result.corpus.pages.columns)
 
 
