@@ -66,3 +66,17 @@ def fail_writes_to(monkeypatch, victim: Path) -> None:
         real(writer, path, data)
 
     monkeypatch.setattr(PageWriter, "replace", flaky)
+
+
+def child_processes(pid: int) -> set[int]:
+    """The pids of the live child processes of ``pid`` (Linux's /proc)."""
+    found = set()
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == pid:
+                found.add(int(entry.name))
+    return found

@@ -25,6 +25,8 @@ import pytest
 from recommender.cli import main
 from recommender.files import SiteLock
 
+from .conftest import child_processes
+
 ROOT = Path(__file__).resolve().parents[1]
 SUBJECTS = ["biology", "chemistry", "history", "physics", "economics", "music", "art", "maths"]
 N_PAGES = 1200  # enough to kill mid-write; read in one process (under PARALLEL_MIN_PAGES)
@@ -191,19 +193,6 @@ def test_sigkill_at_random_moments_leaves_every_page_whole_and_the_next_run_fini
     )
 
 
-def _children(pid: int) -> set[int]:
-    found = set()
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if int(fields[1]) == pid:
-                found.add(int(entry.name))
-    return found
-
-
 @pytest.mark.skipif(not Path("/proc").is_dir(), reason="needs /proc to find worker processes")
 def test_worker_processes_end_soon_after_the_run_is_killed(tmp_path):
     site = tmp_path / "site"
@@ -213,7 +202,7 @@ def test_worker_processes_end_soon_after_the_run_is_killed(tmp_path):
     workers: set[int] = set()
     deadline = time.monotonic() + 60
     while process.poll() is None and time.monotonic() < deadline:
-        workers |= _children(process.pid)
+        workers |= child_processes(process.pid)
         if len(workers) >= 2:
             break
         time.sleep(0.01)

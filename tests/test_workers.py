@@ -3,28 +3,16 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import recommender.workers as workers
 from recommender.export import start_export_workers
+
+from .conftest import child_processes
 
 
 def _pid_of(chunk) -> int:
     """The process that ran a chunk."""
     return os.getpid()
-
-
-def _children() -> set[int]:
-    children = set()
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if int(fields[1]) == os.getpid():
-                children.add(int(entry.name))
-    return children
 
 
 def test_workers_started_ahead_are_the_ones_that_run_the_chunks(monkeypatch):
@@ -33,7 +21,7 @@ def test_workers_started_ahead_are_the_ones_that_run_the_chunks(monkeypatch):
     monkeypatch.setattr(workers, "PARALLEL_MIN_PAGES", 2)
     thread = workers.start_workers(_pid_of, [], n_jobs=2)
     thread.join(timeout=60)
-    started = _children()
+    started = child_processes(os.getpid())
     _, results = workers.run_chunks(_pid_of, list(range(64)), n_jobs=2)
     used = set(results)
     assert used and os.getpid() not in used
