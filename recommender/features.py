@@ -397,12 +397,7 @@ class _FastCounting:
         width = len(vocabulary)
         if not blocks:
             return vocabulary, sp.csr_matrix((0, width), dtype=self.dtype)
-        widened = [
-            sp.csr_matrix((b.data, b.indices, b.indptr), (len(b.indptr) - 1, width)) for b in blocks
-        ]
-        matrix = sp.vstack(widened, format="csr")
-        matrix.sort_indices()
-        return vocabulary, matrix.astype(self.dtype, copy=False)
+        return vocabulary, _stacked(blocks, width, self.dtype)
 
     def _count_in_workers(self, documents) -> tuple[dict[str, int], list[sp.csr_matrix]]:
         """Chunks counted by worker processes, their columns renumbered as one process would.
@@ -421,6 +416,30 @@ class _FastCounting:
                 block.has_sorted_indices = False
                 blocks.append(block)
         return vocabulary, blocks
+
+
+def _stacked(blocks: list[sp.csr_matrix], width: int, dtype: type) -> sp.csr_matrix:
+    """The blocks' rows one under the other, ``width`` columns, indices sorted.
+
+    Empties ``blocks``, each block freed once copied: stacking them all at once
+    held the counts twice (2 GiB more for the answers of 1,000,000 pages).
+    """
+    nnz, n_rows = sum(b.nnz for b in blocks), sum(b.shape[0] for b in blocks)
+    index_dtype = np.int32 if max(nnz, width) < np.iinfo(np.int32).max else np.int64
+    data, indices = np.empty(nnz, dtype), np.empty(nnz, index_dtype)
+    indptr = np.zeros(n_rows + 1, index_dtype)
+    at = row = 0
+    blocks.reverse()
+    while blocks:
+        block = blocks.pop()
+        data[at : at + block.nnz] = block.data
+        indices[at : at + block.nnz] = block.indices
+        indptr[row + 1 : row + 1 + block.shape[0]] = block.indptr[1:] + at
+        at, row = at + block.nnz, row + block.shape[0]
+        del block
+    matrix = sp.csr_matrix((data, indices, indptr), shape=(n_rows, width))
+    matrix.sort_indices()
+    return matrix
 
 
 def _count_chunk(documents, vectorizer, fixed: dict[str, int] | None = None):

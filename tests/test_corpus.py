@@ -5,6 +5,7 @@ import shutil
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
 import pytest
 
 import recommender.workers as workers
@@ -313,6 +314,8 @@ def test_pages_are_sorted_by_url_a_column_at_a_time_each_freed_once_copied():
             "keywords": pd.Series([["c"], ["a"], [], ["d"]], dtype=object),
         }
     )
+    loaded = pd.concat([loaded.iloc[:2], loaded.iloc[2:]], ignore_index=True)  # as loaded: texts
+    assert pa.array(loaded["title"].array).num_chunks == 2  # in chunks, one per worker's chunk
     expected = loaded.iloc[[1, 3, 2, 0]].set_index("url")
     pages = _by_url(loaded)
     pd.testing.assert_frame_equal(pages, expected)

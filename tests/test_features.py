@@ -248,3 +248,26 @@ def test_counting_in_worker_processes_gives_the_same_features(monkeypatch):
     assert (a != b).nnz == 0
     np.testing.assert_array_equal(a.indices, b.indices)
     pd.testing.assert_frame_equal(one.feature_names_, two.feature_names_)
+
+
+def test_count_blocks_are_stacked_one_at_a_time_as_a_stack_of_them_all():
+    from recommender.features import _stacked
+
+    rng = np.random.default_rng(5)
+    blocks = [
+        sp.random(rows, 40, density=0.2, format="csr", dtype=np.float32, random_state=rng)
+        for rows in (7, 0, 12, 3)
+    ]
+    for block in blocks:  # as counted: unsorted columns, int64 indices, 30 columns in use
+        block.indices = (block.indices[::-1] % 30).astype(np.int64)
+        block.has_sorted_indices = False
+    expected = sp.vstack([b.copy() for b in blocks], format="csr")
+    expected.resize(expected.shape[0], 50)
+    expected.sort_indices()
+    stacked = _stacked(blocks, 50, np.float32)
+    assert blocks == []  # each freed once copied
+    assert stacked.shape == (22, 50) and stacked.indices.dtype == np.int32
+    assert stacked.has_sorted_indices
+    assert (stacked != expected).nnz == 0
+    assert np.array_equal(stacked.indptr, expected.indptr)
+    assert np.array_equal(stacked.indices, expected.indices)
