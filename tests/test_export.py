@@ -535,12 +535,15 @@ def test_targets_by_source_lists_each_sources_targets_in_rank_order():
         {
             "source_url": rng.choice([f"/s{i}" for i in range(40)], 300),
             "rank": rng.permutation(300),
-            "target_url": [f"/t{i}" for i in range(300)],
+            "target_url": [f"/t{i % 50}" for i in range(300)],
         }
     )
     expected = links.sort_values("rank").groupby("source_url")["target_url"].agg(list).to_dict()
-    assert targets_by_source(links) == expected
+    found = targets_by_source(links)
+    assert found == expected
     assert targets_by_source(links.iloc[:0]) == {}
+    # one string object per distinct target, however many sources link to it
+    assert len({id(url) for targets in found.values() for url in targets}) == 50
 
 
 def test_pages_as_loaded_are_not_parsed_again_and_give_the_same_text(tmp_path):
