@@ -583,7 +583,7 @@ def _as_written(corpus: Corpus, model, written: pd.DataFrame, failed: set[str]) 
     and block spans (so that the next run need not parse it again to find its blocks)."""
     now = targets_by_source(model.related_)
     kept = set(getattr(model, "kept_urls_", ()))
-    pages = corpus.pages.copy()
+    pages = corpus.pages.copy(deep=False)  # copy on write: the columns set below are new
     pages["related_urls"] = [
         old if path in failed or url in kept else now.get(url, [])
         for url, path, old in zip(pages.index, pages["path"], pages["related_urls"], strict=True)
