@@ -56,7 +56,7 @@ from .frontmatter import (
     rest_fingerprint,
     split_front_matter,
 )
-from .workers import PARALLEL_MIN_PAGES, run_chunks, start_workers
+from .workers import run_chunks
 
 __all__ = [
     "LINKS_TABLE_SUFFIXES",
@@ -68,7 +68,6 @@ __all__ = [
     "export_links",
     "related_blocks",
     "replace_related",
-    "start_export_workers",
     "targets_by_source",
     "write_atomic",
     "write_links_table",
@@ -556,22 +555,6 @@ def export_links(
                 rows[path] = (*row[:2], status, *row[3:6], *written)  # detail, digest, spans
             bar.update(len(chunk))
     return pd.DataFrame(list(rows.values()), columns=list(REPORT_COLUMNS))
-
-
-def start_export_workers(root: str | os.PathLike[str], n_pages: int, n_jobs: int | None) -> None:
-    """Start the worker processes of a coming :func:`export_links` now, in the background.
-
-    For a caller with other work to do first (a nightly run's update): each
-    worker exports an empty chunk of pages, which imports this module, so
-    that the export finds its workers ready within
-    :data:`~recommender.workers.WORKER_IDLE_SECONDS`.  ``n_pages``: the most
-    pages the export may handle; nothing is started below
-    :data:`~recommender.workers.PARALLEL_MIN_PAGES`, which the export handles
-    in this process (workers started for an export that turns out smaller
-    end when idle).
-    """
-    if n_pages >= PARALLEL_MIN_PAGES:
-        start_workers(_export_chunk, [], Path(root), False, 0, None, n_jobs=n_jobs)
 
 
 def _as_loaded(pages: pd.DataFrame) -> list[tuple[str, list[int], str] | None]:

@@ -35,7 +35,6 @@ from .export import (
     WriteBack,
     check_output_path,
     export_links,
-    start_export_workers,
     targets_by_source,
     write_links_table,
 )
@@ -471,8 +470,6 @@ def _incremental(saved, changes, root, settings, options):
         return _full(root, settings, options)
     _raise_first_error(corpus, options["strict"])
     model = saved.read_model({**settings, "progress": options["progress"]})
-    # the update works in this process: the export's workers start meanwhile, on the other cores
-    start_export_workers(root, len(corpus.pages), model.n_jobs)
     old_links = model.related_
     links = model.update(corpus.pages, changed=fresh.pages.index).related_
     restated = _restated(old, fresh)

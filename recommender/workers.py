@@ -25,16 +25,12 @@ __all__ = [
     "end_with_parent",
     "map_in_order",
     "run_chunks",
-    "start_workers",
 ]
 
 #: Fewer pages than this are handled in the calling process: starting workers costs more.
 PARALLEL_MIN_PAGES = 2000
-#: Seconds an idle worker process waits for more work before it ends: long enough for
-#: the workers of a run's loading and vectorising to export its pages after the search
-#: (7 s on the real site), short against joblib's 300 s (a killed run's workers end
-#: at once: :func:`end_with_parent`).
-WORKER_IDLE_SECONDS = 60
+#: Seconds an idle worker process waits for more work before it ends.
+WORKER_IDLE_SECONDS = 5
 
 
 def run_chunks(
@@ -61,12 +57,7 @@ def run_chunks(
         return chunks, (function(chunk, *args) for chunk in chunks)
     if client is not None:
         return chunks, map_in_order(client, function, chunks, *([a] * len(chunks) for a in args))
-    return chunks, _parallel(workers)(joblib.delayed(function)(chunk, *args) for chunk in chunks)
-
-
-def _parallel(workers: int) -> joblib.Parallel:
-    """The pool of :func:`run_chunks` (loky's, reused from one call to the next while alive)."""
-    return joblib.Parallel(
+    run = joblib.Parallel(
         n_jobs=workers,
         return_as="generator",
         idle_worker_timeout=WORKER_IDLE_SECONDS,
@@ -74,31 +65,7 @@ def _parallel(workers: int) -> joblib.Parallel:
         initargs=(os.getpid(),),
         backend="loky",
     )
-
-
-def start_workers(
-    function: Callable[..., Any], *args: Any, n_jobs: int | None = None
-) -> threading.Thread | None:
-    """Start the worker processes of a coming :func:`run_chunks` now, in the background.
-
-    Each worker runs ``function(*args)`` once (say, a chunk of no items): it
-    imports the function's module, which is most of a worker's start, while
-    this process goes on with other work.  A :func:`run_chunks` within
-    :data:`WORKER_IDLE_SECONDS` of the workers' start then finds them ready.
-    Returns the thread that waits for them (None with fewer than two workers:
-    :func:`run_chunks` then starts none).
-    """
-    workers = joblib.effective_n_jobs(n_jobs)
-    if workers < 2:
-        return None
-
-    def start() -> None:
-        for _ in _parallel(workers)(joblib.delayed(function)(*args) for _ in range(workers)):
-            pass
-
-    thread = threading.Thread(target=start, name="start-workers", daemon=True)
-    thread.start()
-    return thread
+    return chunks, run(joblib.delayed(function)(chunk, *args) for chunk in chunks)
 
 
 def cluster_client(n_jobs: int | None = None):

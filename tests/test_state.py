@@ -90,25 +90,6 @@ def test_an_edited_page_is_read_again_and_its_links_follow(site):
     )
 
 
-def test_an_incremental_run_starts_the_export_workers_before_its_update(site, monkeypatch):
-    import recommender.job as job_module
-
-    rewrite(site)
-    page = sorted(site.rglob("*.md"))[5]
-    page.write_text(page.read_text(encoding="utf-8") + "\n", encoding="utf-8")
-    calls = []
-    update = Recommender.update
-    monkeypatch.setattr(
-        job_module, "start_export_workers", lambda *args: calls.append(("start", *args))
-    )
-    monkeypatch.setattr(
-        Recommender, "update", lambda self, *a, **k: calls.append("update") or update(self, *a, **k)
-    )
-    assert rewrite(site).kind is RunKind.INCREMENTAL
-    n_pages = len(list(site.rglob("*.md")))
-    assert calls == [("start", site, n_pages, SETTINGS.get("n_jobs")), "update"]
-
-
 def test_the_state_keeps_no_long_texts_and_an_incremental_run_reads_only_fresh_ones(site):
     full = rewrite(site)
     header = json.loads((site / ".recommender" / "state.json").read_text(encoding="utf-8"))
