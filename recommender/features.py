@@ -422,7 +422,7 @@ def _stacked(blocks: list[sp.csr_matrix], width: int, dtype: type) -> sp.csr_mat
     """The blocks' rows one under the other, ``width`` columns, indices sorted.
 
     Empties ``blocks``, each block freed once copied: stacking them all at once
-    held the counts twice (2 GiB more for the answers of 1,000,000 pages).
+    held the counts twice.
     """
     nnz, n_rows = sum(b.nnz for b in blocks), sum(b.shape[0] for b in blocks)
     index_dtype = np.int32 if max(nnz, width) < np.iinfo(np.int32).max else np.int64

@@ -84,7 +84,7 @@ class JobResult:
         The site as loaded (``corpus.errors``: the pages that were skipped),
         without its long texts (:data:`~recommender.state.TEXT_COLUMNS`): a
         full run reads no raw texts and frees the cleaned ones once the model
-        has vectorised them.  After an unchanged run (nothing was read),
+        has counted their terms.  After an unchanged run (nothing was read),
         ``corpus.pages`` holds only ``path`` and ``related_urls``; after an
         incremental run, the pages read from the state lack their long texts
         (missing values), and the new and changed pages have their cleaned
@@ -628,8 +628,9 @@ def _fit(
     page left as it is) under two pages.
 
     Only the fit reads the cleaned texts (:data:`~recommender.corpus.CLEANED_TEXT_COLUMNS`).
-    The model gets the only reference to them, so that they are freed once vectorised,
-    before the search; so ``loaded`` must be handed over (the caller keeps no reference).
+    The model gets the only reference to them, so that they are freed once their terms
+    are counted, before the term weights and the search; so ``loaded`` must be handed
+    over (the caller keeps no reference).
     """
     slim = loaded.pages.drop(columns=list(CLEANED_TEXT_COLUMNS), errors="ignore")
     corpus = replace(loaded, pages=slim)
