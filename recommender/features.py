@@ -124,6 +124,10 @@ class FieldFeatures:
     weighting_ : TermWeighting
         The fitted term weights of the one space (``combine="concatenate"``);
         ``weightings_``, one per field, with ``"per_field"``.
+    field_columns_ : list of ndarray
+        With ``combine="concatenate"``, per field the column of each of its
+        terms in the one space (-1 for a term pruned): how :meth:`transform`
+        sums the fields' counts without rebuilding their union vocabulary.
     feature_names_ : pandas.DataFrame
         One row per column of the combined matrix: its ``field`` and ``term``.
         With ``combine="concatenate"`` the field is the fields joined by
@@ -253,7 +257,9 @@ class FieldFeatures:
 
         Empties ``blocks`` once they are summed, so that their memory is freed.
         """
-        vocabulary, counts = self._weighted_counts(blocks)
+        names = [v.get_feature_names_out() for v in self.vectorizers_.values()]
+        vocabulary, columns = _union_columns(names)
+        counts = self._weighted_counts(blocks, columns, len(vocabulary))
         blocks.clear()  # the fields' own counts are summed: let them go before weighing
         keep = _document_frequency_mask(
             counts, counting.get("min_df", 1), counting.get("max_df", 1.0)
@@ -261,6 +267,7 @@ class FieldFeatures:
         if not keep.any():
             raise ValueError("no field has any term left: every term pruned by min_df/max_df")
         self.kept_terms_ = keep
+        self.field_columns_ = _kept_columns(columns, keep)
         kept = counts[:, keep]
         del counts
         self.weighting_ = self._weighting().fit(kept)
@@ -269,24 +276,23 @@ class FieldFeatures:
         )
         return self.weighting_.transform(kept)
 
-    def _weighted_counts(self, blocks: list[sp.csr_matrix]) -> tuple[np.ndarray, sp.csr_matrix]:
-        """The union vocabulary of the fields, and each page's weighted counts over it."""
-        names = [v.get_feature_names_out() for v in self.vectorizers_.values()]
-        vocabulary, where = np.unique(np.concatenate(names), return_inverse=True)
-        counts = sp.csr_matrix((blocks[0].shape[0], len(vocabulary)), dtype=np.float32)
+    def _weighted_counts(
+        self, blocks: list[sp.csr_matrix], columns: list[np.ndarray], width: int
+    ) -> sp.csr_matrix:
+        """Each page's weighted counts summed over the fields: ``columns[i][j]`` is the
+        column of field ``i``'s term ``j`` among ``width`` columns (-1: left out)."""
+        counts = sp.csr_matrix((blocks[0].shape[0], width), dtype=np.float32)
         # Weights scaled so that the lightest field counts 1 per word: a sublinear tf
         # (1 + log tf) is then never negative.
         lightest = min(self.weights[field] for field in self.vectorizers_)
-        offset = 0
-        for field, block in zip(self.vectorizers_, blocks, strict=True):
-            columns = where[offset : offset + block.shape[1]]
-            offset += block.shape[1]
+        for field, block, where in zip(self.vectorizers_, blocks, columns, strict=True):
+            terms = np.flatnonzero(where >= 0)
             remap = sp.csr_matrix(
-                (np.ones(len(columns), np.float32), (np.arange(len(columns)), columns)),
-                shape=(block.shape[1], len(vocabulary)),
+                (np.ones(len(terms), np.float32), (terms, where[terms])),
+                shape=(block.shape[1], width),
             )
             counts = counts + (block @ remap) * np.float32(self.weights[field] / lightest)
-        return vocabulary, counts
+        return counts
 
     def transform(self, pages: pd.DataFrame) -> sp.csr_matrix:
         """Vectorise pages with the fitted vocabularies and document frequencies.
@@ -298,8 +304,9 @@ class FieldFeatures:
         blocks = [v.transform(pages[text_column(f)]) for f, v in self.vectorizers_.items()]
         if self.combine == "per_field":
             return self._side_by_side(blocks)
-        _, counts = self._weighted_counts(blocks)
-        return self._normalise(self.weighting_.transform(counts[:, self.kept_terms_]))
+        counts = self._weighted_counts(blocks, self.field_columns_, int(self.kept_terms_.sum()))
+        counts.sort_indices()  # as the fitted rows: the same sums, in the same order
+        return self._normalise(self.weighting_.transform(counts))
 
     def to_arrays(self) -> dict[str, np.ndarray]:
         """The fitted vocabularies and term weights as plain arrays (no pickle)."""
@@ -317,7 +324,7 @@ class FieldFeatures:
 
     def from_arrays(self, arrays: Mapping[str, np.ndarray]) -> FieldFeatures:
         """Fit these features from :meth:`to_arrays` (made with the same settings); return self."""
-        self.vectorizers_ = {}
+        self.vectorizers_, names = {}, []
         number = 0
         while f"field{number}_name" in arrays:
             field = arrays[f"field{number}_name"].tobytes().decode("utf-8")
@@ -325,6 +332,7 @@ class FieldFeatures:
             vectorizer = self._field_vectorizer(field, dict(self.counting))
             vectorizer.set_params(vocabulary={term: i for i, term in enumerate(terms)})
             self.vectorizers_[field] = vectorizer
+            names.append(np.array(terms, dtype=object))
             number += 1
         if self.combine == "per_field":
             self.weightings_ = [
@@ -334,9 +342,8 @@ class FieldFeatures:
             return self
         self.kept_terms_ = arrays["kept_terms"]
         self.weighting_ = self._weighting().from_arrays(arrays)
-        vocabulary = np.unique(
-            np.concatenate([v.get_feature_names_out() for v in self.vectorizers_.values()])
-        )
+        vocabulary, columns = _union_columns(names)
+        self.field_columns_ = _kept_columns(columns, self.kept_terms_)
         self.feature_names_ = pd.DataFrame(
             {"field": "+".join(self.vectorizers_), "term": vocabulary[self.kept_terms_]}
         )
@@ -359,6 +366,18 @@ class FieldFeatures:
                 "term": np.concatenate(list(terms.values())),
             }
         )
+
+
+def _union_columns(names: list[np.ndarray]) -> tuple[np.ndarray, list[np.ndarray]]:
+    """The fields' union vocabulary (sorted), and per field each term's column in it."""
+    vocabulary, where = np.unique(np.concatenate(names), return_inverse=True)
+    return vocabulary, np.split(where.ravel(), np.cumsum([len(n) for n in names])[:-1])
+
+
+def _kept_columns(columns: list[np.ndarray], keep: np.ndarray) -> list[np.ndarray]:
+    """``columns`` (into the union vocabulary) as columns among the kept terms; -1 where pruned."""
+    kept_column = np.where(keep, np.cumsum(keep) - 1, -1)
+    return [kept_column[where] for where in columns]
 
 
 def _document_frequency_mask(counts: sp.csr_matrix, min_df: float, max_df: float) -> np.ndarray:

@@ -271,3 +271,34 @@ def test_count_blocks_are_stacked_one_at_a_time_as_a_stack_of_them_all():
     assert (stacked != expected).nnz == 0
     assert np.array_equal(stacked.indptr, expected.indptr)
     assert np.array_equal(stacked.indices, expected.indices)
+
+
+def test_field_columns_name_each_terms_column_and_transform_needs_no_union_again(
+    pages, monkeypatch
+):
+    pruning = FieldFeatures(
+        {"title": 3.0, "keywords": 2.0, "answer": 1.0}, stem=False, min_df=1, max_df=1
+    )
+    features = pruning.fit_transform(pages)
+    kept = pruning.feature_names_["term"].tolist()
+    pruned = 0
+    for field, vectorizer in pruning.vectorizers_.items():
+        names = vectorizer.get_feature_names_out()
+        for term, column in zip(
+            names, pruning.field_columns_[list(pruning.vectorizers_).index(field)], strict=True
+        ):
+            if column < 0:
+                assert term not in kept
+                pruned += 1
+            else:
+                assert kept[column] == term
+    assert pruned  # "membrane", "cell biology", ... are in two pages: pruned at max_df 1
+    # the fitted rows again, exactly, without the fields' vocabularies listed again
+    monkeypatch.setattr(
+        type(next(iter(pruning.vectorizers_.values()))),
+        "get_feature_names_out",
+        lambda self: pytest.fail("transform rebuilt the union vocabulary"),
+    )
+    again = pruning.transform(pages)
+    assert (again != features).nnz == 0
+    assert (again.indices == features.indices).all() and (again.data == features.data).all()
