@@ -46,6 +46,7 @@ from tqdm.auto import tqdm
 
 from .errors import ExportError, RewriteCheckError, UnsafeFileError
 from .files import DEFAULT_MAX_PAGE_BYTES, PageWriter, read_regular_file, write_atomic
+from .frames import is_in
 from .frontmatter import (
     file_digest,
     is_block_key,
@@ -515,12 +516,14 @@ def export_links(
         When a link's target is not one of the pages.
     """
     root = Path(root)
+    if sources is not None:  # only these pages' rows and links are looked at
+        sources = pd.Index(list(sources), dtype=pages.index.dtype)
+        links = links[is_in(links["source_url"], sources)]
     targets_by_source = _targets_by_source(pages, links)
-    blocks_by_url = _blocks_by_url(pages)
     wanted = ["path", "related_urls", *(c for c in LOADED_COLUMNS if c in pages.columns)]
-    by_path = pages[wanted].reset_index().sort_values("path")  # not a copy of every text
-    if sources is not None:
-        by_path = by_path[by_path["url"].isin(list(sources))]
+    chosen = pages[wanted] if sources is None else pages.loc[is_in(pages.index, sources), wanted]
+    by_path = chosen.reset_index().sort_values("path")  # not a copy of every text
+    blocks_by_url = _blocks_by_url(pages if sources is None else pages.loc[links["target_url"]])
     rows, work = {}, []
     for url, path, old_urls, known in zip(
         by_path["url"].tolist(),
@@ -606,11 +609,11 @@ def _export_chunk(
 
 def _targets_by_source(pages: pd.DataFrame, links: pd.DataFrame) -> pd.Series:
     """Each source url's target urls in rank order; every target must be a page."""
-    unknown = ~links["target_url"].isin(pages.index)
+    unknown = ~is_in(links["target_url"], pages.index)
     if unknown.any():
         raise ExportError(
             f"{int(unknown.sum())} links point to urls that are not pages of the site, "
-            f"for example {links.loc[unknown, 'target_url'].iloc[0]!r}"
+            f"for example {links['target_url'][unknown].iloc[0]!r}"
         )
     return targets_by_source(links)
 

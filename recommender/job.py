@@ -24,6 +24,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from .corpus import CLEANED_TEXT_COLUMNS, Corpus, find_pages, load_corpus
 from .distributed import on_cluster
@@ -39,6 +41,7 @@ from .export import (
     write_links_table,
 )
 from .files import DEFAULT_MAX_PAGE_BYTES, SiteLock, remove_temporary_files
+from .frames import is_in
 from .model import LINK_COLUMNS, Recommender
 from .rules import target_mask
 from .state import (
@@ -417,7 +420,7 @@ def _full(root: Path, settings, options):
 
 def _export(corpus: Corpus, links: pd.DataFrame, model, options, sources=None) -> pd.DataFrame:
     """Refuse a mass removal, then write (or compare) the pages."""
-    pages = corpus.pages if sources is None else corpus.pages[corpus.pages.index.isin(sources)]
+    pages = corpus.pages if sources is None else corpus.pages[is_in(corpus.pages.index, sources)]
     write_back = options["write_back"]
     _refuse_mass_removal(pages, links, options["max_removal_share"], writing=write_back.writes)
     started = time.perf_counter()
@@ -498,15 +501,15 @@ def _linkable(corpus: Corpus, settings: Mapping[str, Any]) -> bool:
 
 def _merged_corpus(old: Corpus, fresh: Corpus, gone_paths: set[str]) -> Corpus | None:
     """Yesterday's pages less the changed and deleted files, plus the files read now."""
-    kept = old.pages[~old.pages["path"].isin(gone_paths)]
-    if kept.index.isin(fresh.pages.index).any():
+    kept = old.pages[~is_in(old.pages["path"], gone_paths)]
+    if is_in(kept.index, fresh.pages.index).any():
         return None  # a new file took the url of an unchanged page: let a full run report it
     pages = pd.concat([kept, fresh.pages]).sort_index()
     errors = pd.concat(
-        [old.errors[~old.errors["path"].isin(gone_paths)], fresh.errors], ignore_index=True
+        [old.errors[~is_in(old.errors["path"], gone_paths)], fresh.errors], ignore_index=True
     ).sort_values("path", ignore_index=True)
     blocks = pd.concat(
-        [old.links[old.links["source_url"].isin(kept.index)], fresh.links], ignore_index=True
+        [old.links[is_in(old.links["source_url"], kept.index)], fresh.links], ignore_index=True
     ).sort_values(["source_url", "rank"], ignore_index=True)
     return Corpus(root=old.root, pages=pages, errors=errors, links=blocks)
 
@@ -521,13 +524,40 @@ def _pages_to_export(
 ) -> set[str]:
     """Pages whose blocks may change: new lists, fresh pages, pages linking to a page
     that reads differently in a block now (``restated``), and pages a failed write left behind."""
-    old_lists, new_lists = targets_by_source(old_links), targets_by_source(links)
-    urls = corpus.pages.index
-    sources = {url for url in urls if old_lists.get(url) != new_lists.get(url)} | set(fresh)
-    sources |= set(links.loc[links["target_url"].isin(restated), "source_url"])
+    sources = _sources_with_new_lists(old_links, links, corpus.pages.index) | set(fresh)
+    sources |= set(links["source_url"][is_in(links["target_url"], restated)])
     out_of_step = set(np.array(saved.signatures.paths)[~saved.in_sync])
-    sources |= set(corpus.pages.index[corpus.pages["path"].isin(out_of_step)])
+    sources |= set(corpus.pages.index[is_in(corpus.pages["path"], out_of_step)])
     return sources
+
+
+def _sources_with_new_lists(old_links: pd.DataFrame, links: pd.DataFrame, urls: pd.Index) -> set:
+    """The pages (of ``urls``) whose targets, in rank order, differ between two links tables.
+
+    Each link becomes one number (its source, rank and target); a page's list is
+    the same when each of its links is found in both tables.
+    """
+    ranks = 1 + int(max(old_links["rank"].max(), links["rank"].max(), 0))
+    old_keys, new_keys = _link_keys(old_links, urls, ranks), _link_keys(links, urls, ranks)
+    moved = ~np.r_[pd.Index(new_keys).isin(old_keys), pd.Index(old_keys).isin(new_keys)]
+    sources = pd.concat([links["source_url"], old_links["source_url"]], ignore_index=True)
+    return set(sources[moved]) & set(urls)
+
+
+def _link_keys(links: pd.DataFrame, urls: pd.Index, ranks: int) -> np.ndarray:
+    """One int64 per link, from its source's and its target's place in ``urls`` (0 for a
+    url not there) and its rank: equal numbers, equal links."""
+    known = pa.array(urls.array, type=pa.large_string())
+    source, target = (
+        pc.index_in(pa.array(links[c].array, type=pa.large_string()), value_set=known)
+        .fill_null(-1)
+        .to_numpy()
+        .astype(np.int64)
+        + 1
+        for c in ("source_url", "target_url")
+    )
+    size = len(urls) + 1
+    return (source * ranks + links["rank"].to_numpy(dtype=np.int64)) * size + target
 
 
 def _report(pages: pd.DataFrame, links: pd.DataFrame, parts: list[pd.DataFrame]) -> pd.DataFrame:
@@ -535,7 +565,7 @@ def _report(pages: pd.DataFrame, links: pd.DataFrame, parts: list[pd.DataFrame])
     done = (
         pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=list(REPORT_COLUMNS))
     )
-    rest = pages["path"][~pages.index.isin(done["url"])]  # one column: the texts stay put
+    rest = pages["path"][~is_in(pages.index, done["url"])]  # one column: the texts stay put
     kept = links.groupby("source_url").size().reindex(rest.index, fill_value=0)
     untouched = pd.DataFrame(
         {
@@ -587,7 +617,7 @@ def _as_written(corpus: Corpus, model, written: pd.DataFrame, failed: set[str]) 
     ]
     written = written.set_index("url")
     if "file_digest" in pages and len(written):
-        rows = pages.index.isin(written.index)
+        rows = is_in(pages.index, written.index)
         for column in ("file_digest", "block_spans"):
             values = pages[column].astype(object)
             values[rows] = written[column].reindex(pages.index[rows]).to_numpy()

@@ -65,6 +65,7 @@ from .embeddings import (
 )
 from .errors import ConfigError, ModelFileError
 from .features import TF_WEIGHTS, FieldFeatures, text_column
+from .frames import is_in
 from .neighbors import top_k_cosine, top_k_cosine_fast
 from .rules import (
     EditorialRules,
@@ -505,7 +506,7 @@ class Recommender(BaseEstimator):
         editorial = self._resolve_rules(pages)
         laps = _Laps()
         old_rows = self.urls_.get_indexer(pages.index)
-        is_changed = (old_rows < 0) | pages.index.isin(list(changed))
+        is_changed = (old_rows < 0) | is_in(pages.index, changed)
         features = self._updated_features(pages, old_rows, is_changed)
         laps.end("vectorise")
         is_target = target_mask(pages, exclude_no_index=self.exclude_no_index)

@@ -1,0 +1,43 @@
+"""Helpers on pandas columns of text that pandas itself makes slow.
+
+pandas' ``isin`` on a pyarrow-backed text column builds one pyarrow scalar per
+value looked for: asking which of 180,000 links point to one of 36,000 pages
+took 0.2 s, where pyarrow's own ``is_in`` takes 0.015 s.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+__all__ = ["is_in"]
+
+
+def is_in(values: pd.Series | pd.Index, among: Iterable[object]) -> np.ndarray:
+    """``values.isin(among)`` as a boolean array, in one pyarrow pass when both are text.
+
+    Examples
+    --------
+    >>> is_in(pd.Series(["a", "b", None]), {"b", "c"}).tolist()
+    [False, True, False]
+    >>> is_in(pd.Series(["a", None]), ["a", None]).tolist()
+    [True, True]
+    """
+    among = among if isinstance(among, pd.Series | pd.Index) else list(among)
+    try:  # a column's .array: pyarrow-backed text goes over without a copy
+        column = pa.array(values.array, from_pandas=True)
+        wanted = pa.array(getattr(among, "array", among), from_pandas=True)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        column = wanted = None
+    if column is None or not _texts(column) or not _texts(wanted):
+        return np.asarray(values.isin(among), dtype=bool)  # anything else: pandas' own way
+    found = pc.is_in(column, value_set=wanted.cast(column.type))  # a null finds a null
+    return np.asarray(found.fill_null(False), dtype=bool)
+
+
+def _texts(array: pa.Array) -> bool:
+    return pa.types.is_string(array.type) or pa.types.is_large_string(array.type)
