@@ -992,21 +992,44 @@ def _merge_candidates(
     lost = ((stored >= 0) & (remapped < 0)) | (
         (remapped >= 0) & is_changed[np.maximum(remapped, 0)]
     )
-    pooled = np.hstack([np.where(lost, -1, remapped), fresh])
-    pooled_scores = np.hstack([stored_scores, fresh_scores]).astype(np.float32)
-    ranked = np.where(pooled >= 0, -pooled_scores, np.inf)  # empty places last
-    order = np.lexsort((np.where(pooled >= 0, pooled, np.iinfo(np.int64).max), ranked), axis=1)
-    order = order[:, :width]
-    candidates = np.take_along_axis(pooled, order, 1)
-    scores = np.where(candidates >= 0, np.take_along_axis(pooled_scores, order, 1), 0)
     was_full = stored[:, -1] >= 0
+    # rows that lost nothing and where no fresh page reaches the last place keep their list
+    reaching = (fresh >= 0) & (~was_full[:, None] | ~(fresh_scores < stored_scores[:, -1:]))
+    touched = lost.any(axis=1) | reaching.any(axis=1)
+    candidates = remapped.copy()
+    scores = np.where(remapped >= 0, stored_scores, 0).astype(np.float32)
+    candidates[touched], scores[touched] = _merged_rows(
+        np.where(lost, -1, remapped)[touched],
+        stored_scores[touched],
+        fresh[touched],
+        fresh_scores[touched],
+        width,
+    )
     # An unknown page ranks after the stored last entry (score, then page index); so
     # does the merged last entry when it scores more, or is that entry itself, kept.
     ahead_of_the_unknown = (scores[:, -1] > stored_scores[:, -1]) | (
         (candidates[:, -1] == remapped[:, -1]) & ~lost[:, -1]
     )
     unsure = was_full & lost.any(axis=1) & ~ahead_of_the_unknown
-    return candidates, scores.astype(np.float32), unsure
+    return candidates, scores, unsure
+
+
+def _merged_rows(
+    kept: np.ndarray,
+    kept_scores: np.ndarray,
+    fresh: np.ndarray,
+    fresh_scores: np.ndarray,
+    width: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's best ``width`` of its kept and fresh candidates: by score, then page index."""
+    pooled = np.hstack([kept, fresh])
+    pooled_scores = np.hstack([kept_scores, fresh_scores]).astype(np.float32)
+    ranked = np.where(pooled >= 0, -pooled_scores, np.inf)  # empty places last
+    order = np.lexsort((np.where(pooled >= 0, pooled, np.iinfo(np.int64).max), ranked), axis=1)
+    order = order[:, :width]
+    candidates = np.take_along_axis(pooled, order, 1)
+    scores = np.where(candidates >= 0, np.take_along_axis(pooled_scores, order, 1), 0)
+    return candidates, scores.astype(np.float32)
 
 
 def _warn_short_pages(

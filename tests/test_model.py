@@ -573,3 +573,35 @@ def test_the_tf_weight_reaches_the_features_and_changes_scores(tf, expected):
     assert model.features_model_.weightings_[0].tf == tf
     assert pair_score(model, 0, 1) == pytest.approx(expected / np.sqrt(expected**2 + 1), rel=1e-5)
     assert pair_score(model, 0, 2) == pytest.approx(1 / np.sqrt(expected**2 + 1), rel=1e-5)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_merged_candidates_are_those_of_merging_every_row(seed):
+    """Rows that lose nothing and gain nothing keep their list without a merge; the
+    result is that of merging every row (ties of score included)."""
+    rng = np.random.default_rng(seed)
+    n_rows, width, n_pages = 400, 6, 60
+    stored = np.full((n_rows, width), -1, dtype=np.int64)
+    stored_scores = np.zeros((n_rows, width), dtype=np.float32)
+    for row in range(n_rows):
+        full = rng.random() < 0.8
+        size = width if full else rng.integers(0, width)
+        pages = rng.choice(n_pages, size=size, replace=False)
+        values = np.round(rng.random(size), 1).astype(np.float32) + 0.1  # ties
+        order = np.lexsort((pages, -values))
+        stored[row, :size], stored_scores[row, :size] = pages[order], values[order]
+    is_changed = np.zeros(n_pages, dtype=bool)
+    is_changed[rng.choice(n_pages, size=3, replace=False)] = True
+    remapped = stored.copy()  # the same pages, none deleted
+    fresh = np.where(rng.random((n_rows, 3)) < 0.3, np.flatnonzero(is_changed), -1)
+    fresh_scores = np.where(fresh >= 0, np.round(rng.random(fresh.shape), 1) + 0.1, 0)
+    candidates, scores, unsure = model_module._merge_candidates(
+        stored, remapped, stored_scores, is_changed, fresh, fresh_scores.astype(np.float32)
+    )
+    lost = (remapped >= 0) & is_changed[np.maximum(remapped, 0)]
+    expected, expected_scores = model_module._merged_rows(
+        np.where(lost, -1, remapped), stored_scores, fresh, fresh_scores, width
+    )
+    np.testing.assert_array_equal(candidates, expected)
+    np.testing.assert_array_equal(scores, expected_scores)
+    assert unsure.dtype == bool and not unsure[~lost.any(axis=1)].any()
