@@ -217,10 +217,13 @@ class SavedState:
         same_stat = (now.size[known] == self.signatures.size[old]) & (
             now.mtime_ns[known] == self.signatures.mtime_ns[old]
         )
-        changed = []
-        for path, row, same in zip(np.array(now.paths)[known], old, same_stat, strict=True):
-            if not same and not np.array_equal(_digest(root / path), self.signatures.digest[row]):
-                changed.append(str(path))
+        stat_differs = np.flatnonzero(~same_stat)  # only these files are hashed
+        paths = np.array(now.paths, dtype=object)[known][stat_differs]
+        changed = [
+            str(path)
+            for path, row in zip(paths, old[stat_differs], strict=True)
+            if not np.array_equal(_digest(root / path), self.signatures.digest[row])
+        ]
         return SiteChanges(
             new=[p for p, k in zip(now.paths, known, strict=True) if not k],
             changed=changed,
