@@ -590,6 +590,7 @@ def load_corpus(
     paths: list[str] | None = None,
     max_page_bytes: int = DEFAULT_MAX_PAGE_BYTES,
     raw_texts: bool = True,
+    walked: tuple[list[str], list[PageError]] | None = None,
 ) -> Corpus:
     """Load every ``*.md`` page under ``root`` (or only those named in ``paths``).
 
@@ -621,6 +622,10 @@ def load_corpus(
         and ``description`` as written; their cleaned ``*_text`` forms stay):
         no stage of the recommender reads them, and they are about a third
         of the table's memory.  The ``recommend`` command reads without them.
+    walked : (list of str, list of PageError), optional
+        What :func:`find_pages` gave for ``root`` just before, when the caller
+        has walked the site already (the nightly job, for the files'
+        signatures): the site is then not walked again.
 
     Returns
     -------
@@ -645,7 +650,10 @@ def load_corpus(
     root = Path(root)
     if not root.is_dir():
         raise SiteNotFoundError(f"{root}: not a folder")
-    rels, problems = find_pages(root) if paths is None else (sorted(paths), [])
+    if paths is not None:
+        rels, problems = sorted(paths), []
+    else:
+        rels, problems = find_pages(root) if walked is None else (walked[0], list(walked[1]))
     logger.info("reading %d pages under %s", len(rels), root)
     if max_page_bytes < 1:
         raise ConfigError(f"max_page_bytes must be a positive integer, got {max_page_bytes!r}")

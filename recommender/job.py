@@ -338,9 +338,10 @@ def _run(root, *, settings, **options) -> JobResult:
     unfitted.check_params()  # a bad setting or a missing extra fails before any page is read
     key = settings_key(unfitted.get_params())
     saved = None if folder is None or options["full"] else read_state(folder, key)
-    rels, before = [], None
+    rels, before, walked = [], None, None
     if folder is not None:  # without a state, only the loader needs to walk the site
-        rels, _ = find_pages(root)
+        walked = find_pages(root)
+        rels = walked[0]
         before = file_signatures(root, rels, digests=False)
     changes = None if saved is None else saved.changes(root, before)
     kind = _run_kind(saved, changes, options["full_after"], options["evaluate"])
@@ -353,7 +354,7 @@ def _run(root, *, settings, **options) -> JobResult:
         logger.warning("%s: a full run rebuilds it", exc)
         kind = RunKind.FULL
     if kind is RunKind.FULL:
-        corpus, links, report, model = _full(root, settings, options)
+        corpus, links, report, model = _full(root, settings, options, walked)
     if output is not None:
         write_links_table(links, output)
     if folder is not None and write_back.writes and model is not None:
@@ -398,11 +399,13 @@ def _run_kind(
     return RunKind.INCREMENTAL
 
 
-def _full(root: Path, settings, options):
-    """Every page read, the model fitted, every page compared."""
+def _full(root: Path, settings, options, walked=None):
+    """Every page read, the model fitted, every page compared; ``walked``: the
+    site's walk (:func:`find_pages`) when this run made it already."""
     corpus, model, links = _fit(
         load_corpus(  # handed over whole: see _fit
             root,
+            walked=walked,
             strict=options["strict"],
             n_jobs=settings.get("n_jobs"),
             progress=options["progress"],

@@ -11,6 +11,7 @@ import pytest
 
 import recommender.corpus as corpus_module
 import recommender.export as export_module
+import recommender.job as job_module
 import recommender.model as model_module
 from recommender import load_corpus
 from recommender.corpus import CLEANED_TEXT_COLUMNS, RAW_TEXT_COLUMNS
@@ -359,3 +360,18 @@ def test_pages_with_new_lists_are_those_whose_targets_in_rank_order_differ():
         "/longer",
         "/new",
     }  # "/gone" is no page now
+
+
+def test_a_full_run_with_a_state_walks_the_site_once(site, monkeypatch):
+    walks = []
+    walk = corpus_module.find_pages
+
+    def counted(root):
+        walks.append(root)
+        return walk(root)
+
+    monkeypatch.setattr(corpus_module, "find_pages", counted)
+    monkeypatch.setattr(job_module, "find_pages", counted)
+    first = rewrite(site)
+    assert first.kind is RunKind.FULL and len(first.corpus.pages) == 64
+    assert len(walks) == 1  # for the files' signatures; the loader reads what it found
