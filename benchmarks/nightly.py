@@ -1,6 +1,7 @@
 """The nightly job on the real site: a first full run, a no-change re-run, and a night's edits.
 
     python benchmarks/nightly.py [SITE_FOLDER_OR_ARCHIVE] [--skip-baseline] [--full-run-only]
+                                 [--repeat N]
 
 On a fresh copy of the site with 500 pages taken out (seeded):
 
@@ -12,7 +13,10 @@ On a fresh copy of the site with 500 pages taken out (seeded):
 Each run is a subprocess, timed from outside (wall time, interpreter start
 included), with the stage timings it logs (``--verbose``).  With
 ``--full-run-only``, only a first full run of the whole copy (for large
-synthetic sites, see the README's *Large sites*).  The baseline, in
+synthetic sites, see the README's *Large sites*).  With ``--repeat N``,
+each run is made N times from the same copy of the site and its state (the
+disk here is noisy): the median run is shown, with every run's seconds.
+The baseline, in
 the same run: the naive pipeline with python-frontmatter loading every
 page, one scikit-learn ``TfidfVectorizer`` over title, keywords and answer,
 a blockwise ``X @ X.T`` top 5, and ``frontmatter.dumps`` writing every page.
@@ -43,6 +47,10 @@ STEP = re.compile(r"^(\S+ [\d:,]+) info recommender\.(\w+): (.*)$")
 STAGES = re.compile(
     r"^(reading|loaded|\d+ links for|\d+ of \d+ pages searched|wrote|compared|state written)"
 )
+
+
+#: A run: wall seconds, peak GiB, summary and log lines (and, repeated, every run's seconds).
+Run = tuple[float, float, list[str], list[float]]
 
 
 def recommend(site: Path, *extra: str) -> tuple[float, float, list[str]]:
@@ -156,18 +164,36 @@ def naive_in_child(site: Path) -> float:
     return float(done.stdout.strip().splitlines()[-1])
 
 
-def night(site: Path, work: Path) -> list[tuple[str, tuple[float, float, list[str]]]]:
+def night(site: Path, work: Path, repeat: int = 1) -> list[tuple[str, Run]]:
     """The three runs: first full run less some pages, no change, the pages back and edits."""
     aside = work / "aside"
     moved = take_out(site, aside)
-    runs = [("first full run", recommend(site))]
-    runs.append(("re-run, nothing changed", recommend(site)))
+    runs = [("first full run", repeated(site, work, repeat))]
+    runs.append(("re-run, nothing changed", repeated(site, work, repeat)))
     for page in moved:
         (aside / page.relative_to(site)).rename(page)
     remaining = sorted(set(site.rglob("*.md")) - set(moved))
     edit(random.Random(SEED + 1).sample(remaining, EDITED))
-    runs.append((f"{TAKEN_OUT} new and {EDITED} edited pages", recommend(site)))
+    runs.append((f"{TAKEN_OUT} new and {EDITED} edited pages", repeated(site, work, repeat)))
     return runs
+
+
+def repeated(site: Path, work: Path, repeat: int) -> Run:
+    """The run ``repeat`` times, each from the same site and state (a copy made before the
+    first, with the files' times): the median run, and the seconds of them all."""
+    snapshot = work / "snapshot"
+    if repeat > 1:
+        shutil.copytree(site, snapshot, symlinks=True)
+    runs = []
+    for number in range(repeat):
+        if number:
+            shutil.rmtree(site)
+            shutil.copytree(snapshot, site, symlinks=True)
+        os.sync()  # the copy's writes are not the run's
+        runs.append(recommend(site))
+    shutil.rmtree(snapshot, ignore_errors=True)
+    median = sorted(runs, key=lambda run: run[0])[(repeat - 1) // 2]
+    return (*median, [run[0] for run in runs])
 
 
 def main() -> None:
@@ -175,6 +201,12 @@ def main() -> None:
     parser.add_argument("site", nargs="?", type=Path, default=ARCHIVE)
     parser.add_argument("--skip-baseline", action="store_true")
     parser.add_argument("--full-run-only", action="store_true")
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        help="run each scenario this many times from the same site and state; show the median",
+    )
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="recommender-nightly-"))
     try:
@@ -189,10 +221,15 @@ def main() -> None:
             )
         floor = write_floor(site)
         print(f"the disk's floor: every page replaced by its own bytes, 2 processes: {floor:.1f} s")
-        runs = [("first full run", recommend(site))] if args.full_run_only else night(site, work)
-        for name, (seconds, peak, lines) in runs:
+        if args.full_run_only:
+            runs = [("first full run", repeated(site, work, args.repeat))]
+        else:
+            runs = night(site, work, args.repeat)
+        for name, (seconds, peak, lines, each) in runs:
             ratio = f", {seconds / baseline:.2f}x the naive pipeline" if baseline else ""
-            print(f"\n{name}: {seconds:.1f} s{ratio}, peak {peak:.2f} GiB")
+            spread = f" (median of {len(each)}: {', '.join(f'{s:.1f}' for s in each)} s)"
+            print(f"\n{name}: {seconds:.1f} s{spread if len(each) > 1 else ''}{ratio}, ", end="")
+            print(f"peak {peak:.2f} GiB")
             print("\n".join(lines))
     finally:
         shutil.rmtree(work, ignore_errors=True)

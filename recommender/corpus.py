@@ -625,7 +625,7 @@ def load_corpus(
     walked : (list of str, list of PageError), optional
         What :func:`find_pages` gave for ``root`` just before, when the caller
         has walked the site already (the nightly job, for the files'
-        signatures): the site is then not walked again.
+        signatures): the site is then not walked again.  Not used with ``paths``.
 
     Returns
     -------
@@ -653,7 +653,8 @@ def load_corpus(
     if paths is not None:
         rels, problems = sorted(paths), []
     else:
-        rels, problems = find_pages(root) if walked is None else (walked[0], list(walked[1]))
+        rels, problems = find_pages(root) if walked is None else walked
+        problems = list(problems)  # the caller's list stays as it was
     logger.info("reading %d pages under %s", len(rels), root)
     if max_page_bytes < 1:
         raise ConfigError(f"max_page_bytes must be a positive integer, got {max_page_bytes!r}")

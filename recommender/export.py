@@ -516,14 +516,16 @@ def export_links(
         When a link's target is not one of the pages.
     """
     root = Path(root)
+    _check_targets(pages, links)
     if sources is not None:  # only these pages' rows and links are looked at
         sources = pd.Index(list(sources), dtype=pages.index.dtype)
         links = links[is_in(links["source_url"], sources)]
-    targets_by_source = _targets_by_source(pages, links)
+    lists_by_source = targets_by_source(links)
     wanted = ["path", "related_urls", *(c for c in LOADED_COLUMNS if c in pages.columns)]
     chosen = pages[wanted] if sources is None else pages.loc[is_in(pages.index, sources), wanted]
     by_path = chosen.reset_index().sort_values("path")  # not a copy of every text
-    blocks_by_url = _blocks_by_url(pages if sources is None else pages.loc[links["target_url"]])
+    target_pages = pages if sources is None else pages.loc[links["target_url"].unique()]
+    blocks_by_url = _blocks_by_url(target_pages[["id", "title", "subject"]])
     rows, work = {}, []
     for url, path, old_urls, known in zip(
         by_path["url"].tolist(),
@@ -536,7 +538,7 @@ def export_links(
             kept = len(old_urls)
             rows[path] = (path, url, "unchanged", 0, 0, kept, "kept as it is by a rule", None, None)
             continue
-        targets = targets_by_source.get(url, [])
+        targets = lists_by_source.get(url, [])
         rows[path] = (path, url, None, *_link_counts(old_urls, targets), "", None, None)
         work.append((path, url, [blocks_by_url[t] for t in targets], known))
     # a diff is shown before its page is written: in this process, one page at a time
@@ -607,15 +609,14 @@ def _export_chunk(
         ]
 
 
-def _targets_by_source(pages: pd.DataFrame, links: pd.DataFrame) -> pd.Series:
-    """Each source url's target urls in rank order; every target must be a page."""
+def _check_targets(pages: pd.DataFrame, links: pd.DataFrame) -> None:
+    """Every link's target must be a page."""
     unknown = ~is_in(links["target_url"], pages.index)
     if unknown.any():
         raise ExportError(
             f"{int(unknown.sum())} links point to urls that are not pages of the site, "
             f"for example {links['target_url'][unknown].iloc[0]!r}"
         )
-    return targets_by_source(links)
 
 
 def targets_by_source(links: pd.DataFrame) -> dict[str, list[str]]:

@@ -285,10 +285,10 @@ class FieldFeatures:
         # Weights scaled so that the lightest field counts 1 per word: a sublinear tf
         # (1 + log tf) is then never negative.
         lightest = min(self.weights[field] for field in self.vectorizers_)
-        for field, block, where in zip(self.vectorizers_, blocks, columns, strict=True):
-            terms = np.flatnonzero(where >= 0)
+        for field, block, term_columns in zip(self.vectorizers_, blocks, columns, strict=True):
+            terms = np.flatnonzero(term_columns >= 0)
             remap = sp.csr_matrix(
-                (np.ones(len(terms), np.float32), (terms, where[terms])),
+                (np.ones(len(terms), np.float32), (terms, term_columns[terms])),
                 shape=(block.shape[1], width),
             )
             counts = counts + (block @ remap) * np.float32(self.weights[field] / lightest)
@@ -304,6 +304,9 @@ class FieldFeatures:
         blocks = [v.transform(pages[text_column(f)]) for f, v in self.vectorizers_.items()]
         if self.combine == "per_field":
             return self._side_by_side(blocks)
+        if not hasattr(self, "field_columns_"):  # fitted by a version without it: rebuilt once
+            names = [v.get_feature_names_out() for v in self.vectorizers_.values()]
+            self.field_columns_ = _kept_columns(_union_columns(names)[1], self.kept_terms_)
         counts = self._weighted_counts(blocks, self.field_columns_, int(self.kept_terms_.sum()))
         counts.sort_indices()  # as the fitted rows: the same sums, in the same order
         return self._normalise(self.weighting_.transform(counts))
@@ -368,16 +371,17 @@ class FieldFeatures:
         )
 
 
-def _union_columns(names: list[np.ndarray]) -> tuple[np.ndarray, list[np.ndarray]]:
+def _union_columns(field_terms: list[np.ndarray]) -> tuple[np.ndarray, list[np.ndarray]]:
     """The fields' union vocabulary (sorted), and per field each term's column in it."""
-    vocabulary, where = np.unique(np.concatenate(names), return_inverse=True)
-    return vocabulary, np.split(where.ravel(), np.cumsum([len(n) for n in names])[:-1])
+    vocabulary, column_of_term = np.unique(np.concatenate(field_terms), return_inverse=True)
+    ends = np.cumsum([len(terms) for terms in field_terms])[:-1]
+    return vocabulary, np.split(column_of_term.ravel(), ends)
 
 
 def _kept_columns(columns: list[np.ndarray], keep: np.ndarray) -> list[np.ndarray]:
     """``columns`` (into the union vocabulary) as columns among the kept terms; -1 where pruned."""
     kept_column = np.where(keep, np.cumsum(keep) - 1, -1)
-    return [kept_column[where] for where in columns]
+    return [kept_column[field_columns] for field_columns in columns]
 
 
 def _document_frequency_mask(counts: sp.csr_matrix, min_df: float, max_df: float) -> np.ndarray:

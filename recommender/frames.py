@@ -18,7 +18,11 @@ __all__ = ["is_in"]
 
 
 def is_in(values: pd.Series | pd.Index, among: Iterable[object]) -> np.ndarray:
-    """``values.isin(among)`` as a boolean array, in one pyarrow pass when both are text.
+    """``values.isin(among)`` as a boolean array, in one pyarrow pass for a text column.
+
+    A column of pandas' text dtype (``str``, ``string``) is looked up by pyarrow;
+    any other (object, numbers) goes to pandas' own ``isin``, which tells
+    ``None``, ``NaN`` and ``pd.NA`` apart in an object column.
 
     Examples
     --------
@@ -27,14 +31,18 @@ def is_in(values: pd.Series | pd.Index, among: Iterable[object]) -> np.ndarray:
     >>> is_in(pd.Series(["a", None]), ["a", None]).tolist()
     [True, True]
     """
+    if isinstance(among, str | bytes):
+        raise TypeError(f"is_in looks for a collection of values, not {type(among).__name__}")
     among = among if isinstance(among, pd.Series | pd.Index) else list(among)
-    try:  # a column's .array: pyarrow-backed text goes over without a copy
-        column = pa.array(values.array, from_pandas=True)
+    if not isinstance(values.dtype, pd.StringDtype):
+        return np.asarray(values.isin(among), dtype=bool)
+    column = pa.array(values.array)  # pyarrow-backed text goes over without a copy
+    try:
         wanted = pa.array(getattr(among, "array", among), from_pandas=True)
-    except (pa.ArrowInvalid, pa.ArrowTypeError):
-        column = wanted = None
-    if column is None or not _texts(column) or not _texts(wanted):
-        return np.asarray(values.isin(among), dtype=bool)  # anything else: pandas' own way
+    except (pa.ArrowInvalid, pa.ArrowTypeError):  # values of other types: never text
+        wanted = None
+    if wanted is None or not _texts(column) or not _texts(wanted):
+        return np.asarray(values.isin(among), dtype=bool)
     found = pc.is_in(column, value_set=wanted.cast(column.type))  # a null finds a null
     return np.asarray(found.fill_null(False), dtype=bool)
 

@@ -341,7 +341,7 @@ def _run(root, *, settings, **options) -> JobResult:
     rels, before, walked = [], None, None
     if folder is not None:  # without a state, only the loader needs to walk the site
         walked = find_pages(root)
-        rels = walked[0]
+        rels, _ = walked
         before = file_signatures(root, rels, digests=False)
     changes = None if saved is None else saved.changes(root, before)
     kind = _run_kind(saved, changes, options["full_after"], options["evaluate"])
@@ -399,7 +399,7 @@ def _run_kind(
     return RunKind.INCREMENTAL
 
 
-def _full(root: Path, settings, options, walked=None):
+def _full(root: Path, settings, options, walked: tuple[list[str], list] | None = None):
     """Every page read, the model fitted, every page compared; ``walked``: the
     site's walk (:func:`find_pages`) when this run made it already."""
     corpus, model, links = _fit(
@@ -534,33 +534,43 @@ def _pages_to_export(
     return sources
 
 
-def _sources_with_new_lists(old_links: pd.DataFrame, links: pd.DataFrame, urls: pd.Index) -> set:
+def _sources_with_new_lists(
+    old_links: pd.DataFrame, links: pd.DataFrame, urls: pd.Index
+) -> set[str]:
     """The pages (of ``urls``) whose targets, in rank order, differ between two links tables.
 
     Each link becomes one number (its source, rank and target); a page's list is
-    the same when each of its links is found in both tables.
+    the same when each of its links is found in both tables.  A link from or to
+    a url that is not one of ``urls`` (a deleted page's) is never found.
     """
-    ranks = 1 + int(max(old_links["rank"].max(), links["rank"].max(), 0))
-    old_keys, new_keys = _link_keys(old_links, urls, ranks), _link_keys(links, urls, ranks)
-    moved = ~np.r_[pd.Index(new_keys).isin(old_keys), pd.Index(old_keys).isin(new_keys)]
+    rank_radix = 1 + max((int(t["rank"].max()) for t in (old_links, links) if len(t)), default=0)
+    old_keys, new_keys = (_link_keys(t, urls, rank_radix) for t in (old_links, links))
+    found = np.r_[
+        pd.Index(new_keys).isin(old_keys) & (new_keys >= 0),
+        pd.Index(old_keys).isin(new_keys) & (old_keys >= 0),
+    ]
     sources = pd.concat([links["source_url"], old_links["source_url"]], ignore_index=True)
-    return set(sources[moved]) & set(urls)
+    return set(sources[~found]) & set(urls)
 
 
-def _link_keys(links: pd.DataFrame, urls: pd.Index, ranks: int) -> np.ndarray:
-    """One int64 per link, from its source's and its target's place in ``urls`` (0 for a
-    url not there) and its rank: equal numbers, equal links."""
-    known = pa.array(urls.array, type=pa.large_string())
-    source, target = (
-        pc.index_in(pa.array(links[c].array, type=pa.large_string()), value_set=known)
+def _link_keys(links: pd.DataFrame, urls: pd.Index, rank_radix: int) -> np.ndarray:
+    """One int64 per link from its source's and its target's places in ``urls`` and its
+    rank (under ``rank_radix``): equal numbers, equal links; -1 for a link from or to a url
+    not in ``urls``."""
+    if len(urls) ** 2 * rank_radix >= 2**63:
+        raise OverflowError(f"{len(urls)} pages are too many to number their links")
+    pages = pa.array(urls.array, type=pa.large_string())
+    source_row, target_row = (
+        pc.index_in(pa.array(links[c].array, type=pa.large_string()), value_set=pages)
         .fill_null(-1)
         .to_numpy()
         .astype(np.int64)
-        + 1
         for c in ("source_url", "target_url")
     )
-    size = len(urls) + 1
-    return (source * ranks + links["rank"].to_numpy(dtype=np.int64)) * size + target
+    keys = (source_row * rank_radix + links["rank"].to_numpy(dtype=np.int64)) * len(urls)
+    keys += target_row
+    keys[(source_row < 0) | (target_row < 0)] = -1
+    return keys
 
 
 def _report(pages: pd.DataFrame, links: pd.DataFrame, parts: list[pd.DataFrame]) -> pd.DataFrame:

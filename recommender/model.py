@@ -993,8 +993,9 @@ def _merge_candidates(
         (remapped >= 0) & is_changed[np.maximum(remapped, 0)]
     )
     was_full = stored[:, -1] >= 0
-    # rows that lost nothing and where no fresh page reaches the last place keep their list
-    reaching = (fresh >= 0) & (~was_full[:, None] | ~(fresh_scores < stored_scores[:, -1:]))
+    # Rows that lost nothing and where no fresh page reaches the last place keep their
+    # list.  A found page scores above 0, an empty last place 0: any reaches a short list.
+    reaching = (fresh >= 0) & ~(fresh_scores < stored_scores[:, -1:])
     touched = lost.any(axis=1) | reaching.any(axis=1)
     candidates = remapped.copy()
     scores = np.where(remapped >= 0, stored_scores, 0).astype(np.float32)

@@ -280,6 +280,29 @@ def test_links_to_unknown_pages_are_refused(site):
     links.loc[0, "target_url"] = "/nowhere"
     with pytest.raises(ExportError, match=r"not pages of the site.*'/nowhere'"):
         export_links(site, corpus.pages, links)
+    other = [url for url in corpus.pages.index if url != links.loc[0, "source_url"]]
+    with pytest.raises(ExportError, match="'/nowhere'"):  # whichever pages are written
+        export_links(site, corpus.pages, links, sources=other[:3])
+
+
+@pytest.mark.parametrize("kind", [set, list, pd.Index, tuple])
+def test_only_the_sources_are_written_and_as_a_whole_run_writes_them(site, tmp_path, kind):
+    corpus, links = links_for(site)
+    whole = tmp_path / "whole"
+    shutil.copytree(site, whole)
+    every = export_links(whole, corpus.pages, links, write=True).set_index("url")
+    sources = corpus.pages.index[::7]
+    before = snapshot(site)
+    some = export_links(site, corpus.pages, links, write=True, sources=kind(sources))
+    assert sorted(some["url"]) == sorted(sources)
+    pd.testing.assert_frame_equal(some.set_index("url"), every.loc[some["url"]])
+    for path, (text, mtime) in snapshot(site).items():
+        relative = path.relative_to(site)
+        if corpus.pages.set_index("path").index.get_loc(relative.as_posix()) % 7 == 0:
+            assert text == (whole / relative).read_bytes()  # as the whole run wrote it
+        else:
+            assert (text, mtime) == before[path]  # not touched
+    assert export_links(site, corpus.pages, links, sources=[]).empty
 
 
 def test_write_atomic_leaves_the_old_file_when_interrupted(tmp_path, monkeypatch):

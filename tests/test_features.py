@@ -302,3 +302,12 @@ def test_field_columns_name_each_terms_column_and_transform_needs_no_union_again
     again = pruning.transform(pages)
     assert (again != features).nnz == 0
     assert (again.indices == features.indices).all() and (again.data == features.data).all()
+    # features fitted before field_columns_ existed (an older model file) still transform
+    monkeypatch.undo()
+    del pruning.field_columns_
+    assert (pruning.transform(pages) != features).nnz == 0
+    back = FieldFeatures(pruning.weights, stem=False, min_df=1, max_df=1)
+    back.from_arrays(pruning.to_arrays())
+    assert len(back.field_columns_) == len(pruning.field_columns_) == 3
+    for read_back, fitted in zip(back.field_columns_, pruning.field_columns_, strict=True):
+        np.testing.assert_array_equal(read_back, fitted)

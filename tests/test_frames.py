@@ -1,20 +1,27 @@
 import numpy as np
 import pandas as pd
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from recommender.frames import is_in
 
-texts = st.lists(st.one_of(st.none(), st.sampled_from(["a", "b", "é", "", "/x/y"])), max_size=8)
+missing = st.sampled_from([None, np.nan, pd.NA])
+texts = st.lists(st.one_of(missing, st.sampled_from(["a", "b", "é", "", "/x/y"])), max_size=8)
 
 
-@given(values=texts, among=texts, dtype=st.sampled_from(["str", object]))
+@given(values=texts, among=texts, dtype=st.sampled_from(["str", "string", object]))
 def test_is_in_answers_as_pandas_isin_does(values, among, dtype):
     column = pd.Series(values, dtype=dtype)
     expected = column.isin(among).to_numpy()
     assert is_in(column, among).tolist() == expected.tolist()
     assert is_in(pd.Index(column), set(among)).tolist() == expected.tolist()
     assert is_in(column, pd.Index(among, dtype=dtype)).tolist() == expected.tolist()
+
+
+def test_is_in_refuses_a_text_to_look_for_as_pandas_does():
+    with pytest.raises(TypeError):
+        is_in(pd.Series(["a"]), "abc")
 
 
 def test_is_in_of_anything_but_text_is_pandas_own():

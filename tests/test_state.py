@@ -1,6 +1,7 @@
 """The state between nightly runs: nothing changed, some pages changed, and states not to trust."""
 
 import json
+import os
 import shutil
 import weakref
 from pathlib import Path
@@ -339,6 +340,7 @@ def test_pages_with_new_lists_are_those_whose_targets_in_rank_order_differ():
             "/emptied": ["/a"],
             "/gone": ["/a"],
             "/longer": ["/a"],
+            "/lost": ["/a", "/deleted"],
         }
     )
     new = links(
@@ -348,18 +350,22 @@ def test_pages_with_new_lists_are_those_whose_targets_in_rank_order_differ():
             "/replaced": ["/a", "/c"],
             "/longer": ["/a", "/b"],
             "/new": ["/a"],
+            "/lost": ["/a", "/deleted"],  # as it was, but "/deleted" is no page now
         }
     )
-    pages = pd.Index(
-        ["/a", "/b", "/c", "/same", "/swapped", "/replaced", "/emptied", "/longer", "/new"]
-    )
+    pages = pd.Index("/a /b /c /same /swapped /replaced /emptied /longer /new /lost".split())
     assert _sources_with_new_lists(old, new, pages) == {
         "/swapped",
         "/replaced",
         "/emptied",
         "/longer",
         "/new",
+        "/lost",
     }  # "/gone" is no page now
+    none = links({})
+    assert _sources_with_new_lists(none, new, pages) == set(new["source_url"])
+    assert _sources_with_new_lists(old, none, pages) == set(old["source_url"]) - {"/gone"}
+    assert _sources_with_new_lists(none, none, pages) == set()
 
 
 def test_a_full_run_with_a_state_walks_the_site_once(site, monkeypatch):
@@ -370,8 +376,15 @@ def test_a_full_run_with_a_state_walks_the_site_once(site, monkeypatch):
         walks.append(root)
         return walk(root)
 
+    outside = site.parent / "outside"
+    outside.mkdir()
+    shutil.copy(next(site.rglob("*.md")), outside / "elsewhere.md")
+    os.symlink(outside, site / "away")
     monkeypatch.setattr(corpus_module, "find_pages", counted)
     monkeypatch.setattr(job_module, "find_pages", counted)
     first = rewrite(site)
     assert first.kind is RunKind.FULL and len(first.corpus.pages) == 64
     assert len(walks) == 1  # for the files' signatures; the loader reads what it found
+    assert first.corpus.errors[["path", "problem"]].values.tolist() == [
+        ["away", "outside the site"]
+    ]
