@@ -388,3 +388,20 @@ def test_a_full_run_with_a_state_walks_the_site_once(site, monkeypatch):
     assert first.corpus.errors[["path", "problem"]].values.tolist() == [
         ["away", "outside the site"]
     ]
+
+
+def test_a_night_after_a_run_that_linked_nothing_runs_on_the_state(site):
+    strict = {**SETTINGS, "min_score": 0.99}  # no two pages are that alike: no link at all
+
+    def run():
+        return run_job(
+            site, settings=strict, write_back=WriteBack.YES, state=True, max_removal_share=1.0
+        )
+
+    first = run()
+    assert first.kind is RunKind.FULL and first.links.empty
+    page = sorted(site.rglob("*.md"))[5]
+    text = page.read_text(encoding="utf-8")
+    page.write_text(text.replace("\nanswer: >-\n    ", "\nanswer: >-\n    Quasars. ", 1))
+    night = run()
+    assert night.kind is RunKind.INCREMENTAL and night.links.empty
