@@ -20,9 +20,10 @@ __all__ = ["is_in"]
 def is_in(values: pd.Series | pd.Index, among: Iterable[object]) -> np.ndarray:
     """``values.isin(among)`` as a boolean array, in one pyarrow pass for a text column.
 
-    A column of pandas' text dtype (``str``, ``string``) is looked up by pyarrow;
-    any other (object, numbers) goes to pandas' own ``isin``, which tells
-    ``None``, ``NaN`` and ``pd.NA`` apart in an object column.
+    A column of pandas' text dtype (``str``, ``string``) looking for texts is
+    looked up by pyarrow; anything else (object, numbers, values of other
+    types) goes to pandas' own ``isin``, which tells ``None``, ``NaN`` and
+    ``pd.NA`` apart in an object column.
 
     Examples
     --------
@@ -34,18 +35,18 @@ def is_in(values: pd.Series | pd.Index, among: Iterable[object]) -> np.ndarray:
     if isinstance(among, str | bytes):
         raise TypeError(f"is_in looks for a collection of values, not {type(among).__name__}")
     among = among if isinstance(among, pd.Series | pd.Index) else list(among)
-    if not isinstance(values.dtype, pd.StringDtype):
-        return np.asarray(values.isin(among), dtype=bool)
+    wanted = _texts(among) if isinstance(values.dtype, pd.StringDtype) else None
+    if wanted is None:
+        return np.asarray(values.isin(among))
     column = pa.array(values.array)  # pyarrow-backed text goes over without a copy
+    # a null finds a null, as in pandas; the answer is never null
+    return pc.is_in(column, value_set=wanted.cast(column.type)).to_numpy(zero_copy_only=False)
+
+
+def _texts(among: pd.Series | pd.Index | list) -> pa.Array | None:
+    """``among`` as a pyarrow array of texts; None when it holds anything else."""
     try:
-        wanted = pa.array(getattr(among, "array", among), from_pandas=True)
-    except (pa.ArrowInvalid, pa.ArrowTypeError):  # values of other types: never text
-        wanted = None
-    if wanted is None or not _texts(column) or not _texts(wanted):
-        return np.asarray(values.isin(among), dtype=bool)
-    found = pc.is_in(column, value_set=wanted.cast(column.type))  # a null finds a null
-    return np.asarray(found.fill_null(False), dtype=bool)
-
-
-def _texts(array: pa.Array) -> bool:
-    return pa.types.is_string(array.type) or pa.types.is_large_string(array.type)
+        array = pa.array(getattr(among, "array", among), from_pandas=True)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        return None
+    return array if pa.types.is_string(array.type) or pa.types.is_large_string(array.type) else None

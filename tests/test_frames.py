@@ -20,8 +20,31 @@ def test_is_in_answers_as_pandas_isin_does(values, among, dtype):
 
 
 def test_is_in_refuses_a_text_to_look_for_as_pandas_does():
-    with pytest.raises(TypeError):
+    with pytest.raises(TypeError, match="a collection of values, not str"):
         is_in(pd.Series(["a"]), "abc")
+
+
+def test_is_in_looks_texts_up_in_pyarrow_not_in_pandas(monkeypatch):
+    def slow(*args):
+        raise AssertionError("pandas' isin was used")
+
+    monkeypatch.setattr(pd.Series, "isin", slow)
+    monkeypatch.setattr(pd.Index, "isin", slow)
+    column = pd.Series(["/a", None, "/c"], dtype="str")
+    assert is_in(column, {"/c", "/d"}).tolist() == [False, False, True]
+    assert is_in(pd.Index(column), pd.Index(["/a", None], dtype="str")).tolist() == [
+        True,
+        True,
+        False,
+    ]
+    assert is_in(column, pd.Series(["/a"], dtype=object)).tolist() == [True, False, False]
+    assert is_in(column, ["/c", np.nan]).tolist() == [False, True, True]  # NaN: missing
+    assert is_in(column, (url for url in ["/a"])).tolist() == [True, False, False]
+
+
+def test_is_in_never_takes_a_number_for_its_text():
+    assert is_in(pd.Series(["1", "2"], dtype="str"), [1, "2"]).tolist() == [False, True]
+    assert is_in(pd.Series(["1"], dtype="str"), [1]).tolist() == [False]
 
 
 def test_is_in_of_anything_but_text_is_pandas_own():
