@@ -550,8 +550,10 @@ def _real_folders(root: Path) -> dict[str, str]:
 
 def _without_second_ways(root: Path, root_real: str, rels: list[str]) -> list[str]:
     """Drop page symlinks that lead to another page found: each file is read once."""
-    real_of = {os.path.join(root_real, rel): rel for rel in rels}
     linked = _symlinks_among(root, rels)
+    if not linked:  # the usual site: nothing to resolve
+        return rels
+    real_of = {os.path.join(root_real, rel): rel for rel in rels}
     kept = []
     for rel in rels:
         path = os.path.join(root, rel)
