@@ -208,6 +208,8 @@ def main() -> None:
         help="run each scenario this many times from the same site and state; show the median",
     )
     args = parser.parse_args()
+    if args.repeat < 1:
+        parser.error(f"--repeat must be at least 1, got {args.repeat}")
     work = Path(tempfile.mkdtemp(prefix="recommender-nightly-"))
     try:
         site = extract(args.site, work / "site")
