@@ -1,4 +1,4 @@
-"""Helpers on pandas columns of text that pandas itself makes slow.
+"""Helpers on pandas columns of text, and on links tables, that pandas itself makes slow.
 
 pandas' ``isin`` on a pyarrow-backed text column builds one pyarrow scalar per
 value looked for: asking which of 180,000 links point to one of 36,000 pages
@@ -14,7 +14,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-__all__ = ["is_in"]
+__all__ = ["is_in", "sources_with_new_lists"]
 
 
 def is_in(values: pd.Series | pd.Index, among: Iterable[object]) -> np.ndarray:
@@ -50,3 +50,41 @@ def _texts(among: pd.Series | pd.Index | list) -> pa.Array | None:
     except (pa.ArrowInvalid, pa.ArrowTypeError):
         return None
     return array if pa.types.is_string(array.type) or pa.types.is_large_string(array.type) else None
+
+
+def sources_with_new_lists(
+    old_links: pd.DataFrame, links: pd.DataFrame, urls: pd.Index
+) -> set[str]:
+    """The pages (of ``urls``) whose targets, in rank order, differ between two links tables.
+
+    Each link becomes one number (its source, rank and target); a page's list is
+    the same when each of its links is found in both tables.  A link from or to
+    a url that is not one of ``urls`` (a deleted page's) is never found.
+    """
+    rank_radix = 1 + max((int(t["rank"].max()) for t in (old_links, links) if len(t)), default=0)
+    old_keys, new_keys = (_link_keys(t, urls, rank_radix) for t in (old_links, links))
+    found = np.r_[
+        pd.Index(new_keys).isin(old_keys) & (new_keys >= 0),
+        pd.Index(old_keys).isin(new_keys) & (old_keys >= 0),
+    ]
+    sources = pd.concat([links["source_url"], old_links["source_url"]], ignore_index=True)
+    return set(sources[~found]) & set(urls)
+
+
+def _link_keys(links: pd.DataFrame, urls: pd.Index, rank_radix: int) -> np.ndarray:
+    """One int64 per link from its source's and its target's places in ``urls`` and its
+    rank (under ``rank_radix``): equal numbers, equal links; -1 for a link from or to a url
+    not in ``urls``.  Exact while pages x pages x ``rank_radix`` stays under 2**63 (over
+    a billion pages at five links)."""
+    pages = pa.array(urls.array, type=pa.large_string())
+    source_row, target_row = (
+        pc.index_in(pa.array(links[c].array, type=pa.large_string()), value_set=pages)
+        .fill_null(-1)
+        .to_numpy()
+        .astype(np.int64)
+        for c in ("source_url", "target_url")
+    )
+    keys = (source_row * rank_radix + links["rank"].to_numpy(dtype=np.int64)) * len(urls)
+    keys += target_row
+    keys[(source_row < 0) | (target_row < 0)] = -1
+    return keys

@@ -24,8 +24,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
-import pyarrow.compute as pc
 
 from .corpus import CLEANED_TEXT_COLUMNS, Corpus, find_pages, load_corpus
 from .distributed import on_cluster
@@ -41,7 +39,7 @@ from .export import (
     write_links_table,
 )
 from .files import DEFAULT_MAX_PAGE_BYTES, SiteLock, remove_temporary_files
-from .frames import is_in
+from .frames import is_in, sources_with_new_lists
 from .model import LINK_COLUMNS, Recommender
 from .rules import target_mask
 from .state import (
@@ -527,50 +525,11 @@ def _pages_to_export(
 ) -> set[str]:
     """Pages whose blocks may change: new lists, fresh pages, pages linking to a page
     that reads differently in a block now (``restated``), and pages a failed write left behind."""
-    sources = _sources_with_new_lists(old_links, links, corpus.pages.index) | set(fresh)
+    sources = sources_with_new_lists(old_links, links, corpus.pages.index) | set(fresh)
     sources |= set(links["source_url"][is_in(links["target_url"], restated)])
     out_of_step = set(np.array(saved.signatures.paths)[~saved.in_sync])
     sources |= set(corpus.pages.index[is_in(corpus.pages["path"], out_of_step)])
     return sources
-
-
-def _sources_with_new_lists(
-    old_links: pd.DataFrame, links: pd.DataFrame, urls: pd.Index
-) -> set[str]:
-    """The pages (of ``urls``) whose targets, in rank order, differ between two links tables.
-
-    Each link becomes one number (its source, rank and target); a page's list is
-    the same when each of its links is found in both tables.  A link from or to
-    a url that is not one of ``urls`` (a deleted page's) is never found.
-    """
-    rank_radix = 1 + max((int(t["rank"].max()) for t in (old_links, links) if len(t)), default=0)
-    old_keys, new_keys = (_link_keys(t, urls, rank_radix) for t in (old_links, links))
-    found = np.r_[
-        pd.Index(new_keys).isin(old_keys) & (new_keys >= 0),
-        pd.Index(old_keys).isin(new_keys) & (old_keys >= 0),
-    ]
-    sources = pd.concat([links["source_url"], old_links["source_url"]], ignore_index=True)
-    return set(sources[~found]) & set(urls)
-
-
-def _link_keys(links: pd.DataFrame, urls: pd.Index, rank_radix: int) -> np.ndarray:
-    """One int64 per link from its source's and its target's places in ``urls`` and its
-    rank (under ``rank_radix``): equal numbers, equal links; -1 for a link from or to a url
-    not in ``urls``."""
-    if len(urls) ** 2 * rank_radix >= 2**63:
-        raise OverflowError(f"{len(urls)} pages are too many to number their links")
-    pages = pa.array(urls.array, type=pa.large_string())
-    source_row, target_row = (
-        pc.index_in(pa.array(links[c].array, type=pa.large_string()), value_set=pages)
-        .fill_null(-1)
-        .to_numpy()
-        .astype(np.int64)
-        for c in ("source_url", "target_url")
-    )
-    keys = (source_row * rank_radix + links["rank"].to_numpy(dtype=np.int64)) * len(urls)
-    keys += target_row
-    keys[(source_row < 0) | (target_row < 0)] = -1
-    return keys
 
 
 def _report(pages: pd.DataFrame, links: pd.DataFrame, parts: list[pd.DataFrame]) -> pd.DataFrame:

@@ -18,7 +18,7 @@ from recommender import load_corpus
 from recommender.corpus import CLEANED_TEXT_COLUMNS, RAW_TEXT_COLUMNS
 from recommender.export import WriteBack
 from recommender.features import FieldFeatures
-from recommender.job import RunKind, _sources_with_new_lists, run_job
+from recommender.job import RunKind, run_job
 from recommender.model import Recommender
 from recommender.state import STATE_FORMAT, TEXT_COLUMNS, settings_key
 
@@ -323,49 +323,6 @@ def test_a_nightly_run_embeds_only_new_and_changed_pages(site, tmp_path):
     assert run(semantic_weight=0.3).kind is RunKind.FULL  # another weight: another state
     assert encoder.calls == []  # every text from the cache
     assert run(semantic_weight=0.0).kind is RunKind.FULL
-
-
-def test_pages_with_new_lists_are_those_whose_targets_in_rank_order_differ():
-    def links(lists):
-        rows = [(s, r, t) for s, targets in lists.items() for r, t in enumerate(targets, 1)]
-        return pd.DataFrame(rows, columns=["source_url", "rank", "target_url"]).astype(
-            {"source_url": "str", "target_url": "str"}
-        )
-
-    old = links(
-        {
-            "/same": ["/a", "/b"],
-            "/swapped": ["/a", "/b"],
-            "/replaced": ["/a", "/b"],
-            "/emptied": ["/a"],
-            "/gone": ["/a"],
-            "/longer": ["/a"],
-            "/lost": ["/a", "/deleted"],
-        }
-    )
-    new = links(
-        {
-            "/same": ["/a", "/b"],
-            "/swapped": ["/b", "/a"],
-            "/replaced": ["/a", "/c"],
-            "/longer": ["/a", "/b"],
-            "/new": ["/a"],
-            "/lost": ["/a", "/deleted"],  # as it was, but "/deleted" is no page now
-        }
-    )
-    pages = pd.Index("/a /b /c /same /swapped /replaced /emptied /longer /new /lost".split())
-    assert _sources_with_new_lists(old, new, pages) == {
-        "/swapped",
-        "/replaced",
-        "/emptied",
-        "/longer",
-        "/new",
-        "/lost",
-    }  # "/gone" is no page now
-    none = links({})
-    assert _sources_with_new_lists(none, new, pages) == set(new["source_url"])
-    assert _sources_with_new_lists(old, none, pages) == set(old["source_url"]) - {"/gone"}
-    assert _sources_with_new_lists(none, none, pages) == set()
 
 
 def test_a_full_run_with_a_state_walks_the_site_once(site, monkeypatch):
