@@ -5,24 +5,32 @@ pages for each (:class:`Recommender`), write them back into each page's front
 matter (:func:`export_links`), and measure links tables (:func:`evaluate`,
 :func:`compare`, :func:`churn`, :func:`sweep`; plots in :mod:`recommender.plots`).
 
-:class:`Recommender` and :func:`sweep` are imported on first use, so that a
-worker process that only reads pages does not pay for importing scikit-learn.
+Every name here is imported on first use, so that a worker process that
+only reads or rewrites pages pays for importing neither scikit-learn nor
+(for :mod:`recommender.rewrite`) pandas.
 """
 
 import importlib
 import logging
+import sys
+import types
 
 __version__ = "0.1.0"
-
-from .corpus import Corpus, load_corpus
-from .errors import RecommenderError
-from .evaluate import churn, compare, evaluate
-from .export import export_links
 
 # A library configures no logging output of its own; applications (and the CLI) do.
 logging.getLogger(__name__).addHandler(logging.NullHandler())
 
-_LAZY = {"Recommender": "model", "sweep": "tuning"}
+_LAZY = {
+    "Corpus": "corpus",
+    "Recommender": "model",
+    "RecommenderError": "errors",
+    "churn": "evaluate",
+    "compare": "evaluate",
+    "evaluate": "evaluate",
+    "export_links": "export",
+    "load_corpus": "corpus",
+    "sweep": "tuning",
+}
 
 __all__ = [
     "Corpus",
@@ -36,6 +44,22 @@ __all__ = [
     "load_corpus",
     "sweep",
 ]
+
+
+class _Package(types.ModuleType):
+    """This package, whose lazy names are never rebound to the submodules they come from.
+
+    Importing a submodule binds its name in the package: ``recommender.evaluate``
+    would then be the module ``evaluate``, not the function of that name.
+    """
+
+    def __setattr__(self, name: str, value: object) -> None:
+        if name in _LAZY and isinstance(value, types.ModuleType):
+            return  # the submodule stays in sys.modules, where imports find it
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package
 
 
 def __getattr__(name: str):

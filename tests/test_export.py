@@ -184,6 +184,13 @@ def test_round_trip_any_values(targets, crlf, old):
     assert replace_related(result, targets) == result
 
 
+@pytest.mark.parametrize("missing", [None, "", float("nan"), np.nan, np.float32("nan"), pd.NA])
+def test_a_missing_id_is_left_out_of_its_block(missing):
+    page = "---\ntitle: T\nurl: /t\n---\nbody\n"
+    result = replace_related(page, [{"id": missing, "title": "A", "subject": "S", "url": "/a"}])
+    assert blocks_of(front_matter(result)) == [{"title": "A", "subject": "S", "url": "/a"}]
+
+
 # ---------------------------------------------------------------- whole sites
 
 

@@ -20,7 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import recommender.corpus as corpus_module
-import recommender.export as export_module
+import recommender.rewrite as rewrite_module
 from recommender import load_corpus
 from recommender.cli import main
 from recommender.export import export_links, replace_related
@@ -226,7 +226,7 @@ def test_a_new_text_that_would_not_read_back_is_not_written(site, monkeypatch):
             "score": 1.0,
         }
     )
-    real = export_module._rendered_blocks
+    real = rewrite_module._rendered_blocks
     broken = {"count": 0}
 
     def render_badly(targets, newline, cache):
@@ -235,7 +235,7 @@ def test_a_new_text_that_would_not_read_back_is_not_written(site, monkeypatch):
         bad = text.replace("url: ", "url: /other", 1) if broken["count"] % 2 else text + "a: [\n"
         return [*blocks, bad]
 
-    monkeypatch.setattr(export_module, "_rendered_blocks", render_badly)
+    monkeypatch.setattr(rewrite_module, "_rendered_blocks", render_badly)
     before = snapshot(site)
     report = export_links(site, corpus.pages, links, write=True).set_index("path")
     sources = corpus.pages.loc[corpus.pages.index[:3], "path"]

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 import recommender.corpus as corpus_module
-import recommender.export as export_module
+import recommender.rewrite as rewrite_module
 import recommender.job as job_module
 import recommender.model as model_module
 from recommender import load_corpus
@@ -150,8 +150,8 @@ def test_a_full_run_frees_the_cleaned_texts_once_counted(site, monkeypatch):
 def test_pages_written_last_run_are_not_parsed_again_to_find_their_blocks(site, monkeypatch):
     rewrite(site)
     parsed = []
-    real_parse = export_module.parse_yaml
-    monkeypatch.setattr(export_module, "parse_yaml", lambda t: parsed.append(t) or real_parse(t))
+    real_parse = rewrite_module.parse_yaml
+    monkeypatch.setattr(rewrite_module, "parse_yaml", lambda t: parsed.append(t) or real_parse(t))
     page = sorted(site.rglob("*.md"))[9]
     page.write_text(page.read_text(encoding="utf-8").replace("\nanswer:", "\nscore: 3\nanswer:"))
     again = rewrite(site)
@@ -164,9 +164,9 @@ def test_a_new_title_reaches_the_blocks_naming_it_and_an_edited_answer_reads_no_
 ):
     full = rewrite(site)
     read = []
-    real_read = export_module.read_regular_file
+    real_read = rewrite_module.read_regular_file
     monkeypatch.setattr(
-        export_module, "read_regular_file", lambda p, *a: read.append(p.name) or real_read(p, *a)
+        rewrite_module, "read_regular_file", lambda p, *a: read.append(p.name) or real_read(p, *a)
     )
     target = full.links["target_url"].value_counts().index[0]  # a page many link to
     page = site / full.corpus.pages.at[target, "path"]
