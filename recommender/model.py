@@ -66,7 +66,7 @@ from .embeddings import (
 from .errors import ConfigError, ModelFileError
 from .features import TF_WEIGHTS, FieldFeatures, text_column
 from .frames import is_in
-from .neighbors import top_k_cosine, top_k_cosine_fast
+from .neighbors import top_k_cosine, top_k_cosine_fast, top_k_dense
 from .rules import (
     EditorialRules,
     ResolvedRules,
@@ -77,7 +77,7 @@ from .rules import (
     near_duplicate_pairs,
     target_mask,
 )
-from .stability import add_current_links, current_links, rerank
+from .stability import add_candidates, current_links, rerank
 
 __all__ = ["LINK_COLUMNS", "Recommender"]
 
@@ -210,6 +210,11 @@ class Recommender(BaseEstimator):
         "recommender[embeddings]"`` unless ``embedding_model`` is a callable.
         The first fit of a large site encodes every page (about 30 pages a
         second on 2 cores); after that only new and changed texts are.
+    n_semantic_candidates : int, default 10
+        With ``semantic_weight``, each page's nearest pages by embedding
+        cosine (not counting itself) join its TF-IDF candidates, scored and
+        blended like them, so that a page on the same subject in other words
+        can be found: 0 takes candidates from the TF-IDF search alone.
     embedding_model : str or callable, default "all-MiniLM-L6-v2"
         A sentence-transformers model name or folder, loaded offline the
         first time a text is not in the cache; or a function from a list of
@@ -246,6 +251,12 @@ class Recommender(BaseEstimator):
     embeddings_ : numpy.ndarray or None
         With ``semantic_weight``, one L2-normalised embedding per page (rows
         as ``urls_``); None without.
+    semantic_candidates_ : numpy.ndarray
+        Per page, the rows of its ``n_semantic_candidates + 1`` nearest
+        pages by embedding cosine, itself among them, best first (-1 for
+        none); no columns without ``semantic_weight``.
+    semantic_candidate_scores_ : numpy.ndarray
+        Their embedding cosines.
 
     Examples
     --------
@@ -286,6 +297,7 @@ class Recommender(BaseEstimator):
         rules: EditorialRules | None = None,
         stability: float = 0.1,
         semantic_weight: float = 0.0,
+        n_semantic_candidates: int = 10,
         embedding_model: str | Callable[[list[str]], np.ndarray] = DEFAULT_MODEL,
         embedding_cache: str | os.PathLike[str] | None = None,
         progress: bool = False,
@@ -315,6 +327,7 @@ class Recommender(BaseEstimator):
         self.rules = rules
         self.stability = stability
         self.semantic_weight = semantic_weight
+        self.n_semantic_candidates = n_semantic_candidates
         self.embedding_model = embedding_model
         self.embedding_cache = embedding_cache
         self.progress = progress
@@ -351,6 +364,7 @@ class Recommender(BaseEstimator):
         "rules": [EditorialRules, None],
         "stability": [Interval(Real, 0, None, closed="left")],
         "semantic_weight": [Interval(Real, 0, 1, closed="both")],
+        "n_semantic_candidates": [Interval(Integral, 0, None, closed="left")],
         "embedding_model": [str, callable],
         "embedding_cache": [str, os.PathLike, None],
         "progress": ["boolean"],
@@ -468,6 +482,9 @@ class Recommender(BaseEstimator):
         laps.end("vectorise")
         is_target = target_mask(pages, exclude_no_index=self.exclude_no_index)
         candidates, scores = self._search(features, is_target)
+        self.semantic_candidates_, self.semantic_candidate_scores_ = self._semantic_search(
+            np.arange(len(pages)), is_target
+        )
         laps.end("similarity")
         return self._link(pages, features, is_target, candidates, scores, laps, editorial)
 
@@ -515,6 +532,9 @@ class Recommender(BaseEstimator):
         self.embeddings_ = self._updated_embeddings(pages, old_rows, is_changed)
         if self.semantic_weight:
             laps.end("embeddings")
+        self.semantic_candidates_, self.semantic_candidate_scores_ = (
+            self._updated_semantic_candidates(is_target, old_rows, is_changed)
+        )
         return self._link(pages, features, is_target, candidates, scores, laps, editorial)
 
     def _link(
@@ -611,39 +631,60 @@ class Recommender(BaseEstimator):
         is_changed: np.ndarray,
     ) -> tuple[np.ndarray, np.ndarray]:
         """Yesterday's candidates merged with the changed pages' scores; a new search
-        only for the rows where the merge cannot be sure (see :func:`_merge_candidates`)."""
-        width = self.candidates_.shape[1]
-        if min(self.n_candidates + 1, int(is_target.sum())) != width:
+        only for the rows where the merge cannot be sure (see :func:`_updated_lists`)."""
+        if min(self.n_candidates + 1, int(is_target.sum())) != self.candidates_.shape[1]:
             return self._search(features, is_target)  # the width changed: search all
-        new_row_of_old = np.full(len(self.urls_), -1, dtype=np.int64)
-        new_row_of_old[old_rows[old_rows >= 0]] = np.flatnonzero(old_rows >= 0)
-        kept = np.flatnonzero(~is_changed)
-        stored = self.candidates_[old_rows[kept]]
-        remapped = np.where(stored >= 0, new_row_of_old[np.maximum(stored, 0)], -1)
-        entering = np.flatnonzero(is_changed & is_target)
-        candidates = np.full((len(old_rows), width), -1, dtype=np.int64)
-        scores = np.zeros(candidates.shape, dtype=np.float32)
-        if len(entering):  # at most `width` of them can enter a row: its best `width`
-            found, found_scores = self._top_k(
-                features[kept], features[entering], k=min(width, len(entering))
-            )
-            fresh = np.where(found >= 0, entering[np.maximum(found, 0)], -1)
-        else:
-            fresh = np.full((len(kept), 0), -1, dtype=np.int64)
-            found_scores = np.zeros(fresh.shape, dtype=np.float32)
-        candidates[kept], scores[kept], unsure = _merge_candidates(
-            stored,
-            remapped,
-            self.candidate_scores_[old_rows[kept]],
+        candidates, scores, searched = _updated_lists(
+            self.candidates_,
+            self.candidate_scores_,
+            old_rows,
             is_changed,
-            fresh,
-            found_scores,
+            is_target,
+            among=lambda kept, entering, k: self._top_k(features[kept], features[entering], k=k),
+            search=lambda rows: self._search(features[rows], is_target, features),
         )
-        rows = np.r_[kept[unsure], np.flatnonzero(is_changed)]
-        if len(rows):
-            found, found_scores = self._search(features[rows], is_target, features)
-            candidates[rows], scores[rows] = found, found_scores
-        logger.info("%d of %d pages searched again", len(rows), len(old_rows))
+        logger.info("%d of %d pages searched again", searched, len(old_rows))
+        return candidates, scores
+
+    def _semantic_search(
+        self, rows: np.ndarray, is_target: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The targets nearest to these pages by embedding cosine: page rows and cosines.
+
+        ``n_semantic_candidates + 1`` per page (a page finds itself); no
+        columns without ``semantic_weight`` or with ``n_semantic_candidates`` 0.
+        """
+        targets = np.flatnonzero(is_target)
+        width = self._semantic_width(len(targets))
+        if not width:
+            return np.full((len(rows), 0), -1, dtype=np.int64), np.zeros((len(rows), 0), np.float32)
+        vectors = self.embeddings_
+        found, scores = top_k_dense(vectors[rows], vectors[targets], k=width)
+        return np.where(found >= 0, targets[np.maximum(found, 0)], -1), scores
+
+    def _semantic_width(self, n_targets: int) -> int:
+        if not self.semantic_weight or self.embeddings_ is None or not self.n_semantic_candidates:
+            return 0
+        return min(self.n_semantic_candidates + 1, n_targets)
+
+    def _updated_semantic_candidates(
+        self, is_target: np.ndarray, old_rows: np.ndarray, is_changed: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Yesterday's nearest pages by embedding, merged as :meth:`_updated_candidates` does."""
+        stored = getattr(self, "semantic_candidates_", None)
+        width = self._semantic_width(int(is_target.sum()))
+        if not width or stored is None or stored.shape[1] != width:
+            return self._semantic_search(np.arange(len(old_rows)), is_target)
+        vectors = self.embeddings_
+        candidates, scores, _ = _updated_lists(
+            stored,
+            self.semantic_candidate_scores_,
+            old_rows,
+            is_changed,
+            is_target,
+            among=lambda kept, entering, k: top_k_dense(vectors[kept], vectors[entering], k=k),
+            search=lambda rows: self._semantic_search(rows, is_target),
+        )
         return candidates, scores
 
     def _apply_rules(
@@ -665,14 +706,14 @@ class Recommender(BaseEstimator):
         set the ranking score; the rows of kept pages are emptied (their
         blocks stay as they are).
         """
+        threads = joblib.effective_n_jobs(self.n_jobs)
         if self.stability:  # current links the search did not bring back compete too
-            candidates, scores = add_current_links(
-                candidates,
-                scores,
-                current,
-                features,
-                is_target,
-                joblib.effective_n_jobs(self.n_jobs),
+            candidates, scores = add_candidates(
+                candidates, scores, current, features, is_target, threads
+            )
+        if self.semantic_candidates_.shape[1]:  # the same meaning in other words competes too
+            candidates, scores = add_candidates(
+                candidates, scores, self.semantic_candidates_, features, is_target, threads
             )
         candidates, scores = semantic_rescore(
             candidates, scores, self.embeddings_, self.semantic_weight
@@ -962,6 +1003,50 @@ def _is_ngram_range(value: Any) -> bool:
         )
         and value[0] <= value[1]
     )
+
+
+def _updated_lists(
+    stored: np.ndarray,
+    stored_scores: np.ndarray,
+    old_rows: np.ndarray,
+    is_changed: np.ndarray,
+    is_target: np.ndarray,
+    *,
+    among: Callable[[np.ndarray, np.ndarray, int], tuple[np.ndarray, np.ndarray]],
+    search: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]],
+) -> tuple[np.ndarray, np.ndarray, int]:
+    """Each page's best targets after some pages changed, from yesterday's exact lists.
+
+    ``stored`` holds yesterday's lists (rows of yesterday's pages, best
+    first) and ``old_rows`` each page's row yesterday (-1 if new).  The
+    unchanged pages' lists are merged with their best among the new and
+    changed pages (``among(kept, entering, k)``: indices into ``entering``
+    and scores); the rows where the merge cannot be sure, and the changed
+    pages, are searched again (``search(rows)``: page rows and scores).
+    Returns the lists, their scores, and how many rows were searched again.
+    """
+    width = stored.shape[1]
+    new_row_of_old = np.full(len(stored), -1, dtype=np.int64)
+    new_row_of_old[old_rows[old_rows >= 0]] = np.flatnonzero(old_rows >= 0)
+    kept = np.flatnonzero(~is_changed)
+    kept_lists = stored[old_rows[kept]]
+    remapped = np.where(kept_lists >= 0, new_row_of_old[np.maximum(kept_lists, 0)], -1)
+    entering = np.flatnonzero(is_changed & is_target)
+    lists = np.full((len(old_rows), width), -1, dtype=np.int64)
+    scores = np.zeros(lists.shape, dtype=np.float32)
+    if len(entering):  # at most `width` of them can enter a row: its best `width`
+        found, found_scores = among(kept, entering, min(width, len(entering)))
+        fresh = np.where(found >= 0, entering[np.maximum(found, 0)], -1)
+    else:
+        fresh = np.full((len(kept), 0), -1, dtype=np.int64)
+        found_scores = np.zeros(fresh.shape, dtype=np.float32)
+    lists[kept], scores[kept], unsure = _merge_candidates(
+        kept_lists, remapped, stored_scores[old_rows[kept]], is_changed, fresh, found_scores
+    )
+    rows = np.r_[kept[unsure], np.flatnonzero(is_changed)]
+    if len(rows):
+        lists[rows], scores[rows] = search(rows)
+    return lists, scores, len(rows)
 
 
 def _merge_candidates(

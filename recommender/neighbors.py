@@ -36,16 +36,20 @@ from sparse_dot_topn import sp_matmul_topn
 from tqdm.auto import tqdm
 
 __all__ = [
+    "DENSE_MARGIN",
+    "DENSE_TOLERANCE",
     "ExactSearch",
     "FastSearch",
     "brute_force_top_k",
     "check_block_size",
+    "dense_block_top",
     "exact_block",
     "fast_block",
     "rescore_pairs",
     "strongest_terms",
     "top_k_cosine",
     "top_k_cosine_fast",
+    "top_k_dense",
 ]
 
 logger = logging.getLogger(__name__)
@@ -296,6 +300,93 @@ def brute_force_top_k(X: sp.spmatrix, Y: sp.spmatrix, *, k: int) -> tuple[np.nda
     empty = scores <= 0
     indices[empty], scores[empty] = -1, 0.0
     return indices, scores
+
+
+#: Places beyond k that :func:`top_k_dense` takes from its float32 product, then scores exactly.
+DENSE_MARGIN = 8
+#: Bound on the error of a float32 dot product of unit vectors (a few hundred numbers).
+DENSE_TOLERANCE = 1e-4
+
+
+def top_k_dense(
+    X: np.ndarray,
+    Y: np.ndarray | None = None,
+    *,
+    k: int,
+    block_size: int = 1024,
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`top_k_cosine` for dense vectors (sentence embeddings): the same contract and order.
+
+    Each block of query rows is multiplied by the targets in float32 (BLAS);
+    the best ``k + DENSE_MARGIN`` of each row are then scored again in
+    float64, one pair at a time, and ranked by that score, then target
+    index.  So a pair's score does not depend on the block it was computed
+    in, and a row whose float32 scores leave any doubt at the k-th place (a
+    target outside those places within :data:`DENSE_TOLERANCE` of it) has
+    every such target scored exactly.  Memory: ``block_size`` times the
+    targets, in float32.
+
+    Examples
+    --------
+    >>> X = np.array([[1.0, 0.0], [0.6, 0.8], [0.0, 1.0]])
+    >>> top_k_dense(X, k=2)[0].tolist()
+    [[0, 1], [1, 2], [2, 1]]
+    """
+    if k < 1:
+        raise ValueError(f"k must be a positive integer, got {k!r}")
+    check_block_size(block_size)
+    X = np.asarray(X, dtype=np.float32)
+    Y = X if Y is None else np.asarray(Y, dtype=np.float32)
+    if X.ndim != 2 or Y.ndim != 2 or X.shape[1] != Y.shape[1]:
+        raise ValueError(f"X {X.shape} and Y {Y.shape} must be 2-d with as many columns")
+    indices = np.full((len(X), k), -1, dtype=np.int64)
+    scores = np.zeros((len(X), k), dtype=np.float32)
+    width = min(k, len(Y))
+    for start in range(0, len(X) if width else 0, block_size):
+        queries = X[start : start + block_size]
+        found, best = dense_block_top(queries, Y, width, queries @ Y.T)
+        indices[start : start + len(found), :width] = found
+        scores[start : start + len(found), :width] = best
+    empty = scores <= 0
+    indices[empty], scores[empty] = -1, 0.0
+    return indices, scores
+
+
+def dense_block_top(
+    queries: np.ndarray, Y: np.ndarray, width: int, product: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each query's ``width`` best rows of ``Y`` by exact (float64) dot product, then index.
+
+    ``product`` is ``queries @ Y.T`` as computed in float32: off by at most
+    :data:`DENSE_TOLERANCE`, it only chooses which targets are scored exactly.
+    """
+    pool = min(width + DENSE_MARGIN, len(Y))
+    # every target at or above each row's pool-th float32 score (more where they tie)
+    edge = np.partition(product, len(Y) - pool, axis=1)[:, len(Y) - pool]
+    rows, columns = np.nonzero(product >= edge[:, None])
+    exact = np.einsum("id,id->i", queries[rows].astype(np.float64), Y[columns].astype(np.float64))
+    order = np.lexsort((columns, -exact, rows))
+    rows, columns, exact = rows[order], columns[order], exact[order]
+    places = np.arange(len(rows)) - np.searchsorted(rows, rows)
+    first = places < width
+    found = columns[first].reshape(len(queries), width)
+    best = exact[first].reshape(len(queries), width)
+    # a target left out scores below the edge in float32: in doubt within the tolerance
+    kth = best[:, -1]
+    for row in np.flatnonzero((edge >= kth - DENSE_TOLERANCE) & (kth > 0) & (pool < len(Y))):
+        candidates = np.flatnonzero(product[row] >= kth[row] - DENSE_TOLERANCE)
+        row_scores = _pair_dots(queries[[row] * len(candidates)], Y[candidates])
+        pick = np.lexsort((candidates, -row_scores))[:width]
+        found[row], best[row] = candidates[pick], row_scores[pick]
+    return found, best
+
+
+def _pair_dots(queries: np.ndarray, targets: np.ndarray) -> np.ndarray:
+    """The dot product of each row of ``queries`` with the same row of ``targets``, in float64.
+
+    Each pair on its own, so that a pair scores the same in any block.
+    """
+    return np.einsum("id,id->i", queries.astype(np.float64), targets.astype(np.float64))
 
 
 #: Pairs re-scored at a time by :func:`top_k_cosine_fast`; bounds its memory.

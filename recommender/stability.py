@@ -20,7 +20,7 @@ import pandas as pd
 
 from .neighbors import rescore_pairs
 
-__all__ = ["add_current_links", "current_links", "rerank"]
+__all__ = ["add_candidates", "current_links", "rerank"]
 
 
 def current_links(pages: pd.DataFrame) -> np.ndarray:
@@ -52,26 +52,28 @@ def _places_in_row(rows: np.ndarray, kept: np.ndarray) -> np.ndarray:
     return np.arange(len(kept_rows)) - starts
 
 
-def add_current_links(
+def add_candidates(
     candidates: np.ndarray,
     scores: np.ndarray,
-    current: np.ndarray,
+    more: np.ndarray,
     features,
     is_target: np.ndarray,
     n_threads: int = 1,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """The candidates with each page's current links added (scored), rows sorted best first.
+    """The candidates with more targets per page added, scored; rows sorted best first.
 
-    Current links to pages that may not be linked to (``is_target`` False,
-    as ``no_index`` pages) are left out, as the search leaves them out.  A
-    current link already among the candidates appears twice; the rules'
-    one-copy-per-page step keeps one of them.  The current links are scored
-    on ``n_threads`` threads (:func:`~recommender.neighbors.rescore_pairs`).
+    ``more`` (page rows, -1 for none) holds, say, each page's current links,
+    or its nearest pages by embedding.  Those that may not be linked to
+    (``is_target`` False, as ``no_index`` pages) are left out, as the search
+    leaves them out.  One already among the candidates appears twice; the
+    rules' one-copy-per-page step keeps one of them.  They are scored by the
+    cosine of their ``features`` rows, as the search scores, on ``n_threads``
+    threads (:func:`~recommender.neighbors.rescore_pairs`).
     """
-    current = np.where((current >= 0) & is_target[np.maximum(current, 0)], current, -1)
-    extra_scores = rescore_pairs(features, features, current, n_threads)
-    extra_scores[current < 0] = 0
-    candidates = np.hstack([candidates, current])
+    more = np.where((more >= 0) & is_target[np.maximum(more, 0)], more, -1)
+    extra_scores = rescore_pairs(features, features, more, n_threads)
+    extra_scores[more < 0] = 0
+    candidates = np.hstack([candidates, more])
     scores = np.hstack([scores, extra_scores]).astype(np.float32)
     return _sorted_rows(candidates, scores)
 

@@ -62,7 +62,7 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 #: Version of the state's layout; a state of another format is rebuilt.
-STATE_FORMAT = 3
+STATE_FORMAT = 4
 #: Page columns the state leaves out: the long texts, which only vectorising
 #: and embedding read, and only for the new and changed pages a run reads anew.
 #: Leaving them out keeps the state's page table a sixth of the size (19 MB, not 117 MB).
@@ -75,7 +75,7 @@ _HEADER = "state.json"
 #: Settings that never change the links (where embeddings are cached, threads, bars).
 _NOT_SHAPING = ("n_jobs", "progress", "embedding_cache")
 #: Settings that shape the links only with a positive ``semantic_weight``.
-_EMBEDDING_SETTINGS = ("semantic_weight", "embedding_model")
+_EMBEDDING_SETTINGS = ("semantic_weight", "n_semantic_candidates", "embedding_model")
 
 
 def settings_key(settings: Mapping[str, Any]) -> str:
@@ -273,6 +273,8 @@ class SavedState:
             model.copy_group_ = arrays["copy_group"]
             model.features_model_ = model.new_features(*model.check_params()).from_arrays(arrays)
             model.embeddings_ = arrays["embeddings"] if "embeddings" in arrays.files else None
+            model.semantic_candidates_ = arrays["semantic_candidates"]
+            model.semantic_candidate_scores_ = arrays["semantic_candidate_scores"]
         model.related_ = self.read_links()
         model.urls_ = pd.Index(
             pd.read_parquet(folder / "urls.parquet")["url"].astype(str), name="url"
@@ -396,6 +398,8 @@ def _write_generation(
         candidates=model.candidates_,
         candidate_scores=model.candidate_scores_,
         copy_group=model.copy_group_,
+        semantic_candidates=model.semantic_candidates_,
+        semantic_candidate_scores=model.semantic_candidate_scores_,
         **model.features_model_.to_arrays(),
         **({} if model.embeddings_ is None else {"embeddings": model.embeddings_}),
     )

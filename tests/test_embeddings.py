@@ -170,6 +170,43 @@ def test_blend_puts_the_pages_the_embeddings_favour_first(topic_site, tmp_path):
     assert set(by_blend.iloc[:2]) == {"/topics/trade-2", "/topics/stars-2"}
 
 
+def test_the_nearest_pages_by_embedding_join_the_candidates(topic_site, tmp_path):
+    few = {**PLAIN, "n_candidates": 4, "n_links": 2}
+    first = "/topics/cells-2"
+    twins = {"/topics/trade-2", "/topics/stars-2"}  # number2: the same meaning, other words
+    tfidf_only = semantic(tmp_path, NumberEncoder(), 0.9, n_semantic_candidates=0, **few)
+    tfidf_only.fit(topic_site)
+    row = tfidf_only.urls_.get_loc(first)
+    assert not twins & set(tfidf_only.urls_[tfidf_only.candidates_[row]])  # TF-IDF misses them
+    assert tfidf_only.semantic_candidates_.shape == (len(topic_site), 0)
+    links = tfidf_only.related_
+    assert not twins & set(links[links["source_url"] == first]["target_url"])
+    joined = semantic(tmp_path, NumberEncoder(), 0.9, n_semantic_candidates=2, **few)
+    links = joined.fit(topic_site).related_
+    assert set(links[links["source_url"] == first]["target_url"]) == twins
+    nearest = set(joined.urls_[joined.semantic_candidates_[row]])
+    assert joined.semantic_candidates_.shape == (len(topic_site), 3) and nearest == {first, *twins}
+    # their scores are blended as any candidate's: weight x cosine + rest x TF-IDF cosine
+    chosen = links[links["source_url"] == first]
+    cols = joined.urls_.get_indexer(chosen["target_url"])
+    tfidf = joined.features_[[row]].dot(joined.features_[cols].T).toarray().ravel()
+    dense = joined.embeddings_[cols] @ joined.embeddings_[row]
+    np.testing.assert_allclose(chosen["score"], 0.9 * dense + 0.1 * tfidf, atol=1e-6)
+
+
+def test_update_keeps_the_nearest_pages_by_embedding_of_a_fit(sample_pages, tmp_path):
+    model = semantic(tmp_path, FakeEncoder(), n_semantic_candidates=3).fit(sample_pages)
+    edited = sample_pages.drop(sample_pages.index[[4, 30]])
+    url = edited.index[7]
+    edited.loc[url, "answer_text"] = "Entirely new words about quasars and pulsars."
+    model.update(edited, changed=[url])
+    fresh = semantic(tmp_path, FakeEncoder(), n_semantic_candidates=3).fit(edited)
+    np.testing.assert_array_equal(model.semantic_candidates_, fresh.semantic_candidates_)
+    np.testing.assert_array_equal(
+        model.semantic_candidate_scores_, fresh.semantic_candidate_scores_
+    )
+
+
 @pytest.mark.parametrize("weight", [0.3, 1.0])
 def test_link_scores_blend_both_cosines_and_rank_the_links(topic_site, tmp_path, weight):
     model = semantic(tmp_path, NumberEncoder(), weight=weight, **PLAIN).fit(topic_site)

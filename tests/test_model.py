@@ -438,6 +438,9 @@ def _fit_with(model, pages):
     features = model.features_model_.transform(pages)
     is_target = model_module.target_mask(pages, exclude_no_index=True)
     candidates, scores = reference._search(features, is_target)
+    reference.semantic_candidates_, reference.semantic_candidate_scores_ = (
+        reference._semantic_search(np.arange(len(pages)), is_target)
+    )
     editorial = reference._resolve_rules(pages)
     laps = model_module._Laps()
     return reference._link(pages, features, is_target, candidates, scores, laps, editorial)

@@ -241,3 +241,67 @@ def test_negative_products_are_no_results():
     assert indices.tolist() == [[0, 2], [-1, -1]]
     assert scores.tolist() == [[1.0, 0.5], [0.0, 0.0]]
     np.testing.assert_array_equal(brute_force_top_k(X, Y, k=2)[0], indices)
+
+
+# ---------------------------------------------------------------- dense vectors
+
+
+@pytest.mark.parametrize("block_size", [1, 3, 64])
+@pytest.mark.parametrize("k", [1, 4, 30])
+def test_dense_search_is_the_brute_force_order_with_ties_zeros_and_negatives(block_size, k):
+    rng = np.random.default_rng(10 * k + block_size)
+    X = rng.integers(-2, 3, size=(25, 4)).astype(float)  # small integers: many exact ties
+    Y = rng.integers(-2, 3, size=(20, 4)).astype(float)
+    found, scores = neighbors.top_k_dense(X, Y, k=k, block_size=block_size)
+    expected, expected_scores = brute_force_top_k(sp.csr_matrix(X), sp.csr_matrix(Y), k=k)
+    np.testing.assert_array_equal(found, expected)
+    np.testing.assert_array_equal(scores, expected_scores)
+    assert found.dtype == np.int64 and scores.dtype == np.float32
+
+
+def test_dense_search_of_a_matrix_against_itself_finds_each_row_first():
+    X = normalize(np.random.default_rng(0).normal(size=(40, 8)))
+    found, scores = neighbors.top_k_dense(X, k=3, block_size=16)
+    np.testing.assert_array_equal(found[:, 0], np.arange(40))
+    np.testing.assert_allclose(scores[:, 0], 1, rtol=1e-6)
+    # the same pairs score the same in any block
+    again, again_scores = neighbors.top_k_dense(X[::-1], X, k=3, block_size=7)
+    np.testing.assert_array_equal(again[::-1], found)
+    np.testing.assert_array_equal(again_scores[::-1], scores)
+
+
+@pytest.mark.parametrize(
+    ("Y", "k", "block_size", "problem"),
+    [
+        (np.ones((3, 3)), 2, 10, "as many columns"),
+        (None, 0, 10, "k must be a positive integer"),
+        (None, 2, 0, "block_size must be a positive integer"),
+    ],
+)
+def test_dense_search_refuses_bad_arguments(Y, k, block_size, problem):
+    with pytest.raises(ValueError, match=problem):
+        neighbors.top_k_dense(np.ones((3, 2)), Y, k=k, block_size=block_size)
+
+
+def test_dense_search_breaks_ties_by_index_beyond_the_places_it_scores_exactly():
+    rng = np.random.default_rng(3)
+    Y = normalize(rng.normal(size=(2000, 16)))
+    copies = np.sort(rng.choice(2000, 500, replace=False))
+    Y[copies] = Y[copies[0]]  # far more copies than the places scored exactly
+    found, scores = neighbors.top_k_dense(Y[copies[:1]], Y, k=3)
+    np.testing.assert_array_equal(found[0], copies[:3])
+    np.testing.assert_allclose(scores[0], 1, rtol=1e-6)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_dense_block_is_exact_whatever_the_float32_errors_within_the_tolerance(seed):
+    rng = np.random.default_rng(seed)
+    Y = normalize(rng.normal(size=(300, 8)))
+    Y[100:160] = Y[5]  # copies: exact ties
+    queries = Y[[5, 7, 200]]
+    exact = queries @ Y.T
+    noise = rng.uniform(-1, 1, size=exact.shape) * neighbors.DENSE_TOLERANCE  # any error within
+    found, best = neighbors.dense_block_top(queries, Y, 4, (exact + noise).astype(np.float32))
+    expected, expected_scores = brute_force_top_k(sp.csr_matrix(queries), sp.csr_matrix(Y), k=4)
+    np.testing.assert_array_equal(found, expected)
+    np.testing.assert_allclose(best, expected_scores, rtol=1e-6)
