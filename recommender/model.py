@@ -203,7 +203,8 @@ class Recommender(BaseEstimator):
     semantic_weight : float in [0, 1], default 0.0
         Share of the sentence-embedding cosine in each candidate's score:
         ``w * embedding_cosine + (1 - w) * tfidf_cosine``, computed on the
-        ``n_candidates`` of the TF-IDF search, before the rules and coverage
+        ``n_candidates`` of the TF-IDF search and the
+        ``n_semantic_candidates`` nearest by embedding, before the rules and coverage
         (``min_score`` and the link scores are then blended too; copies are
         still found by TF-IDF, ``duplicate_threshold``).  0 turns it off and
         needs nothing more; above 0 it needs ``pip install
