@@ -26,7 +26,7 @@ def test_the_package_imports_its_libraries_only_for_a_name_that_needs_them():
 
 
 def test_evaluate_stays_the_function_when_its_module_is_imported():
-    import recommender.evaluate  # noqa: F401  (binds nothing in the package)
+    import recommender.evaluate
     from recommender import evaluate
     from recommender.evaluate import read_labels
 

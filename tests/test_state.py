@@ -11,9 +11,9 @@ import pandas as pd
 import pytest
 
 import recommender.corpus as corpus_module
-import recommender.rewrite as rewrite_module
 import recommender.job as job_module
 import recommender.model as model_module
+import recommender.rewrite as rewrite_module
 from recommender import load_corpus
 from recommender.corpus import CLEANED_TEXT_COLUMNS, RAW_TEXT_COLUMNS
 from recommender.export import WriteBack
