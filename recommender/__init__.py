@@ -11,6 +11,7 @@ only reads or rewrites pages pays for importing neither scikit-learn nor
 """
 
 import importlib
+import importlib.util
 import logging
 import sys
 import types
@@ -67,4 +68,12 @@ def __getattr__(name: str):
         value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
         globals()[name] = value
         return value
+    is_module_name = name.isidentifier() and not name.startswith("__")
+    if is_module_name and importlib.util.find_spec(f"{__name__}.{name}") is not None:
+        # a submodule, an attribute as with the eager package before
+        return importlib.import_module(f".{name}", __name__)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

@@ -24,6 +24,7 @@ into a links table.  It
 from __future__ import annotations
 
 import functools
+import inspect
 import logging
 import os
 import pickle
@@ -371,6 +372,13 @@ class Recommender(BaseEstimator):
         "progress": ["boolean"],
     }
 
+    def __setstate__(self, state: dict) -> None:
+        """A model pickled before a parameter existed takes that parameter's default."""
+        for name, parameter in inspect.signature(type(self).__init__).parameters.items():
+            if parameter.kind is parameter.KEYWORD_ONLY:
+                state.setdefault(name, parameter.default)
+        super().__setstate__(state)
+
     # ------------------------------------------------------------------ checks
 
     def check_params(self) -> tuple[dict[str, float], dict[str, tuple[int, int]]]:
@@ -386,7 +394,8 @@ class Recommender(BaseEstimator):
             self._validate_params()  # scikit-learn's, from _parameter_constraints
         except InvalidParameterError as exc:
             raise ConfigError(str(exc)) from None
-        for name in ("n_links", "n_candidates", "max_in_links", "block_size", "n_jobs"):
+        integers = ("n_links", "n_candidates", "max_in_links", "block_size", "n_jobs")
+        for name in (*integers, "n_semantic_candidates"):
             if isinstance(getattr(self, name), bool):
                 _refuse(name, getattr(self, name), "an integer, not True or False")
         if self.n_candidates < self.n_links:

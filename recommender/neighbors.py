@@ -37,6 +37,7 @@ from tqdm.auto import tqdm
 
 __all__ = [
     "DENSE_MARGIN",
+    "DENSE_PAIRS",
     "DENSE_TOLERANCE",
     "ExactSearch",
     "FastSearch",
@@ -306,6 +307,8 @@ def brute_force_top_k(X: sp.spmatrix, Y: sp.spmatrix, *, k: int) -> tuple[np.nda
 DENSE_MARGIN = 8
 #: Bound on the error of a float32 dot product of unit vectors (a few hundred numbers).
 DENSE_TOLERANCE = 1e-4
+#: Pairs :func:`top_k_dense` scores exactly at a time; bounds its memory.
+DENSE_PAIRS = 8192
 
 
 def top_k_dense(
@@ -318,13 +321,15 @@ def top_k_dense(
     """:func:`top_k_cosine` for dense vectors (sentence embeddings): the same contract and order.
 
     Each block of query rows is multiplied by the targets in float32 (BLAS);
-    the best ``k + DENSE_MARGIN`` of each row are then scored again in
-    float64, one pair at a time, and ranked by that score, then target
-    index.  So a pair's score does not depend on the block it was computed
-    in, and a row whose float32 scores leave any doubt at the k-th place (a
-    target outside those places within :data:`DENSE_TOLERANCE` of it) has
-    every such target scored exactly.  Memory: ``block_size`` times the
-    targets, in float32.
+    the best ``k + DENSE_MARGIN`` of each row are then scored again pair by
+    pair in float64, rounded to float32, and ranked by that score, then
+    target index.  So a pair's score does not depend on the block it was
+    computed in.  A row whose float32 product leaves any doubt (a target
+    outside those places within :data:`DENSE_TOLERANCE` of its k-th score,
+    or of 0 in a row with fewer than k positive scores), or where more than
+    a few targets tie at the edge of those places, has every such target
+    scored exactly, :data:`DENSE_PAIRS` at a time.  Memory: ``block_size``
+    times the targets in float32, plus ``DENSE_PAIRS`` pairs.
 
     Examples
     --------
@@ -355,38 +360,55 @@ def top_k_dense(
 def dense_block_top(
     queries: np.ndarray, Y: np.ndarray, width: int, product: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Each query's ``width`` best rows of ``Y`` by exact (float64) dot product, then index.
+    """Each query's ``width`` best rows of ``Y`` by exact score (float32 of float64), then index.
 
     ``product`` is ``queries @ Y.T`` as computed in float32: off by at most
-    :data:`DENSE_TOLERANCE`, it only chooses which targets are scored exactly.
+    :data:`DENSE_TOLERANCE`, it only chooses which targets are scored
+    exactly.  Places without a target hold -1 (scores of 0 and below are
+    the caller's to drop).
     """
     pool = min(width + DENSE_MARGIN, len(Y))
     # every target at or above each row's pool-th float32 score (more where they tie)
     edge = np.partition(product, len(Y) - pool, axis=1)[:, len(Y) - pool]
-    rows, columns = np.nonzero(product >= edge[:, None])
-    exact = np.einsum("id,id->i", queries[rows].astype(np.float64), Y[columns].astype(np.float64))
+    chosen = product >= edge[:, None]
+    few = chosen.sum(axis=1) <= 4 * pool  # many ties at the edge: row by row below
+    rows, columns = np.nonzero(chosen[few])
+    rows = np.flatnonzero(few)[rows]
+    exact = _pair_dots(queries, Y, rows, columns)
     order = np.lexsort((columns, -exact, rows))
     rows, columns, exact = rows[order], columns[order], exact[order]
-    places = np.arange(len(rows)) - np.searchsorted(rows, rows)
-    first = places < width
-    found = columns[first].reshape(len(queries), width)
-    best = exact[first].reshape(len(queries), width)
-    # a target left out scores below the edge in float32: in doubt within the tolerance
-    kth = best[:, -1]
-    for row in np.flatnonzero((edge >= kth - DENSE_TOLERANCE) & (kth > 0) & (pool < len(Y))):
-        candidates = np.flatnonzero(product[row] >= kth[row] - DENSE_TOLERANCE)
-        row_scores = _pair_dots(queries[[row] * len(candidates)], Y[candidates])
+    first = np.arange(len(rows)) - np.searchsorted(rows, rows) < width
+    found = np.full((len(queries), width), -1, dtype=np.int64)
+    best = np.zeros((len(queries), width), dtype=np.float32)
+    found[few], best[few] = columns[first].reshape(-1, width), exact[first].reshape(-1, width)
+    # a target below the edge may still reach the k-th exact score (or, in a row
+    # short of positive scores, 0) within the tolerance
+    reach = np.maximum(best[:, -1], 0) - DENSE_TOLERANCE
+    doubt = ~few | ((edge >= reach) & (pool < len(Y)))
+    for row in np.flatnonzero(doubt):
+        limit = reach[row] if few[row] else edge[row] - DENSE_TOLERANCE
+        candidates = np.flatnonzero(product[row] >= limit)
+        row_scores = _pair_dots(queries, Y, np.full(len(candidates), row), candidates)
         pick = np.lexsort((candidates, -row_scores))[:width]
-        found[row], best[row] = candidates[pick], row_scores[pick]
+        found[row], best[row] = -1, 0
+        found[row, : len(pick)], best[row, : len(pick)] = candidates[pick], row_scores[pick]
     return found, best
 
 
-def _pair_dots(queries: np.ndarray, targets: np.ndarray) -> np.ndarray:
-    """The dot product of each row of ``queries`` with the same row of ``targets``, in float64.
+def _pair_dots(
+    queries: np.ndarray, Y: np.ndarray, rows: np.ndarray, columns: np.ndarray
+) -> np.ndarray:
+    """``queries[rows[i]] . Y[columns[i]]`` in float64, rounded to float32.
 
-    Each pair on its own, so that a pair scores the same in any block.
+    Each pair on its own (:data:`DENSE_PAIRS` at a time), so that a pair
+    scores the same in any block and in any row's second look.
     """
-    return np.einsum("id,id->i", queries.astype(np.float64), targets.astype(np.float64))
+    out = np.empty(len(rows), dtype=np.float32)
+    for start in range(0, len(rows), DENSE_PAIRS):
+        part = slice(start, start + DENSE_PAIRS)
+        left = queries[rows[part]].astype(np.float64)
+        out[part] = np.einsum("id,id->i", left, Y[columns[part]].astype(np.float64))
+    return out
 
 
 #: Pairs re-scored at a time by :func:`top_k_cosine_fast`; bounds its memory.

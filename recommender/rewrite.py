@@ -20,8 +20,8 @@ left alone, whatever their layout.  :func:`rewrite_pages` does it for some
 pages in their files, each written atomically.
 
 This is the work :mod:`recommender.export` hands its worker processes: it
-imports neither pandas nor numpy, so that a worker starts in a fraction of a
-second.
+imports neither pandas nor scikit-learn (nor numpy, though joblib's workers
+import that), so that a worker starts in a fraction of a second.
 """
 
 from __future__ import annotations

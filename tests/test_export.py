@@ -484,7 +484,7 @@ def test_a_page_that_cannot_be_written_is_an_error_and_logged(tiny_site, monkeyp
         raise PermissionError(13, "Permission denied", str(path))
 
     monkeypatch.setattr("recommender.files.PageWriter.replace", refused)
-    with caplog.at_level(logging.WARNING, logger="recommender.export"):
+    with caplog.at_level(logging.WARNING, logger="recommender.rewrite"):
         report = export_links(root, pages, links, write=True).set_index("path")
     assert report.at["a.md", "status"] == "error"
     assert report.at["a.md", "detail"].startswith(

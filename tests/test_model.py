@@ -118,6 +118,8 @@ def test_fit_does_not_modify_the_pages(sample_pages, shuffled):
         ({"n_links": 0}, r"'n_links' parameter .* int in the range \[1, inf\)\. Got 0"),
         ({"n_links": 2.5}, r"'n_links' parameter .* Got 2\.5"),
         ({"n_links": True}, "n_links must be an integer, not True or False, got True"),
+        ({"n_semantic_candidates": True}, "n_semantic_candidates must be an integer, not True"),
+        ({"n_semantic_candidates": -1}, r"'n_semantic_candidates' parameter .* Got -1"),
         ({"n_candidates": 3}, r"n_candidates must be at least n_links \(5\), got 3"),
         ({"field_weights": {"title": -1}}, "field_weights must be a mapping"),
         ({"field_weights": {"title": 0}}, "field_weights must be a mapping"),
@@ -304,6 +306,18 @@ def test_save_and_load_round_trip(tmp_path, sample_model):
     loaded = Recommender.load(path)
     pd.testing.assert_frame_equal(loaded.related_, sample_model.related_)
     assert loaded.get_params() == sample_model.get_params()
+
+
+def test_a_model_saved_before_a_parameter_existed_loads_with_its_default(tmp_path, sample_pages):
+    model = Recommender(min_df=1).fit(sample_pages)
+    del model.n_semantic_candidates, model.semantic_candidates_  # as a model saved before them
+    path = tmp_path / "old.joblib"
+    model.save(path)
+    loaded = Recommender.load(path)
+    assert loaded.n_semantic_candidates == Recommender().n_semantic_candidates
+    loaded.update(sample_pages.drop(sample_pages.index[3]), changed=[])
+    assert loaded.semantic_candidates_.shape == (len(sample_pages) - 1, 0)
+    assert repr(loaded).startswith("Recommender(")
 
 
 def test_load_names_the_versions_that_differ(tmp_path, sample_model, monkeypatch):

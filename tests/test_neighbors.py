@@ -305,3 +305,55 @@ def test_dense_block_is_exact_whatever_the_float32_errors_within_the_tolerance(s
     expected, expected_scores = brute_force_top_k(sp.csr_matrix(queries), sp.csr_matrix(Y), k=4)
     np.testing.assert_array_equal(found, expected)
     np.testing.assert_allclose(best, expected_scores, rtol=1e-6)
+
+
+def float32_twins(seed: int = 0):
+    """A query and two unit vectors whose float64 scores differ but round to one float32."""
+    rng = np.random.default_rng(seed)
+    while True:
+        q, a = normalize(rng.normal(size=(2, 16))).astype(np.float32)
+        b = normalize(a[None] + rng.normal(scale=1e-7, size=(1, 16)))[0].astype(np.float32)
+        high, low = (q.astype(float) @ a.astype(float)), (q.astype(float) @ b.astype(float))
+        if high > 0.3 and high != low and np.float32(high) == np.float32(low):
+            return q, (a, b) if high > low else (b, a)
+
+
+def test_dense_scores_tied_in_float32_rank_by_index_as_the_other_searches_do():
+    q, (higher, lower) = float32_twins()
+    Y = np.vstack([lower, higher])  # the lower float64 score has the lower index
+    found, scores = neighbors.top_k_dense(q[None], Y, k=1)
+    assert found.tolist() == [[0]] and scores[0, 0] == np.float32(q.astype(float) @ higher)
+
+
+def test_dense_search_finds_a_tiny_positive_score_the_float32_product_made_negative():
+    rng = np.random.default_rng(1)
+    query = normalize(rng.random(size=(1, 8)))
+    Y = -normalize(rng.random(size=(40, 8)))  # all negative against a positive query
+
+    def scoring(exact: float) -> np.ndarray:  # a unit vector with this exact score
+        other = normalize(rng.normal(size=(1, 8)))[0]
+        other -= (other @ query[0]) * query[0]
+        return exact * query[0] + np.sqrt(1 - exact**2) * other / np.linalg.norm(other)
+
+    Y[25] = scoring(1e-9)
+    Y[:15] = [scoring(-1e-6) for _ in range(15)]  # more than the places scored exactly
+    product = (query @ Y.T).astype(np.float32)
+    product[0, :15] = -1e-9  # float32 errors within the tolerance put these first ...
+    product[0, 25] = -5e-9  # ... and the one positive score below them, out of those places
+    found, best = neighbors.dense_block_top(query, Y, 3, product)
+    assert found[0, 0] == 25 and 0 < best[0, 0] < 1e-6
+    assert (best[0, 1:] < 0).all()  # the others score below 0: top_k_dense drops them
+
+
+def test_dense_search_with_zero_vectors_and_many_copies_in_small_chunks(monkeypatch):
+    monkeypatch.setattr(neighbors, "DENSE_PAIRS", 7)  # pairs scored exactly at a time
+    rng = np.random.default_rng(2)
+    Y = normalize(rng.normal(size=(300, 8)))
+    Y[50:250] = Y[10]  # 200 copies of one page: ties far beyond the places scored exactly
+    Y[7] = 0
+    queries = Y[[10, 7, 3]]
+    found, scores = neighbors.top_k_dense(queries, Y, k=5, block_size=2)
+    expected, expected_scores = brute_force_top_k(sp.csr_matrix(queries), sp.csr_matrix(Y), k=5)
+    np.testing.assert_array_equal(found, expected)
+    np.testing.assert_allclose(scores, expected_scores, rtol=1e-6)
+    assert found[0].tolist() == [10, 50, 51, 52, 53] and (found[1] == -1).all()

@@ -35,6 +35,13 @@ def test_evaluate_stays_the_function_when_its_module_is_imported():
     assert callable(read_labels)
 
 
-def test_every_public_name_resolves():
+def test_every_public_name_resolves_and_is_listed():
     for name in recommender.__all__:
         assert getattr(recommender, name) is not None
+    assert set(recommender.__all__) <= set(dir(recommender))
+
+
+def test_a_submodule_is_an_attribute_as_with_an_eager_package():
+    code = "import recommender; print(recommender.errors.RecommenderError.__name__)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "RecommenderError"
