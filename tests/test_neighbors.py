@@ -281,6 +281,13 @@ def test_dense_search_of_a_matrix_against_itself_finds_each_row_first():
 def test_dense_search_refuses_bad_arguments(Y, k, block_size, problem):
     with pytest.raises(ValueError, match=problem):
         neighbors.top_k_dense(np.ones((3, 2)), Y, k=k, block_size=block_size)
+    with pytest.raises(ValueError, match="must be 2-d"):
+        neighbors.top_k_dense(np.ones(2), np.ones((3, 2)), k=1)  # one vector, not a matrix
+
+
+def test_dense_search_among_no_targets_finds_nothing():
+    found, scores = neighbors.top_k_dense(np.ones((3, 2)), np.ones((0, 2)), k=2)
+    assert (found == -1).all() and (scores == 0).all() and found.shape == (3, 2)
 
 
 def test_dense_search_breaks_ties_by_index_beyond_the_places_it_scores_exactly():
