@@ -777,6 +777,10 @@ class Recommender(BaseEstimator):
         """
         features = queries if features is None else features
         targets = np.flatnonzero(is_target)
+        if not len(targets):  # nothing may be linked to (every page no_index): no candidates
+            return np.full((queries.shape[0], 1), -1, np.int64), np.zeros(
+                (queries.shape[0], 1), np.float32
+            )
         fast = self.search == "fast" or (
             self.search == "auto" and features.shape[0] >= FAST_SEARCH_MIN_PAGES
         )

@@ -230,6 +230,15 @@ def test_no_index_pages_are_not_recommended_unless_asked(tmp_path):
     assert hidden in set(shown["target_url"])
 
 
+def test_a_site_of_no_index_pages_only_gets_no_links_and_no_error(tmp_path):
+    frame = write_site(tmp_path, [dict(page, no_index=True) for page in topic_pages()])
+    model = Recommender(min_df=1, max_df=1.0).fit(frame)
+    assert model.related_.empty
+    model.update(frame.iloc[2:], changed=[frame.index[4]])
+    assert model.related_.empty
+    assert len(Recommender(min_df=1, max_df=1.0, exclude_no_index=False).fit(frame).related_)
+
+
 def test_min_score_leaves_places_empty_rather_than_linking_unrelated_pages(tmp_path):
     frame = write_site(tmp_path, topic_pages())
     full = Recommender(min_df=1, max_df=1.0).fit(frame).related_
