@@ -75,7 +75,7 @@ from recommender.embeddings import (
 )
 from recommender.errors import ConfigError
 from recommender.evaluate import read_labels
-from recommender.neighbors import top_k_cosine
+from recommender.neighbors import top_k_cosine, top_k_dense
 
 CORPORA = Path(__file__).resolve().parents[2] / "shared" / "corpora"
 SITES = ("cooking", "crypto", "biology")
@@ -171,18 +171,6 @@ def page_embeddings(pages: pd.DataFrame, cache: Path, text=embedding_text) -> np
     return normalize(vectors)
 
 
-def dense_top_k(vectors: np.ndarray, k: int, block_size: int = 2048):
-    """Each row's k best rows by dot product (itself included), best first."""
-    found, best = [], []
-    for start in range(0, len(vectors), block_size):
-        product = vectors[start : start + block_size] @ vectors.T
-        top = np.argpartition(-product, k, axis=1)[:, :k]
-        order = np.argsort(-np.take_along_axis(product, top, 1), axis=1, kind="stable")
-        found.append(np.take_along_axis(top, order, 1))
-        best.append(np.take_along_axis(product, found[-1], 1))
-    return np.vstack(found), np.vstack(best)
-
-
 def title_only(pages: pd.DataFrame) -> pd.Series:
     return pages["title_text"]
 
@@ -190,7 +178,7 @@ def title_only(pages: pd.DataFrame) -> pd.Series:
 def embedding_rows(pages: pd.DataFrame, labels: pd.DataFrame, cache: Path, variants: bool):
     """Embeddings alone, then the hybrid at each weight (and the variants), coverage on."""
     vectors = page_embeddings(pages, cache)
-    alone = label_row(pages, plain_top5(pages, lambda: dense_top_k(vectors, 6)), labels)
+    alone = label_row(pages, plain_top5(pages, lambda: top_k_dense(vectors, k=6)), labels)
     rows = [{"method": EMBEDDINGS_ALONE, "coverage": "-", **alone}]
     more = dict(coverage=True, embedding_cache=cache)
     for weight in SEMANTIC_WEIGHTS:

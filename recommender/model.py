@@ -778,9 +778,8 @@ class Recommender(BaseEstimator):
         features = queries if features is None else features
         targets = np.flatnonzero(is_target)
         if not len(targets):  # nothing may be linked to (every page no_index): no candidates
-            return np.full((queries.shape[0], 1), -1, np.int64), np.zeros(
-                (queries.shape[0], 1), np.float32
-            )
+            shape = (queries.shape[0], 1)
+            return np.full(shape, -1, dtype=np.int64), np.zeros(shape, dtype=np.float32)
         fast = self.search == "fast" or (
             self.search == "auto" and features.shape[0] >= FAST_SEARCH_MIN_PAGES
         )

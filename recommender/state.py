@@ -9,7 +9,8 @@ last run that completed:
   pages, and the related blocks they held;
 - the fitted vocabularies and document frequencies, the feature matrix, each
   page's raw candidates and the links; with ``semantic_weight``, each page's
-  embedding (so that a run embeds only the new and changed pages);
+  embedding (so that a run embeds only the new and changed pages) and its
+  nearest pages by embedding;
 - whether each page's blocks hold its links (a report-only run leaves them
   out of step).
 
