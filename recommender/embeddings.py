@@ -228,7 +228,8 @@ class EmbeddingCache:
         bar = tqdm(total=len(missing), desc="embedding", unit="page", disable=not progress)
         for start in range(0, len(missing), batch_size):
             batch = missing[start : start + batch_size]
-            encoded = np.asarray(self.encode([text_of[k] for k in batch]), dtype=np.float32)
+            batch_texts = [text_of[k] for k in batch]
+            encoded = self._checked(self.encode(batch_texts), batch_texts)
             for key, vector in zip(batch, encoded, strict=True):
                 temporary = self.folder / f".{key}.{os.getpid()}.tmp.npy"  # runs may share
                 np.save(temporary, vector)
@@ -236,7 +237,32 @@ class EmbeddingCache:
                 vectors[key] = vector
             bar.update(len(batch))
         bar.close()
+        if len({vector.shape for vector in vectors.values()}) > 1:
+            sizes = sorted({len(vector) for vector in vectors.values()})
+            raise ConfigError(
+                f"the embedding model {self.model!r} has vectors of {sizes} numbers in the "
+                f"cache at {self.folder}: another model was cached under that name; "
+                "use another cache folder or clear it"
+            )
         return np.vstack([vectors[key] for key in keys]) if keys else np.zeros((0, 0))
+
+    def _checked(self, encoded: object, texts: list[str]) -> np.ndarray:
+        """The encoder's vectors for ``texts`` as float32, or a ConfigError saying what is
+        wrong with them (nothing wrong is cached): one vector of finite numbers per text."""
+        vectors = np.asarray(encoded, dtype=np.float32)
+        name = f"the embedding model {self.model!r}"
+        if vectors.ndim != 2 or len(vectors) != len(texts):
+            raise ConfigError(
+                f"{name} gave an array of shape {vectors.shape} for {len(texts)} texts: "
+                "expected one vector per text"
+            )
+        finite = np.isfinite(vectors).all(axis=1)
+        if not finite.all():
+            text = texts[int(np.argmin(finite))]
+            raise ConfigError(
+                f"{name} gave a vector with NaN or infinite numbers for the text {text[:60]!r}"
+            )
+        return vectors
 
 
 def semantic_rescore(

@@ -62,6 +62,40 @@ def test_a_damaged_cache_file_is_encoded_again(tmp_path):
     assert again.dtype == np.float32
 
 
+@pytest.mark.parametrize(
+    ("vectors", "message"),
+    [
+        ([[1.0, 0.0], [np.nan, 1.0]], "NaN or infinite numbers for the text 'stars'"),
+        ([[1.0, 0.0], [np.inf, 1.0]], "NaN or infinite numbers for the text 'stars'"),
+        ([[1.0, 0.0]], r"shape \(1, 2\) for 2 texts"),
+        ([1.0, 0.0], r"shape \(2,\) for 2 texts"),
+    ],
+)
+def test_bad_vectors_from_the_encoder_are_a_config_error_and_never_cached(
+    tmp_path, vectors, message
+):
+    cache = EmbeddingCache(tmp_path, lambda texts: np.array(vectors), model="odd")
+    with pytest.raises(ConfigError, match="the embedding model 'odd' gave .*" + message):
+        cache.embed(["cell", "stars"])
+    assert not list(tmp_path.iterdir())
+
+
+def test_vectors_of_two_sizes_under_one_model_name_are_a_config_error(tmp_path):
+    EmbeddingCache(tmp_path, FakeEncoder(), model="fake").embed(["cell"])
+    longer = EmbeddingCache(tmp_path, lambda texts: np.ones((len(texts), 3)), model="fake")
+    with pytest.raises(ConfigError, match=r"vectors of \[2, 3\] numbers in the cache at"):
+        longer.embed(["cell", "stars"])
+
+
+def test_an_encoder_giving_nan_stops_the_fit_with_a_config_error(sample_pages, tmp_path):
+    def nan_encoder(texts):
+        return np.full((len(texts), 4), np.nan)
+
+    model = Recommender(semantic_weight=0.5, embedding_model=nan_encoder, embedding_cache=tmp_path)
+    with pytest.raises(ConfigError, match="nan_encoder' gave a vector with NaN"):
+        model.fit(sample_pages)
+
+
 def test_cache_keys_differ_by_model_and_text(tmp_path):
     a = EmbeddingCache(tmp_path, FakeEncoder(), model="a")
     b = EmbeddingCache(tmp_path, FakeEncoder(), model="b")
