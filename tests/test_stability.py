@@ -1,11 +1,13 @@
 """stability: a page keeps its current links unless a new candidate beats them by the margin."""
 
+import numpy as np
 import pandas as pd
 import pytest
+import scipy.sparse as sp
 
 from recommender import Recommender, churn
 from recommender.rules import EditorialRules, Never
-from recommender.stability import current_links
+from recommender.stability import add_candidates, current_links
 
 from .test_model import topic_pages, write_site
 
@@ -132,3 +134,24 @@ def test_orphan_rescue_weighs_similarity_not_the_stability_preference():
     assert spread_links(candidates, ranking, **params)[0].tolist() == [0]  # 2 left orphaned
     rescued = spread_links(candidates, ranking, rescue_scores=similarity, **params)
     assert rescued[0].tolist() == [1]
+
+
+def test_added_targets_are_scored_once_and_each_row_stays_sorted():
+    features = sp.csr_matrix(np.eye(4, dtype=np.float32) + 0.5)  # every pair shares a term
+    features = sp.csr_matrix(features / np.linalg.norm(features.toarray(), axis=1)[:, None])
+    true = (features @ features.T).toarray()
+    candidates = np.array([[1, -1], [0, 2], [-1, -1], [0, -1]])
+    given = np.array([[0.9, 0], [0.6, 0.5], [0, 0], [0.1, 0]], dtype=np.float32)
+    more = np.array([[1, 2], [3, -1], [3, -1], [-1, -1]])
+    is_target = np.array([True, True, True, True])
+    found, scores = add_candidates(candidates, given, more, features, is_target)
+    # row 0: target 1 is a candidate already: kept once, with the search's score, not scored
+    # again; target 2 is scored and placed after it
+    assert found[0].tolist() == [1, 2, -1, -1]
+    assert scores[0].tolist() == pytest.approx([0.9, true[0, 2], 0, 0])
+    # row 1: target 3 scores above the given 0.6 and 0.5, so it comes first
+    assert true[1, 3] > 0.6
+    assert found[1].tolist() == [3, 0, 2, -1]
+    assert scores[1].tolist() == pytest.approx([true[1, 3], 0.6, 0.5, 0])
+    assert found[2].tolist() == [3, -1, -1, -1]  # an empty row takes its addition
+    assert found[3].tolist() == [0, -1, -1, -1] and scores[3][0] == np.float32(0.1)
