@@ -118,8 +118,8 @@ BLOCK_COLUMNS: dict[str, str] = {
     "rank": "N of its related_articleN block (1-based)",
     "target_url": "the block's url",
     "target_id": "the block's id (nullable Int64)",
-    "target_title": "the block's title (None when absent)",
-    "target_subject": "the block's subject (None when absent)",
+    "target_title": "the block's title as text (missing when absent)",
+    "target_subject": "the block's subject as text (missing when absent)",
 }
 
 
@@ -777,26 +777,47 @@ def _errors_frame(problems: list[PageError]) -> pd.DataFrame:
     )
 
 
+def _block_text(value: object) -> str | None:
+    """A block's title or subject as text: None when absent, any other value as its text
+    (``title: 42`` as '42'), so that the column is text (it is saved in the nightly state)."""
+    return value if value is None or isinstance(value, str) else str(value)
+
+
+def _links_frame(records: list[dict[str, Any]]) -> pd.DataFrame:
+    """The records' related blocks, one row each (with a source_path column).
+
+    Each column is built from the values as read, never inferred by pandas
+    (which reads a title column of text and None as text and NaN).
+    """
+    rows = [
+        (record["path"], record["url"], rank, url, block_id, title, subject)
+        for record in records
+        for rank, url, block_id, title, subject in record["related"]
+    ]
+    columns = zip(*rows, strict=True) if rows else [()] * 7
+    paths, sources, ranks, urls, ids, titles, subjects = columns
+    return pd.DataFrame(
+        {  # text in Arrow buffers, not a Python string each
+            "source_path": pd.array(paths, dtype="str"),
+            "source_url": pd.array(sources, dtype="str"),
+            "rank": np.array(ranks, dtype=np.int64),
+            "target_url": pd.array(urls, dtype="str"),
+            "target_id": pd.array(
+                [v if isinstance(v, int) and not isinstance(v, bool) else None for v in ids],
+                dtype="Int64",
+            ),
+            "target_title": pd.array([_block_text(v) for v in titles], dtype="str"),
+            "target_subject": pd.array([_block_text(v) for v in subjects], dtype="str"),
+        },
+        columns=["source_path", *BLOCK_COLUMNS],
+    )
+
+
 def _frames(
     records: list[dict[str, Any]], columns: tuple[str, ...]
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Pages (with a url column, then ``columns``) and links (with a source_path column)."""
-    links = pd.DataFrame(
-        [
-            (record["path"], record["url"], rank, url, block_id, title, subject)
-            for record in records
-            for rank, url, block_id, title, subject in record["related"]
-        ],
-        columns=["source_path", *BLOCK_COLUMNS],
-    )
-    links["rank"] = links["rank"].astype("int64")
-    links["target_id"] = pd.array(
-        [v if isinstance(v, int) and not isinstance(v, bool) else None for v in links["target_id"]],
-        dtype="Int64",
-    )
-    for name in ("target_title", "target_subject"):
-        links[name] = links[name].astype(object)
-
+    links = _links_frame(records)
     values: dict[str, Any] = {
         name: [record[name] for record in records]
         for name in ("url", *columns)

@@ -171,6 +171,41 @@ def test_a_site_where_every_page_is_no_index_is_no_crash(tmp_path, capsys):
     assert snapshot(site) == before
 
 
+BLOCK_VALUES = [
+    "42",
+    "3.5",
+    "true",
+    "2020-01-02",
+    "[a, b]",
+    "{x: 1}",
+    "''",
+    "null",
+    "!!binary aGk=",
+]
+
+
+@pytest.mark.parametrize("value", BLOCK_VALUES)
+def test_a_block_whose_title_or_subject_is_not_text_is_no_crash_and_the_state_is_kept(
+    tmp_path, capsys, value
+):
+    linked = "/learn/biology/questions/how-is-dna-replicated-before-a-cell-divides"
+    block = f"related_article1:\n  title: {value}\n  subject: {value}\n  url: {linked}\n"
+    site = hostile_site(tmp_path, {"biology/odd.md": page(f"title: Odd\nurl: /odd\n{block}")})
+    loaded = load_corpus(site).links.set_index("source_url").loc["/odd"]
+    as_read = yaml.safe_load(f"v: {value}")["v"]
+    if as_read is None:
+        assert loaded[["target_title", "target_subject"]].isna().all()
+    else:  # a value that is not text, as its text
+        assert loaded[["target_title", "target_subject"]].tolist() == [str(as_read)] * 2
+    code, _, err = run(capsys, site, "--rewrite")
+    assert code == 0, err
+    assert (site / ".recommender" / "state.json").is_file()
+    code, out, err = run(capsys, site, "--rewrite")
+    assert code == 0 and "unchanged run" in out, err  # the state was kept
+    code, _, err = run(capsys, site, "--evaluate")
+    assert code == 0, err
+
+
 # ------------------------------------------------------------ nothing unparsable is written
 
 LINE_BREAKS = ["\u2028", "\u2029", "\x85", "\r", "\r\n", "\x0b", "\x0c", "\t", "\x00", "\ufeff"]
