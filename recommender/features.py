@@ -434,8 +434,12 @@ class _FastCounting:
         for _, (terms, chunk_blocks) in zip(chunks, results, strict=True):
             setdefault = vocabulary.setdefault
             renumber = np.array([setdefault(term, len(vocabulary)) for term in terms], np.int64)
+            fits = len(vocabulary) < np.iinfo(np.int32).max
             for block in chunk_blocks:
-                block.indices = renumber[block.indices]
+                # in the block's own index type (int32 from a worker) where the columns fit:
+                # as int64 the indices of every block held until stacked took twice the memory
+                kind = block.indptr.dtype if fits else np.int64
+                block.indices = renumber[block.indices].astype(kind, copy=False)
                 block.has_sorted_indices = False
                 blocks.append(block)
         return vocabulary, blocks
