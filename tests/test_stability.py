@@ -155,3 +155,18 @@ def test_added_targets_are_scored_once_and_each_row_stays_sorted():
     assert scores[1].tolist() == pytest.approx([true[1, 3], 0.6, 0.5, 0])
     assert found[2].tolist() == [3, -1, -1, -1]  # an empty row takes its addition
     assert found[3].tolist() == [0, -1, -1, -1] and scores[3][0] == np.float32(0.1)
+
+
+def test_added_targets_leave_out_non_targets_and_take_page_zero():
+    from recommender.stability import _among
+
+    features = sp.csr_matrix(np.eye(4, dtype=np.float32) + 0.5)
+    candidates = np.array([[2, -1], [0, -1], [-1, -1], [1, -1]])
+    given = np.array([[0.1, 0], [0.1, 0], [0, 0], [0.9, 0]], dtype=np.float32)
+    more = np.array([[1, 3], [2, 0], [0, -1], [-1, -1]])
+    is_target = np.array([True, True, True, False])  # page 3 may not be linked to
+    found, _ = add_candidates(candidates, given, more, features, is_target)
+    assert found.tolist() == [[1, 2, -1, -1], [2, 0, -1, -1], [0, -1, -1, -1], [1, -1, -1, -1]]
+    in_blocks = _among(more, candidates, rows=1)  # a row at a time: the same answer
+    np.testing.assert_array_equal(in_blocks, _among(more, candidates))
+    assert in_blocks.tolist() == [[False, False], [False, True], [False, True], [True, True]]
