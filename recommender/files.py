@@ -199,21 +199,29 @@ class PageWriter:
         self._folder = self._descriptor = None
 
 
-def write_atomic(path: str | os.PathLike[str], data: bytes) -> None:
+def write_atomic(
+    path: str | os.PathLike[str], data: bytes, *, follow_symlinks: bool = True
+) -> None:
     """Replace a file's content atomically (or create it), keeping its mode.
 
     The data goes to a temporary file in the same folder, which then replaces
     the file (``os.replace``), so a reader or a killed process sees either
-    the old content or the new, never a part.  A symlink is followed: the
-    file it points to is replaced, not the link.  A new file gets the modes
-    the umask allows.  For any file (the state, a links table); pages go
-    through :class:`PageWriter`, which keeps them inside the site.
+    the old content or the new, never a part.  A symlink is followed (the
+    file it points to is replaced) unless ``follow_symlinks`` is False: then
+    the link itself is replaced, as the state's files are (a link planted in
+    a site's state folder would otherwise have any file replaced, even
+    ``/dev/zero``).  A new file gets the modes the umask allows.  For any
+    file (the state, a links table); pages go through :class:`PageWriter`,
+    which keeps them inside the site.
     """
+    target = os.path.realpath(path) if follow_symlinks else os.fspath(path)
     try:
-        mode = stat.S_IMODE(os.stat(path).st_mode)
+        status = os.lstat(target)
     except FileNotFoundError:
-        mode = 0o666 & ~_umask()
-    _replace_in(None, os.path.realpath(path), data, mode)
+        status = None
+    keep = status is not None and stat.S_ISREG(status.st_mode)
+    mode = stat.S_IMODE(status.st_mode) if keep else 0o666 & ~_umask()
+    _replace_in(None, target, data, mode)
 
 
 def _umask() -> int:

@@ -27,7 +27,13 @@ import pandas as pd
 
 from .corpus import CLEANED_TEXT_COLUMNS, Corpus, find_pages, load_corpus
 from .distributed import on_cluster
-from .errors import ConfigError, PageError, RemovalRefusedError, SiteNotFoundError
+from .errors import (
+    ConfigError,
+    PageError,
+    RemovalRefusedError,
+    SiteNotFoundError,
+    UnsafeFileError,
+)
 from .evaluate import churn, compare
 from .export import (
     REPORT_COLUMNS,
@@ -379,9 +385,19 @@ def _run(root, *, settings, **options) -> JobResult:
 
 
 def _state_folder(root: Path, state: str | os.PathLike[str] | bool | None) -> Path | None:
+    """The state folder: none, the default one in the site, or the one named.
+
+    The default one must not be a symlink: planted in a site, one would have the
+    state written, and old generations removed, wherever it leads.
+    """
     if state is None or state is False:
         return None
-    return root / DEFAULT_STATE_FOLDER if state is True else Path(state)
+    if state is not True:
+        return Path(state)
+    folder = root / DEFAULT_STATE_FOLDER
+    if folder.is_symlink():
+        raise UnsafeFileError(f"{folder}: cannot be the state folder: a symlink")
+    return folder
 
 
 def _run_kind(

@@ -31,7 +31,9 @@ import hashlib
 import json
 import logging
 import os
+import re
 import shutil
+import stat
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -44,7 +46,8 @@ import scipy.sparse as sp
 
 from . import __version__
 from .corpus import CLEANED_TEXT_COLUMNS, RAW_TEXT_COLUMNS, Corpus
-from .files import write_atomic
+from .errors import UnsafeFileError
+from .files import read_regular_file, write_atomic
 from .model import Recommender
 
 __all__ = [
@@ -71,6 +74,15 @@ TEXT_COLUMNS = (*RAW_TEXT_COLUMNS, *CLEANED_TEXT_COLUMNS)
 #: The state folder's name at the site root, when no other is given.
 DEFAULT_STATE_FOLDER = ".recommender"
 _HEADER = "state.json"
+#: A generation's folder name (``uuid4().hex``) and the files it holds: only such a folder
+#: is ever removed from the state folder (``--state`` may name a folder holding others).
+_GENERATION = re.compile(r"[0-9a-f]{32}")
+_GENERATION_FILES = frozenset(
+    {"signatures.npz", "model.npz", "urls.parquet", "links.parquet", "pages.parquet"}
+    | {"errors.parquet", "blocks.parquet"}
+)
+#: The largest page file hashed to compare it with the state (a bigger one counts as changed).
+_HASHED_BYTES = 1 << 26
 
 
 #: Settings that never change the links (where embeddings are cached, threads, bars).
@@ -124,7 +136,7 @@ def file_signatures(root: Path, paths: list[str], *, digests: bool) -> Signature
             continue
         size[i], mtime[i] = info.st_size, info.st_mtime_ns
         if digests:
-            digest[i] = _digest(root / path)
+            digest[i] = _digest(root, path)
     return Signatures(paths, size, mtime, digest)
 
 
@@ -166,17 +178,19 @@ def signatures_after_writes(
             after.size[i], after.mtime_ns[i] = info.st_size, info.st_mtime_ns
             known = written[path]
             after.digest[i] = (
-                _digest(root / path)
+                _digest(root, path)
                 if known is None
                 else np.frombuffer(bytes.fromhex(known), np.uint8)
             )
     return after
 
 
-def _digest(path: Path) -> np.ndarray:
+def _digest(root: Path, path: str) -> np.ndarray:
+    """The content hash of a page file; zeros when it cannot be read as a page is (a FIFO,
+    a device, a symlink leading outside the site, a file over :data:`_HASHED_BYTES`)."""
     try:
-        data = path.read_bytes()
-    except OSError:
+        data = read_regular_file(root / path, os.path.realpath(root), _HASHED_BYTES)
+    except (OSError, UnsafeFileError):
         return np.zeros(16, dtype=np.uint8)
     return np.frombuffer(hashlib.blake2b(data, digest_size=16).digest(), dtype=np.uint8)
 
@@ -210,7 +224,12 @@ class SavedState:
     in_sync: np.ndarray  # per path: its blocks hold its links
 
     def changes(self, root: Path, now: Signatures) -> SiteChanges:
-        """Compare the files now with the state's; a file whose stat differs is hashed."""
+        """Compare the files now with the state's; a file whose stat differs is hashed.
+
+        Its hash goes into ``now``, so that a file touched but not changed keeps its hash
+        in the state written after the run (without, every such file counted as changed
+        the night after).
+        """
         before = pd.Series(np.arange(len(self.signatures.paths)), index=self.signatures.paths)
         rows = before.reindex(now.paths).to_numpy(dtype=float)
         known = ~np.isnan(rows)
@@ -219,11 +238,13 @@ class SavedState:
             now.mtime_ns[known] == self.signatures.mtime_ns[old]
         )
         stat_differs = np.flatnonzero(~same_stat)  # only these files are hashed
-        paths = np.array(now.paths, dtype=object)[known][stat_differs]
+        places = np.flatnonzero(known)[stat_differs]
+        for place in places:
+            now.digest[place] = _digest(root, now.paths[place])
         changed = [
-            str(path)
-            for path, row in zip(paths, old[stat_differs], strict=True)
-            if not np.array_equal(_digest(root / path), self.signatures.digest[row])
+            now.paths[place]
+            for place, row in zip(places, old[stat_differs], strict=True)
+            if not np.array_equal(now.digest[place], self.signatures.digest[row])
         ]
         return SiteChanges(
             new=[p for p, k in zip(now.paths, known, strict=True) if not k],
@@ -243,18 +264,18 @@ class SavedState:
 
     def _read_corpus(self, root: Path, columns: list[str] | None = None) -> Corpus:
         folder = self.folder / self.generation
-        pages = pd.read_parquet(folder / "pages.parquet", columns=columns)
+        pages = pd.read_parquet(_state_file(folder, "pages.parquet"), columns=columns)
         for column in ("keywords", "related_urls"):
             if column in pages:
                 pages[column] = pages[column].map(list)
-        errors = pd.read_parquet(folder / "errors.parquet")
-        blocks = pd.read_parquet(folder / "blocks.parquet")
+        errors = pd.read_parquet(_state_file(folder, "errors.parquet"))
+        blocks = pd.read_parquet(_state_file(folder, "blocks.parquet"))
         return Corpus(root=root, pages=pages, errors=errors, links=blocks)
 
     def read_links(self) -> pd.DataFrame:
         """The links of the last run (:data:`~recommender.model.LINK_COLUMNS`)."""
         with _damage_as(StateDamagedError, self.folder):
-            return pd.read_parquet(self.folder / self.generation / "links.parquet")
+            return pd.read_parquet(_state_file(self.folder / self.generation, "links.parquet"))
 
     def read_model(self, settings: Mapping[str, Any]) -> Recommender:
         """The fitted model as it was: vectorizers, features, candidates, links."""
@@ -264,7 +285,7 @@ class SavedState:
     def _read_model(self, settings: Mapping[str, Any]) -> Recommender:
         folder = self.folder / self.generation
         model = Recommender(**settings)
-        with np.load(folder / "model.npz", allow_pickle=False) as arrays:
+        with np.load(_state_file(folder, "model.npz"), allow_pickle=False) as arrays:
             model.features_ = sp.csr_matrix(
                 (arrays["data"], arrays["indices"], arrays["indptr"]),
                 shape=tuple(arrays["shape"]),
@@ -278,7 +299,7 @@ class SavedState:
             model.semantic_candidate_scores_ = arrays["semantic_candidate_scores"]
         model.related_ = self.read_links()
         model.urls_ = pd.Index(
-            pd.read_parquet(folder / "urls.parquet")["url"].astype(str), name="url"
+            pd.read_parquet(_state_file(folder, "urls.parquet"))["url"].astype(str), name="url"
         )
         model.timings_ = {}
         return model
@@ -299,7 +320,7 @@ def _damage_as(kind: type[Exception], folder: Path):
 def read_state(folder: Path, key: str) -> SavedState | None:
     """The state in ``folder`` if it was made with these settings, else None (one log line)."""
     try:
-        header = json.loads((folder / _HEADER).read_text(encoding="utf-8"))
+        header = json.loads(_state_file(folder, _HEADER, max_bytes=1 << 20).read_text("utf-8"))
     except FileNotFoundError:
         logger.info("no state in %s: a full run", folder)
         return None
@@ -326,13 +347,15 @@ def _distrust(header: Any, key: str) -> str:
         return f"it was made by recommender {header.get('recommender')}, this is {__version__}"
     if header.get("settings") != key:
         return "it was made with other settings"
-    if not isinstance(header.get("generation"), str) or not header["generation"].isalnum():
+    if not isinstance(header.get("generation"), str) or not _GENERATION.fullmatch(
+        header["generation"]
+    ):
         return "it names no generation"
     return ""
 
 
 def _read_signatures(folder: Path, generation: str) -> SavedState:
-    with np.load(folder / generation / "signatures.npz", allow_pickle=False) as arrays:
+    with np.load(_state_file(folder / generation, "signatures.npz"), allow_pickle=False) as arrays:
         paths = (
             arrays["paths"].tobytes().decode("utf-8").split("\x00") if arrays["size"].size else []
         )
@@ -364,14 +387,41 @@ def write_state(
             "generation": generation,
             "pages": len(corpus.pages),
         }
-        write_atomic(folder / _HEADER, json.dumps(header, indent=1).encode("utf-8"))
+        header_text = json.dumps(header, indent=1).encode("utf-8")
+        write_atomic(folder / _HEADER, header_text, follow_symlinks=False)
     except BaseException:
         shutil.rmtree(target, ignore_errors=True)
         raise
     for old in folder.iterdir():
-        if old.is_dir() and old.name != generation and old.name.isalnum():
+        if old.name != generation and _is_generation(old):
             with contextlib.suppress(OSError):
                 shutil.rmtree(old)
+
+
+def _is_generation(path: Path) -> bool:
+    """Whether ``path`` is a generation this module wrote: a real folder named as one,
+    holding nothing but a generation's files.  Nothing else in a state folder is removed."""
+    try:
+        if not _GENERATION.fullmatch(path.name) or not stat.S_ISDIR(os.lstat(path).st_mode):
+            return False
+        return all(entry.name in _GENERATION_FILES for entry in os.scandir(path))
+    except OSError:
+        return False
+
+
+def _state_file(folder: Path, name: str, max_bytes: int | None = None) -> Path:
+    """``folder / name`` where it is a regular file (and at most ``max_bytes``), and, in a
+    generation, where that is a real folder; else ``OSError``: a FIFO, a device, a folder
+    or a symlink planted in the state would hang the run, never end, or lead elsewhere."""
+    path = folder / name
+    if name != _HEADER and not stat.S_ISDIR(os.lstat(folder).st_mode):
+        raise OSError(f"{folder} is not a folder")
+    status = os.lstat(path)
+    if not stat.S_ISREG(status.st_mode):
+        raise OSError(f"{path} is not a regular file")
+    if max_bytes is not None and status.st_size > max_bytes:
+        raise OSError(f"{path} is over {max_bytes:,} bytes")
+    return path
 
 
 def _write_generation(

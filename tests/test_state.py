@@ -362,3 +362,104 @@ def test_a_night_after_a_run_that_linked_nothing_runs_on_the_state(site):
     page.write_text(text.replace("\nanswer: >-\n    ", "\nanswer: >-\n    Quasars. ", 1))
     night = run()
     assert night.kind is RunKind.INCREMENTAL and night.links.empty
+
+
+# ------------------------------------------------------- a hostile site or state folder
+
+
+@pytest.fixture
+def alarm():
+    """Fail, rather than hang, when a read blocks."""
+    import signal
+
+    class Blocked(BaseException):  # not an OSError, which the code may catch
+        pass
+
+    def timeout(*_):
+        raise Blocked("a read blocked")
+
+    previous = signal.signal(signal.SIGALRM, timeout)
+    signal.alarm(30)
+    yield
+    signal.alarm(0)
+    signal.signal(signal.SIGALRM, previous)
+
+
+def test_a_state_folder_of_other_things_keeps_them_all(site, tmp_path):
+    folder = tmp_path / "var"
+    (folder / "backups2024").mkdir(parents=True)
+    (folder / "backups2024" / "important.txt").write_text("keep")
+    lookalike = folder / ("a" * 32)  # named as a generation, but holding something else
+    lookalike.mkdir()
+    (lookalike / "notes.txt").write_text("keep")
+    for _ in range(2):  # the second run removes the first run's generation, and only that
+        page = sorted(site.rglob("*.md"))[0]
+        page.write_text(page.read_text(encoding="utf-8") + "\n", encoding="utf-8")
+        run_job(site, settings=SETTINGS, write_back=WriteBack.YES, state=folder)
+    assert (folder / "backups2024" / "important.txt").read_text() == "keep"
+    assert (lookalike / "notes.txt").read_text() == "keep"
+    generations = [p for p in folder.iterdir() if p.is_dir() and p.name not in ("backups2024",)]
+    assert sorted(p.name for p in generations) == sorted(
+        [lookalike.name, json.loads((folder / "state.json").read_text())["generation"]]
+    )
+
+
+def test_a_planted_state_symlink_is_refused_and_nothing_outside_is_touched(site, tmp_path):
+    from recommender.errors import UnsafeFileError
+
+    outside = tmp_path / "outside"
+    (outside / "data2024").mkdir(parents=True)
+    (site / ".recommender").symlink_to(outside)
+    pages = sorted(p.relative_to(site) for p in site.rglob("*.md"))
+    with pytest.raises(UnsafeFileError, match="cannot be the state folder: a symlink"):
+        rewrite(site)
+    assert sorted(p.name for p in outside.iterdir()) == ["data2024"]
+    assert sorted(p.relative_to(site) for p in site.rglob("*.md")) == pages
+
+
+def test_a_page_turned_into_a_fifo_between_runs_is_reported_not_waited_for(site, alarm):
+    rewrite(site)
+    page = sorted(site.rglob("*.md"))[2]
+    page.unlink()
+    os.mkfifo(page)
+    result = rewrite(site)
+    assert page.relative_to(site).as_posix() in result.corpus.errors["path"].tolist()
+
+
+@pytest.mark.parametrize("planted", ["fifo", "folder", "link"])
+def test_a_state_file_that_is_no_regular_file_is_damage_not_a_hang(site, tmp_path, alarm, planted):
+    folder = site / ".recommender"
+    victim = tmp_path / "victim.txt"  # where a planted link leads: never written
+    victim.write_text("keep")
+    names = ["pages.parquet", "links.parquet"] + (["state.json"] if planted != "folder" else [])
+    for name in names:
+        rewrite(site)  # a good state again
+        generation = folder / json.loads((folder / "state.json").read_text())["generation"]
+        target = folder / name if name == "state.json" else generation / name
+        target.unlink()
+        if planted == "fifo":
+            os.mkfifo(target)
+        elif planted == "folder":
+            target.mkdir()
+        else:
+            target.symlink_to(victim)
+        page = sorted(site.rglob("*.md"))[0]  # a change: the pages' table must be read
+        page.write_text(page.read_text(encoding="utf-8") + "\n", encoding="utf-8")
+        assert rewrite(site).kind is RunKind.FULL, name
+        assert rewrite(site).kind is RunKind.UNCHANGED, name  # rebuilt
+        assert victim.read_text() == "keep"
+
+
+def test_files_touched_without_a_change_keep_their_hash_after_an_incremental_run(site):
+    rewrite(site)
+    pages = sorted(site.rglob("*.md"))
+    for page in pages:  # a deploy that sets every file's time
+        os.utime(page, ns=(1, 1_000_000_000))
+    pages[4].write_text(pages[4].read_text(encoding="utf-8") + "\n", encoding="utf-8")
+    result = rewrite(site)
+    assert result.kind is RunKind.INCREMENTAL and result.changes.changed == [
+        pages[4].relative_to(site).as_posix()
+    ]
+    for page in pages:  # and again, with no change at all
+        os.utime(page, ns=(2, 2_000_000_000))
+    assert rewrite(site).kind is RunKind.UNCHANGED
