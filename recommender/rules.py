@@ -277,7 +277,7 @@ class EditorialRules:
         for number, rule in enumerate(self.keeps):
             keep_rule[select(rule, rule.source, "source") & (keep_rule < 0)] = number
         pins = _resolve_pins(self, select, pages, nevers, keep_rule, n_links, exclude_no_index)
-        days = (pages["date"] - pd.Timestamp(0)).dt.days.to_numpy(dtype=float)
+        days = _days(pages["date"])
         return ResolvedRules(
             rules=self,
             nevers=nevers,
@@ -325,6 +325,13 @@ _GLOB = re.compile(r"[*?\[]")
 def subject_fold(subject: str) -> str:
     """A subject with case and spacing folded, as the pages' ``subject_key``."""
     return re.sub(r"\s+", " ", subject).strip().casefold()
+
+
+def _days(dates: pd.Series) -> np.ndarray:
+    """Each date as days since 1970-01-01 (float, NaN when absent), from year 1 to 9999:
+    through nanoseconds (a difference of timestamps) 9999-12-31 stopped every run."""
+    days = dates.to_numpy(dtype="datetime64[s]").astype("datetime64[D]")
+    return np.where(np.isnat(days), np.nan, days.astype(np.int64).astype(float))
 
 
 def _resolve_pins(

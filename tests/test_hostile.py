@@ -206,6 +206,24 @@ def test_a_block_whose_title_or_subject_is_not_text_is_no_crash_and_the_state_is
     assert code == 0, err
 
 
+@pytest.mark.parametrize("rules", [False, True])
+def test_dates_far_from_today_are_days_like_any_other(tmp_path, capsys, rules):
+    files = {
+        "biology/last-day.md": page("title: Last day\nurl: /last-day\ndate: 9999-12-31\n"),
+        "biology/first-day.md": page("title: First day\nurl: /first-day\ndate: 0001-01-01\n"),
+    }
+    site = hostile_site(tmp_path, files)
+    if rules:
+        (site / "dates.toml").write_text("[dates]\nno_newer = true\nhalf_life_days = 730\n")
+    extra = ["--rules", site / "dates.toml"] if rules else []
+    code, _, err = run(capsys, site, "--rewrite", *extra)
+    assert code == 0, err  # through nanoseconds, 9999-12-31 stopped every run (exit 4)
+    linked = load_corpus(site).links
+    newest = linked.loc[linked["source_url"] == "/first-day", "target_url"].tolist()
+    if rules:  # the first day links to nothing newer: it has no page to link to
+        assert newest == []
+
+
 # ------------------------------------------------------------ nothing unparsable is written
 
 LINE_BREAKS = ["\u2028", "\u2029", "\x85", "\r", "\r\n", "\x0b", "\x0c", "\t", "\x00", "\ufeff"]
