@@ -51,6 +51,7 @@ __all__ = [
     "PAGE_COLUMNS",
     "RAW_TEXT_COLUMNS",
     "Corpus",
+    "errors_frame",
     "find_pages",
     "load_corpus",
     "read_page",
@@ -673,7 +674,7 @@ def load_corpus(
     pages = _by_url(pages)
     links = links.drop(columns="source_path").sort_values(["source_url", "rank"], ignore_index=True)
     logger.info("loaded %d pages, %d errors", len(pages), len(problems))
-    return Corpus(root=root, pages=pages, errors=_errors_frame(problems), links=links)
+    return Corpus(root=root, pages=pages, errors=errors_frame(problems), links=links)
 
 
 def _by_url(pages: pd.DataFrame) -> pd.DataFrame:
@@ -763,7 +764,7 @@ def _drop_duplicate_urls(
     return pages[~duplicate], links
 
 
-def _errors_frame(problems: list[PageError]) -> pd.DataFrame:
+def errors_frame(problems: list[PageError]) -> pd.DataFrame:
     """:attr:`Corpus.errors`: one row per problem, columns as in :data:`ERROR_COLUMNS`."""
     return pd.DataFrame(
         {

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .corpus import CLEANED_TEXT_COLUMNS, Corpus, find_pages, load_corpus
+from .corpus import CLEANED_TEXT_COLUMNS, Corpus, errors_frame, find_pages, load_corpus
 from .distributed import on_cluster
 from .errors import (
     ConfigError,
@@ -340,7 +340,8 @@ def _run(root, *, settings, **options) -> JobResult:
     folder = _state_folder(root, options["state"])
     unfitted = Recommender(**settings)
     unfitted.check_params()  # a bad setting or a missing extra fails before any page is read
-    key = settings_key(unfitted.get_params())
+    # the page size limit decides which pages load: a state made under another is not used
+    key = settings_key({**unfitted.get_params(), "max_page_bytes": options["max_page_bytes"]})
     saved = None if folder is None or options["full"] else read_state(folder, key)
     rels, before, walked = [], None, None
     if folder is not None:  # without a state, only the loader needs to walk the site
@@ -351,9 +352,11 @@ def _run(root, *, settings, **options) -> JobResult:
     kind = _run_kind(saved, changes, options["full_after"], options["evaluate"])
     try:
         if kind is RunKind.UNCHANGED:
-            corpus, links, report, model = _unchanged(saved, root, settings, options)
+            corpus, links, report, model = _unchanged(saved, walked, root, options)
         elif kind is RunKind.INCREMENTAL:
-            corpus, links, report, model = _incremental(saved, changes, root, settings, options)
+            corpus, links, report, model = _incremental(
+                saved, changes, walked, root, settings, options
+            )
     except StateDamagedError as exc:
         logger.warning("%s: a full run rebuilds it", exc)
         kind = RunKind.FULL
@@ -462,18 +465,18 @@ def _export(corpus: Corpus, links: pd.DataFrame, model, options, sources=None) -
     return report
 
 
-def _unchanged(saved: SavedState, root: Path, settings, options):
+def _unchanged(saved: SavedState, walked, root: Path, options):
     """No file changed and every page holds its links: say so, read and write nothing.
 
     Only the pages' paths and links are read from the state (the summary needs no more).
     """
-    corpus = saved.read_corpus(root, columns=["path", "related_urls"])
+    corpus = _with_walk_problems(saved.read_corpus(root, columns=["path", "related_urls"]), walked)
     _raise_first_error(corpus, options["strict"])
     links = saved.read_links()
     return corpus, links, _report(corpus.pages, links, []), None
 
 
-def _incremental(saved, changes, root, settings, options):
+def _incremental(saved, changes, walked, root, settings, options):
     """Read only the new and changed files; search again only where they reach."""
     old = saved.read_corpus(root)
     fresh = load_corpus(
@@ -485,6 +488,8 @@ def _incremental(saved, changes, root, settings, options):
         raw_texts=False,  # as the state's pages (see state.TEXT_COLUMNS)
     )
     corpus = _merged_corpus(old, fresh, set(changes.changed) | set(changes.deleted))
+    if corpus is not None:
+        corpus = _with_walk_problems(corpus, walked)
     if corpus is None or not _linkable(corpus, settings):
         logger.info("the changes cannot be merged into the state: a full run")
         return _full(root, settings, options)
@@ -496,6 +501,18 @@ def _incremental(saved, changes, root, settings, options):
     sources = _pages_to_export(corpus, old_links, links, fresh.pages.index, restated, saved)
     report = _export(corpus, links, model, options, sources)
     return corpus, links, _report(corpus.pages, links, [report]), model
+
+
+def _with_walk_problems(corpus: Corpus, walked: tuple[list[str], list[PageError]]) -> Corpus:
+    """The corpus with this run's problems from walking the site (a folder symlink leading
+    outside, a file name that is not UTF-8, ...) instead of the state's: the state's rows
+    are kept only for page files found now, so a problem gone is gone, and a new one shown.
+    """
+    rels, problems = walked
+    kept = corpus.errors[is_in(corpus.errors["path"], set(rels))]
+    errors = pd.concat([kept, errors_frame(problems)], ignore_index=True)
+    errors = errors.sort_values("path", ignore_index=True, kind="stable")
+    return Corpus(root=corpus.root, pages=corpus.pages, errors=errors, links=corpus.links)
 
 
 def _restated(old: Corpus, fresh: Corpus) -> pd.Index:

@@ -463,3 +463,24 @@ def test_files_touched_without_a_change_keep_their_hash_after_an_incremental_run
     for page in pages:  # and again, with no change at all
         os.utime(page, ns=(2, 2_000_000_000))
     assert rewrite(site).kind is RunKind.UNCHANGED
+
+
+def test_problems_found_walking_the_site_come_and_go_with_the_state(site, tmp_path):
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    rewrite(site)
+    (site / "evil").symlink_to(outside)  # a folder symlink leading outside the site
+    second = rewrite(site)
+    assert second.kind is RunKind.UNCHANGED
+    assert second.corpus.errors["path"].tolist() == ["evil"]
+    (site / "evil").unlink()
+    page = sorted(site.rglob("*.md"))[0]
+    page.write_text(page.read_text(encoding="utf-8") + "\n", encoding="utf-8")
+    third = rewrite(site)
+    assert third.kind is RunKind.INCREMENTAL and third.corpus.errors.empty
+
+
+def test_another_page_size_limit_does_not_use_the_state(site):
+    rewrite(site)
+    assert rewrite(site, max_page_bytes=500_000).kind is RunKind.FULL
+    assert rewrite(site, max_page_bytes=500_000).kind is RunKind.UNCHANGED
