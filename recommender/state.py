@@ -81,6 +81,8 @@ _GENERATION_FILES = frozenset(
     {"signatures.npz", "model.npz", "urls.parquet", "links.parquet", "pages.parquet"}
     | {"errors.parquet", "blocks.parquet"}
 )
+#: The temporary file :func:`~recommender.files.write_atomic` writes before state.json.
+_LEFT_HEADER = re.compile(r"\.state\.json\.[a-z0-9_]{8}\.tmp")
 #: The largest page file hashed to compare it with the state (a bigger one counts as changed).
 _HASHED_BYTES = 1 << 26
 
@@ -396,6 +398,9 @@ def write_state(
         if old.name != generation and _is_generation(old):
             with contextlib.suppress(OSError):
                 shutil.rmtree(old)
+        elif _LEFT_HEADER.fullmatch(old.name) and stat.S_ISREG(os.lstat(old).st_mode):
+            with contextlib.suppress(OSError):  # a killed run's unfinished state.json
+                old.unlink()
 
 
 def _is_generation(path: Path) -> bool:

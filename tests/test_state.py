@@ -484,3 +484,16 @@ def test_another_page_size_limit_does_not_use_the_state(site):
     rewrite(site)
     assert rewrite(site, max_page_bytes=500_000).kind is RunKind.FULL
     assert rewrite(site, max_page_bytes=500_000).kind is RunKind.UNCHANGED
+
+
+def test_a_state_json_left_half_written_by_a_killed_run_is_removed_next_time(site):
+    rewrite(site)
+    folder = site / ".recommender"
+    left = folder / ".state.json.0a1b2c3d.tmp"  # as write_atomic names it
+    left.write_text('{"form')
+    kept = folder / ".state.json.notes"
+    kept.write_text("not ours")
+    page = sorted(site.rglob("*.md"))[0]
+    page.write_text(page.read_text(encoding="utf-8") + "\n", encoding="utf-8")
+    rewrite(site)
+    assert not left.exists() and kept.read_text() == "not ours"
