@@ -243,10 +243,11 @@ class SavedState:
         places = np.flatnonzero(known)[stat_differs]
         for place in places:
             now.digest[place] = _digest(root, now.paths[place])
-        changed = [
+        changed = [  # zeros: a file that cannot be read as a page now, never the same
             now.paths[place]
             for place, row in zip(places, old[stat_differs], strict=True)
-            if not np.array_equal(now.digest[place], self.signatures.digest[row])
+            if not now.digest[place].any()
+            or not np.array_equal(now.digest[place], self.signatures.digest[row])
         ]
         return SiteChanges(
             new=[p for p, k in zip(now.paths, known, strict=True) if not k],

@@ -497,3 +497,19 @@ def test_a_state_json_left_half_written_by_a_killed_run_is_removed_next_time(sit
     page.write_text(page.read_text(encoding="utf-8") + "\n", encoding="utf-8")
     rewrite(site)
     assert not left.exists() and kept.read_text() == "not ours"
+
+
+def test_a_page_that_cannot_be_read_now_is_a_change_whatever_the_state_knew(site, alarm):
+    rewrite(site)
+    page = sorted(site.rglob("*.md"))[1]
+    os.utime(page, ns=(1, 1_000_000_000))  # touched: the state's hash of it is unknown
+    folder = site / ".recommender"
+    generation = folder / json.loads((folder / "state.json").read_text())["generation"]
+    with np.load(generation / "signatures.npz") as arrays:
+        saved = dict(arrays)
+    saved["digest"][:] = 0  # as a state that never knew the pages' hashes
+    np.savez(generation / "signatures.npz", **saved)
+    page.unlink()
+    os.mkfifo(page)
+    result = rewrite(site)
+    assert page.relative_to(site).as_posix() in result.corpus.errors["path"].tolist()
