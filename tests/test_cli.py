@@ -381,3 +381,26 @@ def test_semantic_weight_without_the_extra_is_a_usage_error_naming_it(
     assert 'needs sentence embeddings: pip install "recommender[embeddings]"' in err
     assert err.count("\n") == 1 and "Traceback" not in err
     assert snapshot(site) == before and not (site / ".recommender").exists()
+
+
+def test_ctrl_c_while_the_command_starts_is_exit_130_not_a_traceback(monkeypatch, capsys):
+    from recommender import launch
+
+    class Interrupted:  # a Ctrl-C while the command's modules are imported
+        def find_spec(self, name, path=None, target=None):
+            if name == "recommender.cli":
+                raise KeyboardInterrupt
+
+    monkeypatch.delitem(sys.modules, "recommender.cli")
+    monkeypatch.setattr(sys, "meta_path", [Interrupted(), *sys.meta_path])
+    assert launch.main() == 130 == cli.EXIT_INTERRUPTED
+    assert "interrupted while starting" in capsys.readouterr().err
+
+
+def test_the_console_script_runs_the_command(monkeypatch):
+    from recommender import launch
+
+    monkeypatch.setattr(sys, "argv", ["recommend", "--version"])
+    with pytest.raises(SystemExit) as stopped:
+        launch.main()
+    assert stopped.value.code == 0
