@@ -39,6 +39,7 @@ __all__ = [
     "is_inside",
     "read_regular_file",
     "remove_temporary_files",
+    "temporary_name",
     "writable_target",
     "write_atomic",
 ]
@@ -49,6 +50,13 @@ logger = logging.getLogger(__name__)
 DEFAULT_MAX_PAGE_BYTES = 1_000_000
 #: The name :func:`write_atomic` and :class:`PageWriter` give their temporary files.
 TEMPORARY_NAME = re.compile(r"\..+\.md\.[a-z0-9_]{8}\.tmp")
+
+
+def temporary_name(name: str) -> re.Pattern[str]:
+    """The names :func:`write_atomic` gives the temporary files it writes beside ``name``."""
+    return re.compile(rf"\.{re.escape(name)}\.[a-z0-9_]{{8}}\.tmp")
+
+
 _KINDS = (
     (stat.S_ISDIR, "a folder"),
     (stat.S_ISFIFO, "a FIFO (named pipe)"),

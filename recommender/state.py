@@ -47,7 +47,7 @@ import scipy.sparse as sp
 from . import __version__
 from .corpus import CLEANED_TEXT_COLUMNS, RAW_TEXT_COLUMNS, Corpus
 from .errors import UnsafeFileError
-from .files import read_regular_file, write_atomic
+from .files import read_regular_file, temporary_name, write_atomic
 from .model import Recommender
 
 __all__ = [
@@ -78,11 +78,18 @@ _HEADER = "state.json"
 #: is ever removed from the state folder (``--state`` may name a folder holding others).
 _GENERATION = re.compile(r"[0-9a-f]{32}")
 _GENERATION_FILES = frozenset(
-    {"signatures.npz", "model.npz", "urls.parquet", "links.parquet", "pages.parquet"}
-    | {"errors.parquet", "blocks.parquet"}
+    {
+        "signatures.npz",
+        "model.npz",
+        "urls.parquet",
+        "links.parquet",
+        "pages.parquet",
+        "errors.parquet",
+        "blocks.parquet",
+    }
 )
 #: The temporary file :func:`~recommender.files.write_atomic` writes before state.json.
-_LEFT_HEADER = re.compile(r"\.state\.json\.[a-z0-9_]{8}\.tmp")
+_LEFT_HEADER = temporary_name(_HEADER)
 #: The largest page file hashed to compare it with the state (a bigger one counts as changed).
 _HASHED_BYTES = 1 << 26
 
@@ -131,6 +138,7 @@ def file_signatures(root: Path, paths: list[str], *, digests: bool) -> Signature
     size = np.full(len(paths), -1, dtype=np.int64)
     mtime = np.zeros(len(paths), dtype=np.int64)
     digest = np.zeros((len(paths), 16), dtype=np.uint8)
+    root_real = os.path.realpath(root)
     for i, path in enumerate(paths):
         try:
             info = os.stat(os.path.join(root, path))
@@ -138,7 +146,7 @@ def file_signatures(root: Path, paths: list[str], *, digests: bool) -> Signature
             continue
         size[i], mtime[i] = info.st_size, info.st_mtime_ns
         if digests:
-            digest[i] = _digest(root, path)
+            digest[i] = _digest(root, path, root_real)
     return Signatures(paths, size, mtime, digest)
 
 
@@ -170,6 +178,7 @@ def signatures_after_writes(
         )
         places = np.flatnonzero(known)[same]
         after.digest[places] = saved.digest[old[same]]
+    root_real = os.path.realpath(root)
     for i, path in enumerate(after.paths):
         if path in written:
             try:
@@ -180,18 +189,19 @@ def signatures_after_writes(
             after.size[i], after.mtime_ns[i] = info.st_size, info.st_mtime_ns
             known = written[path]
             after.digest[i] = (
-                _digest(root, path)
+                _digest(root, path, root_real)
                 if known is None
                 else np.frombuffer(bytes.fromhex(known), np.uint8)
             )
     return after
 
 
-def _digest(root: Path, path: str) -> np.ndarray:
+def _digest(root: Path, path: str, root_real: str) -> np.ndarray:
     """The content hash of a page file; zeros when it cannot be read as a page is (a FIFO,
-    a device, a symlink leading outside the site, a file over :data:`_HASHED_BYTES`)."""
+    a device, a symlink leading outside the site, ``root_real``, a file over
+    :data:`_HASHED_BYTES`)."""
     try:
-        data = read_regular_file(root / path, os.path.realpath(root), _HASHED_BYTES)
+        data = read_regular_file(root / path, root_real, _HASHED_BYTES)
     except (OSError, UnsafeFileError):
         return np.zeros(16, dtype=np.uint8)
     return np.frombuffer(hashlib.blake2b(data, digest_size=16).digest(), dtype=np.uint8)
@@ -241,8 +251,9 @@ class SavedState:
         )
         stat_differs = np.flatnonzero(~same_stat)  # only these files are hashed
         places = np.flatnonzero(known)[stat_differs]
+        root_real = os.path.realpath(root)
         for place in places:
-            now.digest[place] = _digest(root, now.paths[place])
+            now.digest[place] = _digest(root, now.paths[place], root_real)
         changed = [  # zeros: a file that cannot be read as a page now, never the same
             now.paths[place]
             for place, row in zip(places, old[stat_differs], strict=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import tarfile
 from pathlib import Path
 
@@ -44,6 +45,23 @@ def real_corpus(real_site):
     from recommender import load_corpus
 
     return load_corpus(real_site, n_jobs=-1)
+
+
+@pytest.fixture
+def alarm():
+    """Fail, rather than hang, when a read blocks (20 s)."""
+
+    class Blocked(BaseException):  # not an OSError, which the code under test may catch
+        pass
+
+    def timeout(*_):
+        raise Blocked("a read blocked")
+
+    previous = signal.signal(signal.SIGALRM, timeout)
+    signal.alarm(20)
+    yield
+    signal.alarm(0)
+    signal.signal(signal.SIGALRM, previous)
 
 
 @pytest.fixture

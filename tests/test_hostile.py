@@ -7,7 +7,6 @@ import contextlib
 import json
 import os
 import shutil
-import signal
 import socket
 import stat
 import subprocess
@@ -310,20 +309,6 @@ def test_an_alias_bomb_is_refused_quickly(tmp_path):
     corpus = load_corpus(site)
     assert time.perf_counter() - started < 10
     assert corpus.errors["path"].tolist() == ["bomb.md"]
-
-
-@pytest.fixture
-def alarm():
-    """Fail, rather than hang, when a read blocks."""
-
-    def timeout(*_):
-        raise TimeoutError("blocked")
-
-    previous = signal.signal(signal.SIGALRM, timeout)
-    signal.alarm(20)
-    yield
-    signal.alarm(0)
-    signal.signal(signal.SIGALRM, previous)
 
 
 def test_fifos_sockets_and_devices_are_reported_never_opened(tmp_path, alarm, capsys):

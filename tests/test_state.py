@@ -367,24 +367,6 @@ def test_a_night_after_a_run_that_linked_nothing_runs_on_the_state(site):
 # ------------------------------------------------------- a hostile site or state folder
 
 
-@pytest.fixture
-def alarm():
-    """Fail, rather than hang, when a read blocks."""
-    import signal
-
-    class Blocked(BaseException):  # not an OSError, which the code may catch
-        pass
-
-    def timeout(*_):
-        raise Blocked("a read blocked")
-
-    previous = signal.signal(signal.SIGALRM, timeout)
-    signal.alarm(30)
-    yield
-    signal.alarm(0)
-    signal.signal(signal.SIGALRM, previous)
-
-
 def test_a_state_folder_of_other_things_keeps_them_all(site, tmp_path):
     folder = tmp_path / "var"
     (folder / "backups2024").mkdir(parents=True)
