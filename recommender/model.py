@@ -67,7 +67,7 @@ from .embeddings import (
 from .errors import ConfigError, ModelFileError
 from .features import TF_WEIGHTS, FieldFeatures, text_column
 from .frames import is_in
-from .neighbors import top_k_cosine, top_k_cosine_fast, top_k_dense
+from .neighbors import top_k_cosine, top_k_cosine_above, top_k_cosine_fast, top_k_dense
 from .rules import (
     EditorialRules,
     ResolvedRules,
@@ -650,7 +650,14 @@ class Recommender(BaseEstimator):
             old_rows,
             is_changed,
             is_target,
-            among=lambda kept, entering, k: self._top_k(features[kept], features[entering], k=k),
+            among=lambda kept, entering, k, floors: top_k_cosine_above(
+                features[kept],
+                features[entering],
+                k=k,
+                floors=floors,
+                block_size=self.block_size,
+                n_jobs=self.n_jobs,
+            ),
             search=lambda rows: self._search(features[rows], is_target, features),
         )
         logger.info("%d of %d pages searched again", searched, len(old_rows))
@@ -692,7 +699,7 @@ class Recommender(BaseEstimator):
             old_rows,
             is_changed,
             is_target,
-            among=lambda kept, entering, k: top_k_dense(vectors[kept], vectors[entering], k=k),
+            among=lambda kept, entering, k, _: top_k_dense(vectors[kept], vectors[entering], k=k),
             search=lambda rows: self._semantic_search(rows, is_target),
         )
         return candidates, scores
@@ -1025,7 +1032,7 @@ def _updated_lists(
     is_changed: np.ndarray,
     is_target: np.ndarray,
     *,
-    among: Callable[[np.ndarray, np.ndarray, int], tuple[np.ndarray, np.ndarray]],
+    among: Callable[[np.ndarray, np.ndarray, int, np.ndarray], tuple[np.ndarray, np.ndarray]],
     search: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]],
 ) -> tuple[np.ndarray, np.ndarray, int]:
     """Each page's best targets after some pages changed, from yesterday's exact lists.
@@ -1033,9 +1040,11 @@ def _updated_lists(
     ``stored`` holds yesterday's lists (rows of yesterday's pages, best
     first) and ``old_rows`` each page's row yesterday (-1 if new).  The
     unchanged pages' lists are merged with their best among the new and
-    changed pages (``among(kept, entering, k)``: indices into ``entering``
-    and scores); the rows where the merge cannot be sure, and the changed
-    pages, are searched again (``search(rows)``: page rows and scores).
+    changed pages (``among(kept, entering, k, floors)``: indices into
+    ``entering`` and scores, of at least those scoring ``floors`` or more:
+    a full row's stored last score, else 0, below which no page can enter
+    it); the rows where the merge cannot be sure, and the changed pages, are
+    searched again (``search(rows)``: page rows and scores).
     Returns the lists, their scores, and how many rows were searched again.
     """
     width = stored.shape[1]
@@ -1048,7 +1057,11 @@ def _updated_lists(
     lists = np.full((len(old_rows), width), -1, dtype=np.int64)
     scores = np.zeros(lists.shape, dtype=np.float32)
     if len(entering):  # at most `width` of them can enter a row: its best `width`
-        found, found_scores = among(kept, entering, min(width, len(entering)))
+        full = kept_lists[:, -1] >= 0
+        floors = np.where(full, stored_scores[old_rows[kept], -1], 0).astype(np.float32)
+        found, found_scores = among(kept, entering, min(width, len(entering)), floors)
+        reach = int((found >= 0).sum(axis=1).max(initial=0))  # padding on the right
+        found, found_scores = found[:, :reach], found_scores[:, :reach]
         fresh = np.where(found >= 0, entering[np.maximum(found, 0)], -1)
     else:
         fresh = np.full((len(kept), 0), -1, dtype=np.int64)

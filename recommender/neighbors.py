@@ -49,6 +49,7 @@ __all__ = [
     "rescore_pairs",
     "strongest_terms",
     "top_k_cosine",
+    "top_k_cosine_above",
     "top_k_cosine_fast",
     "top_k_dense",
 ]
@@ -123,6 +124,44 @@ class ExactSearch:
         return exact_block(self.X[start:stop], self.targets_t, self.k, n_threads)
 
 
+def top_k_cosine_above(
+    X: sp.spmatrix,
+    Y: sp.spmatrix,
+    *,
+    k: int,
+    floors: np.ndarray,
+    block_size: int = 4096,
+    n_jobs: int | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`top_k_cosine` of each row of ``X`` among the rows of ``Y`` scoring at least its floor.
+
+    ``floors`` holds one score per row of ``X``; a row's result is its exact
+    top k (in :func:`top_k_cosine`'s order) of the targets scoring at least
+    its floor, padded with ``-1`` and ``0`` where fewer reach it.  The rows
+    are searched in blocks of similar floors and the kernel keeps only what
+    scores above the block's lowest, which spares most of its selection
+    where the floors are high: an incremental update asks which of a few
+    changed pages enter lists whose last place already scores well.
+    """
+    check_block_size(block_size)
+    search = ExactSearch(X, Y, k=k)
+    floors = np.asarray(floors, dtype=np.float32)
+    if floors.shape != (search.X.shape[0],):
+        raise ValueError(f"floors has shape {floors.shape}, X has {search.X.shape[0]} rows")
+    n_threads = joblib.effective_n_jobs(n_jobs)
+    indices = np.full((search.X.shape[0], k), -1, dtype=np.int64)
+    scores = np.zeros(indices.shape, dtype=np.float32)
+    by_floor = np.argsort(floors, kind="stable")
+    for start in range(0, len(by_floor), block_size):
+        rows = by_floor[start : start + block_size]
+        indices[rows], scores[rows] = exact_block(
+            search.X[rows], search.targets_t, k, n_threads, floor=float(floors[rows].min())
+        )
+    below = scores < floors[:, None]  # the kernel's ties, wider searches: at each row's end
+    indices[below], scores[below] = -1, 0.0
+    return indices, scores
+
+
 def check_block_size(block_size: int) -> None:
     """Refuse a block size that is not a positive integer."""
     if block_size < 1:
@@ -158,15 +197,18 @@ TIED_SCORES = 1 << 24
 
 
 def exact_block(
-    block: sp.csr_matrix, targets_t: sp.csr_matrix, k: int, n_threads: int
+    block: sp.csr_matrix, targets_t: sp.csr_matrix, k: int, n_threads: int, floor: float = 0.0
 ) -> tuple[np.ndarray, np.ndarray]:
     """One block of :func:`top_k_cosine`: the exact top k of some query rows.
 
-    ``targets_t`` is the targets ``Y`` transposed, as CSR.
+    ``targets_t`` is the targets ``Y`` transposed, as CSR.  With a ``floor``
+    above 0, only targets scoring at least that much are sure to be kept
+    (a row may hold fewer than k; see :func:`top_k_cosine_above`).
     """
+    threshold = float(np.nextafter(np.float32(floor), np.float32(-np.inf))) if floor > 0 else 0.0
     # one more than asked, to see whether the k-th place is tied
     product = sp_matmul_topn(
-        block, targets_t, top_n=k + 1, threshold=0.0, sort=False, n_threads=n_threads
+        block, targets_t, top_n=k + 1, threshold=threshold, sort=False, n_threads=n_threads
     )
     rows_indices, rows_scores = _sorted_rows(product, k + 1)
     tied = np.flatnonzero((rows_indices[:, k] >= 0) & (rows_scores[:, k - 1] == rows_scores[:, k]))

@@ -601,6 +601,30 @@ def test_the_tf_weight_reaches_the_features_and_changes_scores(tf, expected):
     assert pair_score(model, 0, 2) == pytest.approx(1 / np.sqrt(expected**2 + 1), rel=1e-5)
 
 
+def test_an_update_asks_the_changed_pages_only_for_what_can_enter_a_full_list():
+    stored = np.array([[1, 2], [0, -1], [0, 1]])  # page 1's list is not full
+    stored_scores = np.array([[0.9, 0.4], [0.7, 0], [0.8, 0.6]], dtype=np.float32)
+    asked = []
+
+    def among(kept, entering, k, floors):
+        asked.append((kept.tolist(), entering.tolist(), k, floors.tolist()))
+        return np.full((len(kept), k), -1), np.zeros((len(kept), k), dtype=np.float32)
+
+    old_rows, is_changed = np.array([0, 1, 2, -1]), np.array([False, False, False, True])
+    lists, _, searched = model_module._updated_lists(
+        stored,
+        stored_scores,
+        old_rows,
+        is_changed,
+        np.ones(4, dtype=bool),
+        among=among,
+        search=lambda rows: (np.full((len(rows), 2), -1), np.zeros((len(rows), 2), np.float32)),
+    )
+    floors = np.array([0.4, 0, 0.6], dtype=np.float32).tolist()  # a short list takes anything
+    assert asked == [([0, 1, 2], [3], 1, floors)]
+    assert lists[:3].tolist() == stored.tolist() and searched == 1
+
+
 @pytest.mark.parametrize("seed", range(5))
 def test_merged_candidates_are_those_of_merging_every_row(seed):
     """Rows that lose nothing and gain nothing keep their list without a merge; the

@@ -6,7 +6,7 @@ import scipy.sparse as sp
 from sklearn.preprocessing import normalize
 
 from recommender import neighbors
-from recommender.neighbors import brute_force_top_k, top_k_cosine
+from recommender.neighbors import brute_force_top_k, top_k_cosine, top_k_cosine_above
 
 
 def random_rows(n: int, features: int, density: float, seed: int) -> sp.csr_matrix:
@@ -115,6 +115,47 @@ def test_ties_at_the_kth_place_match_a_dense_oracle(block_size, k):
     brute_indices, brute_scores = brute_force_top_k(X, Y, k=k)
     np.testing.assert_array_equal(brute_indices, expected_indices[:, :k])
     np.testing.assert_array_equal(brute_scores, expected_scores[:, :k])
+
+
+def above_floors(indices, scores, floors):
+    """Each row's entries scoring at least its floor, padded as the search pads."""
+    below = scores < floors[:, None]
+    return np.where(below, -1, indices), np.where(below, 0, scores).astype(np.float32)
+
+
+@pytest.mark.parametrize("block_size", [1, 7, 1000])
+@pytest.mark.parametrize("data", ["random", "tied"])
+def test_a_search_above_floors_is_the_full_search_cut_at_each_rows_floor(block_size, data):
+    X, Y = (
+        (random_rows(60, 30, 0.2, seed=7), random_rows(45, 30, 0.2, seed=8))
+        if data == "random"
+        else (tied_rows(60, seed=7), tied_rows(45, seed=8))
+    )
+    indices, scores = top_k_cosine(X, Y, k=6)
+    floors = np.random.default_rng(9).choice(np.r_[0, np.unique(scores)], size=60)
+    floors = floors.astype(np.float32)  # some exactly at a score: kept, ties included
+    found, found_scores = top_k_cosine_above(X, Y, k=6, floors=floors, block_size=block_size)
+    expected, expected_scores = above_floors(indices, scores, floors)
+    np.testing.assert_array_equal(found, expected)
+    np.testing.assert_array_equal(found_scores, expected_scores)
+    assert (found == -1).sum() > (indices == -1).sum()  # the floors left some out
+
+
+def test_the_kernel_drops_what_scores_under_a_blocks_lowest_floor(monkeypatch):
+    calls = recorded_searches(monkeypatch, argument="threshold")
+    X, Y = random_rows(40, 30, 0.2, seed=10), random_rows(30, 30, 0.2, seed=11)
+    floors = np.r_[np.zeros(20), np.full(20, 0.3)].astype(np.float32)
+    top_k_cosine_above(X, Y, k=4, floors=floors[::-1].copy(), block_size=20)
+    # blocks of similar floors, whatever the rows' order: the second keeps only scores >= 0.3
+    assert [rows for rows, _ in calls[:2]] == [20, 20]
+    assert calls[0][1] == 0.0
+    assert calls[1][1] == float(np.nextafter(np.float32(0.3), np.float32(-1)))
+
+
+def test_a_search_above_floors_refuses_floors_of_another_length():
+    X = random_rows(5, 8, 0.9, seed=4)
+    with pytest.raises(ValueError, match="floors has shape"):
+        top_k_cosine_above(X, X, k=2, floors=np.zeros(4))
 
 
 def test_result_types_and_shapes():
