@@ -477,17 +477,25 @@ def _unchanged(saved: SavedState, walked, root: Path, options):
 
 
 def _incremental(saved, changes, walked, root, settings, options):
-    """Read only the new and changed files; search again only where they reach."""
+    """Read only the new and changed files; search again only where they reach.
+
+    A page left out as a duplicate url is read again too: the page that held
+    its url may have changed it or gone.
+    """
     old = saved.read_corpus(root)
+    duplicates = set(old.errors["path"][old.errors["problem"] == "duplicate url"])
+    again = sorted((duplicates - set(changes.deleted)) | set(changes.new + changes.changed))
     fresh = load_corpus(
         root,
         strict=options["strict"],
         n_jobs=settings.get("n_jobs"),
-        paths=changes.new + changes.changed,
+        paths=again,
         max_page_bytes=options["max_page_bytes"],
         raw_texts=False,  # as the state's pages (see state.TEXT_COLUMNS)
     )
-    corpus = _merged_corpus(old, fresh, set(changes.changed) | set(changes.deleted))
+    gone = set(again) | set(changes.deleted)
+    fresh = _without_clashes(old.pages[~is_in(old.pages["path"], gone)], fresh)
+    corpus = None if fresh is None else _merged_corpus(old, fresh, gone)
     if corpus is not None:
         corpus = _with_walk_problems(corpus, walked)
     if corpus is None or not _linkable(corpus, settings):
@@ -533,11 +541,35 @@ def _linkable(corpus: Corpus, settings: Mapping[str, Any]) -> bool:
     return len(corpus.pages) >= 2 and target_mask(corpus.pages, exclude_no_index=exclude).any()
 
 
-def _merged_corpus(old: Corpus, fresh: Corpus, gone_paths: set[str]) -> Corpus | None:
-    """Yesterday's pages less the changed and deleted files, plus the files read now."""
+def _without_clashes(kept: pd.DataFrame, fresh: Corpus) -> Corpus | None:
+    """The pages read now, less those whose url an unchanged page (``kept``) holds from an
+    earlier path: those are duplicates, as a full run would report them.  None when a
+    page read now comes first by path: the unchanged page would then lose its url, which
+    a full run must settle."""
+    clash = is_in(fresh.pages.index, kept.index)
+    if not clash.any():
+        return fresh
+    urls = fresh.pages.index[clash]
+    paths, holders = fresh.pages["path"][clash].tolist(), kept.loc[urls, "path"].tolist()
+    if any(path < holder for path, holder in zip(paths, holders, strict=True)):
+        return None
+    problems = [
+        PageError(path, "duplicate url", f"url {url} is also used by {holder}")
+        for path, url, holder in zip(paths, urls, holders, strict=True)
+    ]
+    errors = pd.concat([fresh.errors, errors_frame(problems)], ignore_index=True)
+    return Corpus(
+        root=fresh.root,
+        pages=fresh.pages[~clash],
+        errors=errors.sort_values("path", ignore_index=True),
+        links=fresh.links[~is_in(fresh.links["source_url"], urls)],
+    )
+
+
+def _merged_corpus(old: Corpus, fresh: Corpus, gone_paths: set[str]) -> Corpus:
+    """Yesterday's pages less the changed and deleted files (and those read again), plus
+    the files read now."""
     kept = old.pages[~is_in(old.pages["path"], gone_paths)]
-    if is_in(kept.index, fresh.pages.index).any():
-        return None  # a new file took the url of an unchanged page: let a full run report it
     pages = pd.concat([kept, fresh.pages]).sort_index()
     errors = pd.concat(
         [old.errors[~is_in(old.errors["path"], gone_paths)], fresh.errors], ignore_index=True

@@ -495,3 +495,40 @@ def test_a_page_that_cannot_be_read_now_is_a_change_whatever_the_state_knew(site
     os.mkfifo(page)
     result = rewrite(site)
     assert page.relative_to(site).as_posix() in result.corpus.errors["path"].tolist()
+
+
+def _url_line(page: Path) -> str:
+    return next(line for line in page.read_text("utf-8").splitlines() if line.startswith("url: "))
+
+
+@pytest.mark.parametrize("holder", ["moves", "goes"])
+def test_a_duplicate_url_is_read_again_when_the_page_holding_it_moves_or_goes(site, holder):
+    first, second = sorted(site.rglob("*.md"))[3], sorted(site.rglob("*.md"))[40]
+    text = second.read_text("utf-8")
+    second.write_text(text.replace(_url_line(second), _url_line(first)), "utf-8")
+    run = rewrite(site)
+    assert run.kind is RunKind.FULL
+    duplicate = second.relative_to(site).as_posix()
+    assert run.corpus.errors[["path", "problem"]].values.tolist() == [[duplicate, "duplicate url"]]
+    if holder == "moves":
+        first.write_text(first.read_text("utf-8").replace(_url_line(first), "url: /moved/"))
+    else:
+        first.unlink()
+    run = rewrite(site)
+    assert run.kind is RunKind.INCREMENTAL and run.corpus.errors.empty
+    assert (run.links["source_url"] == _url_line(second)[5:]).sum() == 5
+    assert rewrite(site).kind is RunKind.UNCHANGED
+
+
+def test_a_duplicate_url_still_held_stays_a_duplicate_without_a_full_run(site):
+    pages = sorted(site.rglob("*.md"))
+    first, second, other = pages[3], pages[40], pages[50]
+    text = second.read_text("utf-8")
+    second.write_text(text.replace(_url_line(second), _url_line(first)), "utf-8")
+    rewrite(site)
+    other.write_text(other.read_text("utf-8") + "\n", "utf-8")
+    run = rewrite(site)
+    assert run.kind is RunKind.INCREMENTAL
+    assert run.corpus.errors["problem"].tolist() == ["duplicate url"]
+    assert run.corpus.errors["detail"].str.endswith(first.relative_to(site).as_posix()).all()
+    assert len(run.corpus.pages) == len(pages) - 1
