@@ -25,7 +25,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .corpus import CLEANED_TEXT_COLUMNS, Corpus, errors_frame, find_pages, load_corpus
+from .corpus import (
+    CLEANED_TEXT_COLUMNS,
+    Corpus,
+    errors_frame,
+    find_pages,
+    load_corpus,
+    release_free_memory,
+)
 from .distributed import on_cluster
 from .errors import (
     ConfigError,
@@ -435,6 +442,7 @@ def _full(root: Path, settings, options, walked: tuple[list[str], list] | None =
     if len(corpus.pages) < 2:  # nothing to link: every page is left as it is
         return corpus, links, _report(corpus.pages.iloc[:0], links, []), None
     fitted = model if hasattr(model, "related_") else None
+    release_free_memory()  # what the fit freed: the writing and the state come next
     return corpus, links, _export(corpus, links, model, options), fitted
 
 
@@ -629,6 +637,7 @@ def _raise_first_error(corpus: Corpus, strict: bool) -> None:
 def _save_state(folder, key, root, rels, before: Signatures, report, corpus, model, saved) -> None:
     """Write the state of a run that wrote its pages (see :func:`signatures_after_writes`)."""
     started = time.perf_counter()
+    release_free_memory()  # what the writing freed
     done = report[report["status"] == "written"]
     written = {  # the hash of the bytes written, where the exporter knew it
         path: digest if isinstance(digest, str) else None

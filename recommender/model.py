@@ -50,7 +50,7 @@ from sklearn.utils._param_validation import (
 from sklearn.utils.validation import check_is_fitted
 
 from . import __version__
-from .corpus import CLEANED_TEXT_COLUMNS, release_freed_texts
+from .corpus import CLEANED_TEXT_COLUMNS, release_free_memory
 from .coverage import spread_links
 from .distributed import cluster_client, top_k_cosine_dask, top_k_cosine_fast_dask
 from .embeddings import (
@@ -487,7 +487,7 @@ class Recommender(BaseEstimator):
         # them (the nightly job does) has them freed here, before the weights and the
         # search take their memory.
         pages = pages.drop(columns=[c for c in CLEANED_TEXT_COLUMNS if c in pages.columns])
-        release_freed_texts()
+        release_free_memory()
         features = _vectorising(self.features_model_.fit_weights, counts)
         laps.end("vectorise")
         is_target = target_mask(pages, exclude_no_index=self.exclude_no_index)

@@ -338,3 +338,18 @@ def test_freed_texts_give_their_memory_back_to_the_system():
     held = _resident_bytes()
     release_freed_texts()
     assert held - _resident_bytes() > 200 * 2**20
+
+
+@pytest.mark.skipif(not Path("/proc/self/statm").exists(), reason="needs Linux's /proc")
+def test_texts_freed_on_the_c_heap_give_their_memory_back_to_the_system():
+    from recommender.corpus import _malloc_trim, release_free_memory
+
+    if _malloc_trim() is None:
+        pytest.skip("the C library has no malloc_trim")
+    texts = [f"{i:08d}" * 150 for i in range(300_000)]  # 1.2 kB each: malloc, not pymalloc
+    kept = texts[::500]  # scattered survivors: glibc cannot shrink its heap from the top
+    del texts
+    held = _resident_bytes()
+    release_free_memory()
+    assert held - _resident_bytes() > 200 * 2**20
+    assert len(kept) == 600

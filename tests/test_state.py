@@ -114,7 +114,7 @@ def test_the_state_keeps_no_long_texts_and_an_incremental_run_reads_only_fresh_o
 def test_a_full_run_frees_the_cleaned_texts_once_counted(site, monkeypatch):
     handed, events = [], []
     fit, weights, search = Recommender.fit, FieldFeatures.fit_weights, Recommender._search
-    release = model_module.release_freed_texts
+    release = model_module.release_free_memory
 
     def watched_fit(self, pages):  # a weak reference to the loaded frame the job hands over
         handed.append(weakref.ref(pages))
@@ -134,7 +134,7 @@ def test_a_full_run_frees_the_cleaned_texts_once_counted(site, monkeypatch):
     monkeypatch.setattr(FieldFeatures, "fit_weights", watch(weights, "weights"))
     monkeypatch.setattr(Recommender, "_search", watch(search, "search"))
     monkeypatch.setattr(
-        model_module, "release_freed_texts", lambda: events.append("released") or release()
+        model_module, "release_free_memory", lambda: events.append("released") or release()
     )
     result = rewrite(site)
     assert result.kind is RunKind.FULL
@@ -532,3 +532,19 @@ def test_a_duplicate_url_still_held_stays_a_duplicate_without_a_full_run(site):
     assert run.corpus.errors["problem"].tolist() == ["duplicate url"]
     assert run.corpus.errors["detail"].str.endswith(first.relative_to(site).as_posix()).all()
     assert len(run.corpus.pages) == len(pages) - 1
+
+
+def test_a_full_run_gives_freed_memory_back_before_writing_the_pages_and_the_state(
+    site, monkeypatch
+):
+    stages = []
+    export, write_state = job_module.export_links, job_module.write_state
+    monkeypatch.setattr(job_module, "release_free_memory", lambda: stages.append("released"))
+    monkeypatch.setattr(
+        job_module, "export_links", lambda *a, **k: stages.append("export") or export(*a, **k)
+    )
+    monkeypatch.setattr(
+        job_module, "write_state", lambda *a, **k: stages.append("state") or write_state(*a, **k)
+    )
+    assert rewrite(site).kind is RunKind.FULL
+    assert stages == ["released", "export", "released", "state"]
