@@ -745,7 +745,7 @@ def release_free_memory() -> None:
 def _malloc_trim():
     try:
         return ctypes.CDLL(None).malloc_trim  # the process's own C library
-    except (OSError, AttributeError):
+    except (OSError, AttributeError, TypeError):  # none, or not glibc
         return None
 
 
