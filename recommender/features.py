@@ -444,6 +444,47 @@ class _FastCounting:
                 blocks.append(block)
         return vocabulary, blocks
 
+    def _limit_features(self, X, vocabulary, high=None, low=None, limit=None):
+        """:class:`CountVectorizer`'s, without copies of the whole counts: the document
+        frequencies are counted a slice of entries at a time (``np.bincount`` of every
+        column index made an int64 copy of them) and the pruned entries dropped in place
+        (a column selection held more than the counts twice).  Same vocabulary, same
+        matrix; at a million pages counting peaked 1.7 GiB above the stacked counts.
+        """
+        if limit is not None or (high is None and low is None):
+            return super()._limit_features(X, vocabulary, high, low, limit)
+        frequencies = _entries_per_column(X)
+        kept = np.ones(len(frequencies), dtype=bool)
+        if high is not None:
+            kept &= frequencies <= high
+        if low is not None:
+            kept &= frequencies >= low
+        if kept.all():  # as in one space, where the fields' counts are pruned together
+            return X
+        if not kept.any():
+            raise ValueError(
+                "After pruning, no terms remain. Try a lower min_df or a higher max_df."
+            )
+        new_column = np.cumsum(kept) - 1
+        for term, old in list(vocabulary.items()):
+            if kept[old]:
+                vocabulary[term] = new_column[old]
+            else:
+                del vocabulary[term]
+        return _kept_entries(X, np.where(kept, new_column, -1), int(kept.sum()))
+
+    def _sort_features(self, X, vocabulary):
+        """:class:`CountVectorizer`'s, the column indices renumbered in place a slice at a
+        time (``take`` made an int64 copy of them all)."""
+        new_column = np.empty(len(vocabulary), dtype=X.indices.dtype)
+        for new, (term, old) in enumerate(sorted(vocabulary.items())):
+            vocabulary[term] = new
+            new_column[old] = new
+        for start in range(0, X.nnz, _SLICE):
+            part = X.indices[start : start + _SLICE]
+            part[...] = new_column[part]
+        return X
+
 
 def _stacked(blocks: list[sp.csr_matrix], width: int, dtype: type) -> sp.csr_matrix:
     """The blocks' rows one under the other, ``width`` columns, indices sorted.
@@ -509,6 +550,41 @@ def _count_block(
     )
     matrix.sum_duplicates()
     return matrix
+
+
+#: Entries of a count matrix handled at a time where a whole-matrix step would copy them.
+_SLICE = 1 << 22
+
+
+def _entries_per_column(X: sp.csr_matrix) -> np.ndarray:
+    """Each column's number of stored entries (a term's document frequency in counts)."""
+    counts = np.zeros(X.shape[1], dtype=np.int64)
+    for start in range(0, X.nnz, _SLICE):
+        counts += np.bincount(X.indices[start : start + _SLICE], minlength=X.shape[1])
+    return counts
+
+
+def _kept_entries(X: sp.csr_matrix, new_column: np.ndarray, width: int) -> sp.csr_matrix:
+    """``X`` with only the entries whose column has a new number (``new_column`` >= 0),
+    in their order, renumbered: moved to the front in place a slice at a time, then
+    copied once to their size.  ``X`` is not usable after."""
+    data, indices, indptr = X.data, X.indices, X.indptr
+    per_row = np.zeros(X.shape[0], dtype=np.int64)
+    at = 0
+    for start in range(0, X.nnz, _SLICE):
+        columns = new_column[indices[start : start + _SLICE]]
+        keep = columns >= 0
+        rows = np.searchsorted(indptr, np.flatnonzero(keep) + start, side="right") - 1
+        per_row += np.bincount(rows, minlength=X.shape[0])
+        n = len(rows)
+        data[at : at + n] = data[start : start + len(keep)][keep]
+        indices[at : at + n] = columns[keep]
+        at += n
+    new_indptr = np.zeros(X.shape[0] + 1, dtype=indptr.dtype)
+    np.cumsum(per_row, out=new_indptr[1:])
+    return sp.csr_matrix(
+        (data[:at].copy(), indices[:at].copy(), new_indptr), shape=(X.shape[0], width)
+    )
 
 
 class _CountVectorizer(_FastCounting, CountVectorizer):

@@ -200,21 +200,26 @@ def _random_texts(n, seed):
 
 
 @pytest.mark.parametrize("stem", [True, False])
-def test_fast_counting_gives_scikit_learns_vocabulary_and_counts(stem, monkeypatch):
+@pytest.mark.parametrize("pruning", [{}, {"max_df": 0.05, "min_df": 40}])
+def test_fast_counting_gives_scikit_learns_vocabulary_and_counts(stem, pruning, monkeypatch):
     from sklearn.feature_extraction.text import CountVectorizer
 
     import recommender.features as features_module
 
     texts = _random_texts(3000, seed=1)
     ours = FieldFeatures({"answer": 1.0}, stem=stem)._field_vectorizer("answer", {})
+    ours.set_params(**pruning)  # in one space the fields are pruned together, elsewhere
     monkeypatch.setattr(features_module._FastCounting, "_BLOCK", 700)  # several blocks
+    monkeypatch.setattr(features_module, "_SLICE", 999)  # entries pruned a slice at a time
     theirs = CountVectorizer(
         dtype=np.float32, **{k: v for k, v in ours.get_params().items() if k not in ("dtype",)}
     )
     mine, reference = ours.fit_transform(texts), theirs.fit_transform(texts)
     assert ours.vocabulary_ == theirs.vocabulary_
+    assert 0 < len(ours.vocabulary_) < (300 if pruning else 400)  # some terms pruned
     for part in ("indptr", "indices", "data"):  # the same arrays, in the same order
         np.testing.assert_array_equal(getattr(mine, part), getattr(reference, part))
+        assert getattr(mine, part).dtype == getattr(reference, part).dtype
     np.testing.assert_array_equal(
         ours.transform(texts[:50]).toarray(), theirs.transform(texts[:50]).toarray()
     )
