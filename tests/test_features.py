@@ -319,3 +319,18 @@ def test_field_columns_name_each_terms_column_and_transform_needs_no_union_again
     assert len(back.field_columns_) == len(pruning.field_columns_) == 3
     for read_back, fitted in zip(back.field_columns_, pruning.field_columns_, strict=True):
         np.testing.assert_array_equal(read_back, fitted)
+
+
+def test_counting_that_prunes_nothing_hands_on_the_counts_without_a_copy(monkeypatch):
+    import recommender.features as features_module
+
+    stacked = []
+    real = features_module._stacked
+    monkeypatch.setattr(
+        features_module, "_stacked", lambda *args: stacked.append(real(*args)) or stacked[-1]
+    )
+    vectorizer = FieldFeatures({"answer": 1.0})._field_vectorizer("answer", {})
+    counts = vectorizer.fit_transform(_random_texts(500, seed=3))
+    # scikit-learn's own pruning selects every column again: a whole copy of the counts
+    assert np.shares_memory(counts.data, stacked[0].data)
+    assert np.shares_memory(counts.indices, stacked[0].indices)
