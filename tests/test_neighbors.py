@@ -138,6 +138,7 @@ def test_a_search_above_floors_is_the_full_search_cut_at_each_rows_floor(block_s
     expected, expected_scores = above_floors(indices, scores, floors)
     np.testing.assert_array_equal(found, expected)
     np.testing.assert_array_equal(found_scores, expected_scores)
+    assert (found.dtype, found_scores.dtype) == (np.int64, np.float32)
     assert (found == -1).sum() > (indices == -1).sum()  # the floors left some out
 
 
@@ -154,7 +155,7 @@ def test_the_kernel_drops_what_scores_under_a_blocks_lowest_floor(monkeypatch):
 
 def test_a_search_above_floors_refuses_floors_of_another_length():
     X = random_rows(5, 8, 0.9, seed=4)
-    with pytest.raises(ValueError, match="floors has shape"):
+    with pytest.raises(ValueError, match=r"floors has shape \(4,\), X has 5 rows"):
         top_k_cosine_above(X, X, k=2, floors=np.zeros(4))
 
 
