@@ -502,8 +502,9 @@ def _incremental(saved, changes, walked, root, settings, options):
         raw_texts=False,  # as the state's pages (see state.TEXT_COLUMNS)
     )
     gone = set(again) | set(changes.deleted)
-    fresh = _without_clashes(old.pages[~is_in(old.pages["path"], gone)], fresh)
-    corpus = None if fresh is None else _merged_corpus(old, fresh, gone)
+    kept = old.pages[~is_in(old.pages["path"], gone)]
+    fresh = _without_clashes(kept, fresh)
+    corpus = None if fresh is None else _merged_corpus(old, kept, fresh, gone)
     if corpus is not None:
         corpus = _with_walk_problems(corpus, walked)
     if corpus is None or not _linkable(corpus, settings):
@@ -574,10 +575,9 @@ def _without_clashes(kept: pd.DataFrame, fresh: Corpus) -> Corpus | None:
     )
 
 
-def _merged_corpus(old: Corpus, fresh: Corpus, gone_paths: set[str]) -> Corpus:
-    """Yesterday's pages less the changed and deleted files (and those read again), plus
-    the files read now."""
-    kept = old.pages[~is_in(old.pages["path"], gone_paths)]
+def _merged_corpus(old: Corpus, kept: pd.DataFrame, fresh: Corpus, gone_paths: set[str]) -> Corpus:
+    """Yesterday's corpus less the changed and deleted files (and those read again:
+    ``gone_paths``; its pages less those are ``kept``), plus the files read now."""
     pages = pd.concat([kept, fresh.pages]).sort_index()
     errors = pd.concat(
         [old.errors[~is_in(old.errors["path"], gone_paths)], fresh.errors], ignore_index=True
