@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
-from typing import Any
+from typing import Any, ClassVar
 
 import yaml
 from yaml.nodes import MappingNode, ScalarNode, SequenceNode
@@ -34,12 +34,46 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 try:  # libyaml's C parser is several times faster; fall back (with a warning) where absent
-    _SAFE_LOADER: Any = yaml.CSafeLoader
+    _LIBYAML_LOADER: Any = yaml.CSafeLoader
 except AttributeError:  # pragma: no cover - depends on how PyYAML was built
-    _SAFE_LOADER = yaml.SafeLoader
+    _LIBYAML_LOADER = yaml.SafeLoader
     logger.warning("PyYAML has no libyaml: pages load several times slower")
 
 _STR, _MAP, _SEQ = (f"tag:yaml.org,2002:{kind}" for kind in ("str", "map", "seq"))
+#: Plain scalars whose tag :class:`_SafeLoader` keeps, at most this many.
+RESOLVED_LIMIT = 20_000
+
+
+class _SafeLoader(_LIBYAML_LOADER):
+    """PyYAML's safe loader, whose plain scalars' tags are looked up once per value.
+
+    libyaml composes the nodes in C, but asks PyYAML's resolver, in Python,
+    for the tag of every untagged scalar: a fifth of a page's parse.  Without
+    path resolvers (the safe loader has none) a plain scalar's tag depends on
+    its text alone, and a site's front matter repeats the same keys on every
+    page: so the tag of each of the first :data:`RESOLVED_LIMIT` plain
+    scalars met in a process is kept.  Every other node is resolved as
+    PyYAML does.
+    """
+
+    _resolved: ClassVar[dict[str, str]] = {}
+
+    def resolve(self, kind: type, value: Any, implicit: tuple[bool, bool]) -> str:
+        if self.yaml_path_resolvers:
+            return super().resolve(kind, value, implicit)
+        if kind is not ScalarNode:
+            return self.DEFAULT_SEQUENCE_TAG if kind is SequenceNode else self.DEFAULT_MAPPING_TAG
+        if not implicit[0]:  # quoted, folded, literal: PyYAML's implicit resolvers skip these
+            return self.DEFAULT_SCALAR_TAG
+        tag = self._resolved.get(value)
+        if tag is None:
+            tag = super().resolve(kind, value, implicit)
+            if len(self._resolved) < RESOLVED_LIMIT:
+                self._resolved[value] = tag
+        return tag
+
+
+_SAFE_LOADER: Any = _SafeLoader
 _MERGE = "tag:yaml.org,2002:merge"
 #: Most nodes a front matter may hold once its aliases are expanded: a few KB of
 #: aliases ("billion laughs") would otherwise expand to more values than memory holds

@@ -2,8 +2,20 @@
 
 import pytest
 import yaml
+from hypothesis import given
+from hypothesis import strategies as st
 
+from recommender import frontmatter
 from recommender.frontmatter import load_yaml, split_front_matter
+
+#: Plain scalars of every kind PyYAML's safe resolver tells apart (YAML 1.1).
+SPECIAL_SCALARS = (
+    *("", "~", "null", "Null", "NULL", "yes", "No", "ON", "off", "y", "n", "True", "FALSE"),
+    *("0", "012", "0o17", "0x1F", "0b101", "1_000", "+7", "-3", "190:20:30", "08", "1e3"),
+    *("1.5", ".5", "-.inf", ".NaN", "1_0.5", "6.8523015e+5", "190:20:30.15"),
+    *("2001-12-14", "2001-12-14t21:59:43.10-05:00", "2001-12-14 21:59:43.10", "<<", "="),
+    *("title", "related_article1", "1.2.3", "12:30", "a: b", "NaN", "٣", "²"),
+)
 
 
 def test_yaml_is_loaded_safely_and_like_pyyaml():
@@ -32,3 +44,36 @@ def test_split_front_matter(text, span):
 def test_split_front_matter_unterminated():
     with pytest.raises(ValueError, match="no closing"):
         split_front_matter("---\na: 1\n")
+
+
+@given(st.lists(st.sampled_from(SPECIAL_SCALARS) | st.text(max_size=12), max_size=30))
+def test_plain_scalars_are_typed_as_pyyaml_types_them(values):
+    """The loader keeps each plain scalar's tag (a cache): every value must come out
+    as PyYAML's own safe resolver types it, the first time and again from the cache."""
+    resolver = yaml.resolver.Resolver()
+    loader = frontmatter._SafeLoader("")
+    for value in [*values, *values]:
+        for implicit in ((True, False), (False, True), (False, False)):
+            expected = resolver.resolve(yaml.ScalarNode, value, implicit)
+            assert loader.resolve(yaml.ScalarNode, value, implicit) == expected, value
+    for kind in (yaml.SequenceNode, yaml.MappingNode):
+        assert loader.resolve(kind, None, (False, False)) == resolver.resolve(kind, None, None)
+
+
+def test_each_plain_scalar_is_resolved_once_and_the_kept_tags_are_bounded(monkeypatch):
+    asked = []
+    real = yaml.resolver.BaseResolver.resolve
+
+    def counting(self, kind, value, implicit):
+        asked.append(value)
+        return real(self, kind, value, implicit)
+
+    monkeypatch.setattr(yaml.resolver.BaseResolver, "resolve", counting)
+    monkeypatch.setattr(frontmatter._SafeLoader, "_resolved", {})
+    monkeypatch.setattr(frontmatter, "RESOLVED_LIMIT", 3)
+    text = "a: 1\nb: x\nc: [1, 2, 1]\nd: {a: 1, e: 'q'}\n"
+    for _ in range(3):
+        assert load_yaml(text) == {"a": 1, "b": "x", "c": [1, 2, 1], "d": {"a": 1, "e": "q"}}
+    assert sorted(asked[:3]) == ["1", "a", "b"] and len(frontmatter._SafeLoader._resolved) == 3
+    assert "1" not in asked[3:] and "a" not in asked[3:]  # kept: never asked again
+    assert asked.count("c") == 3  # past the limit: asked on every page
