@@ -25,7 +25,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from .errors import ExportError
-from .files import DEFAULT_MAX_PAGE_BYTES, write_atomic
+from .files import DEFAULT_MAX_PAGE_BYTES, PageWriter, write_atomic
 from .frames import is_in
 from .rewrite import (
     PageChange,
@@ -33,6 +33,7 @@ from .rewrite import (
     related_blocks,
     replace_related,
     rewrite_pages,
+    write_pending,
     yaml_scalar,
 )
 from .workers import run_chunks
@@ -74,6 +75,9 @@ REPORT_COLUMNS: dict[str, str] = {
 #: Columns of a pages frame telling what the loader found in each file, which
 #: spare the exporter parsing the file again while it is unchanged.
 LOADED_COLUMNS = ("file_digest", "block_spans", "rest_fingerprint")
+#: Pages handed to the worker processes at a time: their new bytes wait to be written
+#: in the calling process, which the workers outrun (about 100 MB of pages at most).
+EXPORT_WINDOW_PAGES = 16_384
 
 
 class WriteBack(Enum):
@@ -206,25 +210,40 @@ def export_links(
         targets = lists_by_source.get(url, [])
         rows[path] = (path, url, None, *_link_counts(old_urls, targets), "", None, None)
         work.append((path, url, [blocks_by_url[t] for t in targets], known))
-    # a diff is shown before its page is written: in this process, one page at a time
-    chunks, results = run_chunks(
-        rewrite_pages,
-        work,
-        root,
-        write,
-        max_page_bytes,
-        on_change,
-        n_jobs=None if on_change else n_jobs,
-    )
     with tqdm(
         total=len(work), desc="writing" if write else "comparing", unit="page", disable=not progress
     ) as bar:
-        for chunk, outcomes in zip(chunks, results, strict=True):
+        for chunk, outcomes in _rewritten(root, work, write, max_page_bytes, on_change, n_jobs):
             for (path, *_), (status, *written) in zip(chunk, outcomes, strict=True):
                 row = rows[path]
                 rows[path] = (*row[:2], status, *row[3:6], *written)  # detail, digest, spans
             bar.update(len(chunk))
     return pd.DataFrame(list(rows.values()), columns=list(REPORT_COLUMNS))
+
+
+def _rewritten(root: Path, work: list, write: bool, max_page_bytes: int, on_change, n_jobs):
+    """Each chunk of ``work`` and its pages' outcomes, its pages written.
+
+    Worker processes read, rewrite and check the pages; this process makes
+    every file change (:func:`~recommender.rewrite.write_pending`).  The work
+    goes out :data:`EXPORT_WINDOW_PAGES` pages at a time: the workers run
+    ahead of the writing, and what they have rewritten waits here.  A diff is
+    shown before its page is written: with ``on_change``, all in this process.
+    """
+    with PageWriter(os.path.realpath(root)) as writer:
+        for start in range(0, len(work), EXPORT_WINDOW_PAGES):
+            chunks, results = run_chunks(
+                rewrite_pages,
+                work[start : start + EXPORT_WINDOW_PAGES],
+                root,
+                write,
+                max_page_bytes,
+                on_change,
+                n_jobs=None if on_change else n_jobs,
+            )
+            for chunk, (outcomes, pending) in zip(chunks, results, strict=True):
+                write_pending(writer, root, pending, outcomes)
+                yield chunk, outcomes
 
 
 def _as_loaded(pages: pd.DataFrame) -> list[tuple[str, list[int], str] | None]:

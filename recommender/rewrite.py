@@ -57,6 +57,7 @@ __all__ = [
     "related_blocks",
     "replace_related",
     "rewrite_pages",
+    "write_pending",
     "yaml_scalar",
 ]
 
@@ -389,14 +390,19 @@ def _patch_lines(text: str) -> list[str]:
     return [line + "\n" for line in lines] + ([last] if last else [])
 
 
+#: A page's new bytes for :func:`write_pending`: its place in the work, its path
+#: under the root, the bytes, and the file's identity when it was read.
+Pending = tuple[int, str, bytes, tuple[int, int, int]]
+
+
 def rewrite_pages(
     work: list[tuple[str, str, list[dict[str, object]], tuple | None]],
     root: Path,
     write: bool,
     max_bytes: int,
     on_change: Callable[[PageChange], None] | None,
-) -> list[tuple[str, str, str | None, list[int] | None]]:
-    """Rewrite (or, without ``write``, compare) some pages of the site at ``root``.
+) -> tuple[list[tuple[str, str, str | None, list[int] | None]], list[Pending]]:
+    """Prepare the rewrite of (or, without ``write``, compare) some pages of the site at ``root``.
 
     ``work`` holds, per page, its path under ``root``, its url, its wanted
     targets (mappings with ``id``, ``title``, ``subject``, ``url``) and what
@@ -404,25 +410,64 @@ def rewrite_pages(
     fingerprint; or None).  Returns, per page: its status (``unchanged``,
     ``changed``, ``written`` or ``error``), what went wrong for an error, and
     for a page written as it was loaded the content hash and flat block spans
-    of its new bytes.
+    of its new bytes; and the pages to write, checked but not yet written,
+    for :func:`write_pending` (a page is ``written`` once that has written it).
+
+    Nothing is written here: the exporter's worker processes read, rewrite
+    and check the pages, and one process makes every file change.  On some
+    file systems two processes' creates and renames do not overlap, and each
+    waits for the other's instead of doing its own work (see README).
     """
-    root_real = os.path.realpath(root)
+    pending = _Pending(os.path.realpath(root))
     cache: dict[tuple[object, ...], str] = {}
-    with PageWriter(root_real) as writer:
-        return [
-            _rewrite_page(
-                root,
-                path,
-                url,
-                targets,
-                cache,
-                writer if write else None,
-                on_change,
-                max_bytes,
-                known,
-            )
-            for path, url, targets, known in work
-        ]
+    outcomes = []
+    for place, (path, url, targets, known) in enumerate(work):
+        pending.page = (place, path)
+        writer = pending if write else None
+        outcomes.append(
+            _rewrite_page(root, path, url, targets, cache, writer, on_change, max_bytes, known)
+        )
+    return outcomes, pending.pages
+
+
+def write_pending(
+    writer: PageWriter,
+    root: Path,
+    pending: list[Pending],
+    outcomes: list[tuple[str, str, str | None, list[int] | None]],
+) -> None:
+    """Write the pages :func:`rewrite_pages` prepared; a page that cannot be written
+    becomes an error in ``outcomes`` (and is logged), and the others go on.
+
+    A page whose file is no longer the one that was read (another inode, size
+    or modification time: edited meanwhile) is not replaced: the edit is kept.
+    """
+    for place, path, data, identity in pending:
+        file = root / path
+        try:
+            if _identity(os.stat(file)) != identity:
+                raise UnsafeFileError("the page changed since it was read; left as it is")
+            writer.replace(file, data)
+        except (OSError, UnsafeFileError) as exc:
+            logger.warning("%s: cannot write: %s", path, exc)
+            outcomes[place] = ("error", f"{path}: cannot write: {exc}", None, None)
+
+
+def _identity(status: os.stat_result) -> tuple[int, int, int]:
+    return status.st_ino, status.st_size, status.st_mtime_ns
+
+
+class _Pending:
+    """Stands in for the :class:`PageWriter`: keeps each page's checked new bytes, and
+    its file's identity just after it was read, for :func:`write_pending`."""
+
+    def __init__(self, root_real: str):
+        self.root_real = root_real
+        self.page = (0, "")  # the page being rewritten: its place in the work, its path
+        self.pages: list[Pending] = []
+
+    def replace(self, file: Path, data: bytes) -> None:
+        self.pages.append((*self.page, data, _identity(os.stat(file))))
 
 
 def _rewrite_page(

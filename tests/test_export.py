@@ -633,3 +633,70 @@ def test_a_wrong_fingerprint_or_a_changed_file_is_never_trusted(tmp_path, monkey
         report.index[changing][0], "detail"
     ]
     assert "reviewed: 7" in page.read_text(encoding="utf-8")
+
+
+def test_every_file_change_is_made_by_the_calling_process_not_the_workers(site, monkeypatch):
+    """Worker processes read, rewrite and check the pages; one process writes them all
+    (two processes' creates and renames wait on each other on some file systems)."""
+    from recommender import workers
+
+    monkeypatch.setattr(workers, "PARALLEL_MIN_PAGES", 1)  # the sample is small
+    corpus = load_corpus(site)
+    links = corpus.links[["source_url", "rank", "target_url"]].assign(rank=lambda f: -f["rank"])
+    links = links[links["target_url"].isin(corpus.pages.index)]
+    writers, real = [], PageWriter.replace
+
+    def recording(writer, path, data):  # patched here only: a worker would write unrecorded
+        writers.append(os.getpid())
+        real(writer, path, data)
+
+    monkeypatch.setattr(PageWriter, "replace", recording)
+    report = export_links(site, corpus.pages, links, write=True, n_jobs=2)
+    written = (report["status"] == "written").sum()
+    assert written > 10 and writers == [os.getpid()] * written
+
+
+def test_a_page_edited_after_it_was_read_is_not_replaced(tmp_path, caplog):
+    from recommender.rewrite import rewrite_pages, write_pending
+
+    root = tmp_path / "site"
+    root.mkdir()
+    for name in ("a", "b"):
+        (root / f"{name}.md").write_text(f"---\ntitle: {name}\nurl: /{name}\n---\n", "utf-8")
+    target = {"id": 1, "title": "T", "subject": "S", "url": "/t"}
+    work = [(f"{name}.md", f"/{name}", [target], None) for name in ("a", "b")]
+    outcomes, pending = rewrite_pages(work, root, True, 10_000, None)
+    assert [status for status, *_ in outcomes] == ["written", "written"] and len(pending) == 2
+    assert "related_article1" not in (root / "a.md").read_text("utf-8")  # not yet written
+    (root / "a.md").write_text("---\ntitle: edited\nurl: /a\n---\n", "utf-8")
+    with (
+        caplog.at_level(logging.WARNING, logger="recommender.rewrite"),
+        PageWriter(os.path.realpath(root)) as writer,
+    ):
+        write_pending(writer, root, pending, outcomes)
+    assert outcomes[0][0] == "error" and "changed since it was read" in outcomes[0][1]
+    assert (root / "a.md").read_text("utf-8") == "---\ntitle: edited\nurl: /a\n---\n"
+    assert outcomes[1][0] == "written" and "url: /t" in (root / "b.md").read_text("utf-8")
+    assert caplog.messages[0].startswith("a.md: cannot write: the page changed")
+
+
+def test_the_workers_get_the_pages_a_window_at_a_time(site, monkeypatch):
+    """What the workers rewrite waits in the calling process to be written: a window
+    of pages at a time bounds it, with the same pages written as without windows."""
+    from recommender import export
+
+    corpus = load_corpus(site)
+    links = corpus.links[["source_url", "rank", "target_url"]].assign(rank=lambda f: -f["rank"])
+    links = links[links["target_url"].isin(corpus.pages.index)]
+    handed, real = [], export.run_chunks
+
+    def recording(function, items, *args, **kwargs):
+        handed.append(len(items))
+        return real(function, items, *args, **kwargs)
+
+    monkeypatch.setattr(export, "run_chunks", recording)
+    monkeypatch.setattr(export, "EXPORT_WINDOW_PAGES", 10)
+    report = export_links(site, corpus.pages, links)  # compared only
+    assert max(handed) == 10 and sum(handed) == len(report) > 30
+    monkeypatch.setattr(export, "EXPORT_WINDOW_PAGES", 10_000)
+    assert report.equals(export_links(site, corpus.pages, links))
