@@ -17,7 +17,8 @@ indentation, the body, the final newline or its absence, CRLF line endings,
 a BOM.  Values are written so that YAML reads back exactly what was meant
 (:func:`yaml_scalar`).  A page whose blocks already hold the wanted values is
 left alone, whatever their layout.  :func:`rewrite_pages` does it for some
-pages in their files, each written atomically.
+pages in their files, checked but not yet written, and :func:`write_pending`
+writes them, each atomically.
 
 This is the work :mod:`recommender.export` hands its worker processes: it
 imports neither pandas nor scikit-learn (nor numpy, though joblib's workers
