@@ -700,3 +700,11 @@ def test_the_workers_get_the_pages_a_window_at_a_time(site, monkeypatch):
     assert max(handed) == 10 and sum(handed) == len(report) > 30
     monkeypatch.setattr(export, "EXPORT_WINDOW_PAGES", 10_000)
     assert report.equals(export_links(site, corpus.pages, links))
+
+
+def test_a_change_names_its_page_by_path_and_url(tiny_site):
+    root, pages, links = tiny_site
+    changes = []
+    export_links(root, pages, links, on_change=changes.append)
+    assert [(c.path, c.url) for c in changes] == [("a.md", "/a")]
+    assert "related_article1" in changes[0].new and "related_article1" not in changes[0].old
