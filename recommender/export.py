@@ -175,9 +175,10 @@ def export_links(
         One row per page, sorted by path; columns as in :data:`REPORT_COLUMNS`.
         A page gets status ``error``, is not written, and the others go on,
         when it can no longer be read or split; when its new text would not
-        read back as meant (:func:`check_rewrite`); when it is read-only, not
-        a regular file, or its real path is outside ``root`` (the root is a
-        wall: nothing is ever written outside it).
+        read back as meant (:func:`check_rewrite`); when it changed after it
+        was read (its edit is kept); when it is read-only, not a regular
+        file, or its real path is outside ``root`` (the root is a wall:
+        nothing is ever written outside it).
 
     Raises
     ------

@@ -73,7 +73,6 @@ class _SafeLoader(_LIBYAML_LOADER):
         return tag
 
 
-_SAFE_LOADER: Any = _SafeLoader
 _MERGE = "tag:yaml.org,2002:merge"
 #: Most nodes a front matter may hold once its aliases are expanded: a few KB of
 #: aliases ("billion laughs") would otherwise expand to more values than memory holds
@@ -147,7 +146,7 @@ def parse_yaml(text: str) -> tuple[Any, Any]:
         value that YAML accepts but Python cannot hold (``2024-02-30``,
         ``!!int abc``), with its line.
     """
-    loader = _SAFE_LOADER(text)
+    loader = _SafeLoader(text)
     try:
         root = loader.get_single_node()
         if root is None:

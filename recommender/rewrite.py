@@ -392,7 +392,7 @@ def _patch_lines(text: str) -> list[str]:
 
 
 #: A page's new bytes for :func:`write_pending`: its place in the work, its path
-#: under the root, the bytes, and the file's identity when it was read.
+#: under the root, the bytes, and the file's identity once they were checked.
 Pending = tuple[int, str, bytes, tuple[int, int, int]]
 
 
@@ -440,8 +440,8 @@ def write_pending(
     """Write the pages :func:`rewrite_pages` prepared; a page that cannot be written
     becomes an error in ``outcomes`` (and is logged), and the others go on.
 
-    A page whose file is no longer the one that was read (another inode, size
-    or modification time: edited meanwhile) is not replaced: the edit is kept.
+    A page whose file is no longer the one that was rewritten (another inode,
+    size or modification time: edited meanwhile) is not replaced: the edit is kept.
     """
     for place, path, data, identity in pending:
         file = root / path
@@ -460,7 +460,8 @@ def _identity(status: os.stat_result) -> tuple[int, int, int]:
 
 class _Pending:
     """Stands in for the :class:`PageWriter`: keeps each page's checked new bytes, and
-    its file's identity just after it was read, for :func:`write_pending`."""
+    its file's identity then (a fraction of a millisecond after it was read, the
+    window a worker's own write had), for :func:`write_pending`."""
 
     def __init__(self, root_real: str):
         self.root_real = root_real
