@@ -36,7 +36,7 @@ from .rewrite import (
     write_pending,
     yaml_scalar,
 )
-from .workers import run_chunks
+from .workers import run_chunks, workers_started
 
 __all__ = [
     "LINKS_TABLE_SUFFIXES",
@@ -220,6 +220,14 @@ def export_links(
                 rows[path] = (*row[:2], status, *row[3:6], *written)  # detail, digest, spans
             bar.update(len(chunk))
     return pd.DataFrame(list(rows.values()), columns=list(REPORT_COLUMNS))
+
+
+def exporter_started(n_jobs: int | None = None, on_change=None):
+    """A context in which the exporter's worker processes start (see
+    :func:`~recommender.workers.workers_started`): while a run computes its
+    links, say, so that :func:`export_links` (with the same ``n_jobs`` and
+    ``on_change``) need not wait for them."""
+    return workers_started(rewrite_pages.__module__, None if on_change else n_jobs)
 
 
 def _rewritten(root: Path, work: list, write: bool, max_page_bytes: int, on_change, n_jobs):

@@ -320,14 +320,18 @@ class FieldFeatures:
             arrays[f"field{number}_terms"] = np.frombuffer(terms, dtype=np.uint8)
             if self.combine == "per_field":
                 arrays |= self.weightings_[number].to_arrays(f"field{number}_")
-        if self.combine != "per_field":
+        if self.combine != "per_field":  # the union's columns too: finding them again is slow
             arrays["kept_terms"] = self.kept_terms_
+            for number, columns in enumerate(self.field_columns_):
+                arrays[f"field{number}_columns"] = columns
+            terms = "\x00".join(self.feature_names_["term"]).encode("utf-8")
+            arrays["kept_names"] = np.frombuffer(terms, dtype=np.uint8)
             arrays |= self.weighting_.to_arrays()
         return arrays
 
     def from_arrays(self, arrays: Mapping[str, np.ndarray]) -> FieldFeatures:
         """Fit these features from :meth:`to_arrays` (made with the same settings); return self."""
-        self.vectorizers_, names = {}, []
+        self.vectorizers_ = {}
         number = 0
         while f"field{number}_name" in arrays:
             field = arrays[f"field{number}_name"].tobytes().decode("utf-8")
@@ -335,7 +339,6 @@ class FieldFeatures:
             vectorizer = self._field_vectorizer(field, dict(self.counting))
             vectorizer.set_params(vocabulary={term: i for i, term in enumerate(terms)})
             self.vectorizers_[field] = vectorizer
-            names.append(np.array(terms, dtype=object))
             number += 1
         if self.combine == "per_field":
             self.weightings_ = [
@@ -345,10 +348,10 @@ class FieldFeatures:
             return self
         self.kept_terms_ = arrays["kept_terms"]
         self.weighting_ = self._weighting().from_arrays(arrays)
-        vocabulary, columns = _union_columns(names)
-        self.field_columns_ = _kept_columns(columns, self.kept_terms_)
+        self.field_columns_ = [arrays[f"field{i}_columns"] for i in range(number)]
+        terms = arrays["kept_names"].tobytes().decode("utf-8").split("\x00")
         self.feature_names_ = pd.DataFrame(
-            {"field": "+".join(self.vectorizers_), "term": vocabulary[self.kept_terms_]}
+            {"field": "+".join(self.vectorizers_), "term": np.array(terms, dtype=object)}
         )
         return self
 

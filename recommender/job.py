@@ -48,6 +48,7 @@ from .export import (
     WriteBack,
     check_output_path,
     export_links,
+    exporter_started,
     targets_by_source,
     write_links_table,
 )
@@ -511,11 +512,13 @@ def _incremental(saved, changes, walked, root, settings, options):
         logger.info("the changes cannot be merged into the state: a full run")
         return _full(root, settings, options)
     _raise_first_error(corpus, options["strict"])
-    model = saved.read_model({**settings, "progress": options["progress"]})
-    old_links = model.related_
-    links = model.update(corpus.pages, changed=fresh.pages.index).related_
-    restated = _restated(old, fresh)
-    sources = _pages_to_export(corpus, old_links, links, fresh.pages.index, restated, saved)
+    # the exporter's workers start while the links are computed (half a second saved)
+    with exporter_started(settings.get("n_jobs"), options["on_change"]):
+        model = saved.read_model({**settings, "progress": options["progress"]})
+        old_links = model.related_
+        links = model.update(corpus.pages, changed=fresh.pages.index).related_
+        restated = _restated(old, fresh)
+        sources = _pages_to_export(corpus, old_links, links, fresh.pages.index, restated, saved)
     report = _export(corpus, links, model, options, sources)
     return corpus, links, _report(corpus.pages, links, [report]), model
 

@@ -9,6 +9,9 @@ chunks run on the Dask cluster's workers instead.
 
 from __future__ import annotations
 
+import collections
+import contextlib
+import importlib
 import os
 import sys
 import threading
@@ -25,6 +28,7 @@ __all__ = [
     "end_with_parent",
     "map_in_order",
     "run_chunks",
+    "workers_started",
 ]
 
 #: Fewer pages than this are handled in the calling process: starting workers costs more.
@@ -57,7 +61,12 @@ def run_chunks(
         return chunks, (function(chunk, *args) for chunk in chunks)
     if client is not None:
         return chunks, map_in_order(client, function, chunks, *([a] * len(chunks) for a in args))
-    run = joblib.Parallel(
+    return chunks, _pool(workers)(joblib.delayed(function)(chunk, *args) for chunk in chunks)
+
+
+def _pool(workers: int) -> joblib.Parallel:
+    """The worker processes of :func:`run_chunks`: the same settings reuse the same ones."""
+    return joblib.Parallel(
         n_jobs=workers,
         return_as="generator",
         idle_worker_timeout=WORKER_IDLE_SECONDS,
@@ -65,7 +74,32 @@ def run_chunks(
         initargs=(os.getpid(),),
         backend="loky",
     )
-    return chunks, run(joblib.delayed(function)(chunk, *args) for chunk in chunks)
+
+
+@contextlib.contextmanager
+def workers_started(module: str, n_jobs: int | None = None) -> Iterator[None]:
+    """Start :func:`run_chunks`'s worker processes now, each importing ``module``, while
+    this process goes on; leaving waits until they are ready.
+
+    Starting them takes about half a second (a new interpreter each), which
+    a run that works on its own meanwhile need not wait for: the workers are
+    then ready for its ``run_chunks`` (within :data:`WORKER_IDLE_SECONDS`).
+    Nothing is started where ``run_chunks`` would use no worker processes
+    (one job, or a Dask cluster).
+    """
+    workers = joblib.effective_n_jobs(n_jobs)
+    if workers < 2 or cluster_client(n_jobs) is not None:
+        yield
+        return
+    ready = _pool(workers)(joblib.delayed(_import)(module) for _ in range(workers))
+    try:
+        yield
+    finally:
+        collections.deque(ready, maxlen=0)
+
+
+def _import(module: str) -> None:
+    importlib.import_module(module)
 
 
 def cluster_client(n_jobs: int | None = None):

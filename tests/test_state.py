@@ -1,5 +1,6 @@
 """The state between nightly runs: nothing changed, some pages changed, and states not to trust."""
 
+import contextlib
 import json
 import os
 import shutil
@@ -548,3 +549,29 @@ def test_a_full_run_gives_freed_memory_back_before_writing_the_pages_and_the_sta
     )
     assert rewrite(site).kind is RunKind.FULL
     assert stages == ["released", "export", "released", "state"]
+
+
+def test_an_incremental_run_starts_the_exporters_workers_while_it_computes_links(site, monkeypatch):
+    run_job(site, settings={**SETTINGS, "n_jobs": 2}, write_back=WriteBack.YES, state=True)
+    page = sorted(site.rglob("*.md"))[5]
+    page.write_text(page.read_text(encoding="utf-8") + "\n", encoding="utf-8")
+    events = []
+    started = job_module.exporter_started
+
+    @contextlib.contextmanager
+    def recording(n_jobs, on_change):
+        events.append(("start", n_jobs))
+        with started(n_jobs, on_change):
+            yield
+        events.append("ready")
+
+    update = model_module.Recommender.update
+    monkeypatch.setattr(job_module, "exporter_started", recording)
+    monkeypatch.setattr(
+        model_module.Recommender,
+        "update",
+        lambda self, *a, **k: events.append("update") or update(self, *a, **k),
+    )
+    result = run_job(site, settings={**SETTINGS, "n_jobs": 2}, write_back=WriteBack.YES, state=True)
+    assert result.kind is RunKind.INCREMENTAL
+    assert events == [("start", 2), "update", "ready"]
