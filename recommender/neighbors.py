@@ -453,8 +453,12 @@ def _pair_dots(
     return out
 
 
-#: Pairs re-scored at a time by :func:`top_k_cosine_fast`; bounds its memory.
-RESCORE_PAIRS = 1 << 15
+#: Rows of :func:`rescore_pairs` spread into its dense buffer at a time (rows x
+#: features float32: 10 MB per thread at 300,000 terms).  On the real corpus, 8 rows
+#: re-scored 82 candidates of 8,192 pages in 0.35 s (2 threads), 16 in 0.39 s, 32
+#: in 0.52 s: a larger buffer spills out of the processor's caches.  Copying the
+#: paired rows and multiplying them, as before, took 0.76 s.
+RESCORE_ROWS = 8
 
 
 def top_k_cosine_fast(
@@ -622,6 +626,11 @@ def rescore_pairs(
 ) -> np.ndarray:
     """Exact dot products of each row of ``X`` with the rows of ``Y`` named in ``found``.
 
+    A few rows of ``X`` at a time are spread into a dense buffer, and the
+    entries of the rows of ``Y`` they are paired with are looked up in it and
+    summed, pair by pair: no row is copied, and a pair's score does not
+    depend on the rows around it or the threads.
+
     Parameters
     ----------
     X : csr_matrix, shape (n, n_features)
@@ -629,31 +638,54 @@ def rescore_pairs(
     found : ndarray of int64, shape (n, width)
         Row indices into ``Y``; ``-1`` for none.
     n_threads : int, default 1
-        Threads that score chunks of pairs (scipy's kernels release the GIL);
-        each pair's score is the same for any number.
+        Threads that score parts of the rows (numpy's kernels release the GIL).
 
     Returns
     -------
     ndarray of float32, shape (n, width)
         ``X[i] . Y[found[i, j]]``; ``-inf`` where ``found`` is ``-1``.
     """
+    X = sp.csr_matrix(X, dtype=np.float32)
+    Y = sp.csr_matrix(Y, dtype=np.float32)
+    X.sum_duplicates()  # spread into the buffer, a repeated column would overwrite
     exact = np.full(found.shape, -np.inf, dtype=np.float32)
-    pairs = np.flatnonzero(found.ravel() >= 0)
+    parts = np.linspace(0, X.shape[0], n_threads * 4 + 1, dtype=np.int64)
 
-    def score(start: int) -> None:  # each chunk fills its own places of ``exact``
-        chunk = pairs[start : start + RESCORE_PAIRS]
-        rows, columns = np.divmod(chunk, found.shape[1])
-        products = X[rows].multiply(Y[found[rows, columns]])
-        exact[rows, columns] = np.asarray(products.sum(axis=1)).ravel()
+    def score(part: int) -> None:  # each part fills its own rows of ``exact``
+        dense = np.zeros((RESCORE_ROWS, X.shape[1]), dtype=np.float32)
+        for start in range(parts[part], parts[part + 1], RESCORE_ROWS):
+            stop = min(start + RESCORE_ROWS, parts[part + 1])
+            exact[start:stop] = _rescored_rows(X[start:stop], Y, found[start:stop], dense)
 
-    starts = range(0, len(pairs), RESCORE_PAIRS)
-    if n_threads > 1 and len(starts) > 1:
+    if n_threads > 1 and X.shape[0] > RESCORE_ROWS:
         with ThreadPoolExecutor(n_threads) as pool:
-            list(pool.map(score, starts))
+            list(pool.map(score, range(len(parts) - 1)))
     else:
-        for start in starts:
-            score(start)
+        for part in range(len(parts) - 1):
+            score(part)
     return exact
+
+
+def _rescored_rows(
+    queries: sp.csr_matrix, Y: sp.csr_matrix, found: np.ndarray, dense: np.ndarray
+) -> np.ndarray:
+    """:func:`rescore_pairs` of a few rows, through ``dense`` (zeros, left as zeros)."""
+    scores = np.full(found.shape, -np.inf, dtype=np.float32)
+    rows = np.repeat(np.arange(queries.shape[0]), np.diff(queries.indptr))
+    dense[rows, queries.indices] = queries.data
+    pair_rows, places = np.nonzero(found >= 0)
+    targets = found[pair_rows, places]
+    starts, lengths = Y.indptr[targets], np.diff(Y.indptr)[targets]
+    ends = np.cumsum(lengths)
+    entries = np.arange(ends[-1] if len(ends) else 0) + np.repeat(starts - ends + lengths, lengths)
+    products = dense[np.repeat(pair_rows, lengths), Y.indices[entries]] * Y.data[entries]
+    sums = np.zeros(len(targets), dtype=np.float32)
+    filled = lengths > 0
+    if filled.any():
+        sums[filled] = np.add.reduceat(products, (ends - lengths)[filled])
+    scores[pair_rows, places] = sums
+    dense[rows, queries.indices] = 0
+    return scores
 
 
 def _best_of(found: np.ndarray, exact: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:

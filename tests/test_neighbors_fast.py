@@ -135,6 +135,33 @@ def test_rescore_pairs_gives_the_dot_products_and_minus_inf_for_none():
     assert np.isneginf(exact[:, 1]).all()
 
 
+@pytest.mark.parametrize("rows_at_a_time", [1, 2, 8])
+def test_rescored_pairs_do_not_depend_on_the_rows_around_them_or_the_threads(
+    monkeypatch, rows_at_a_time
+):
+    X, Y = random_rows(40, 30, 0.3, seed=16), random_rows(25, 30, 0.3, seed=17)
+    Y = sp.csr_matrix(sp.diags(np.float32(np.arange(25) != 4)) @ Y)  # row 4 empty
+    Y.eliminate_zeros()
+    found = np.random.default_rng(18).integers(-1, 25, size=(40, 7))
+    monkeypatch.setattr(neighbors, "RESCORE_ROWS", 1)
+    alone = rescore_pairs(X, Y, found)
+    monkeypatch.setattr(neighbors, "RESCORE_ROWS", rows_at_a_time)
+    for threads in (1, 2):
+        np.testing.assert_array_equal(rescore_pairs(X, Y, found, threads), alone)
+    dense = (X @ Y.T).toarray()
+    valid = found >= 0
+    expected = dense[np.nonzero(valid)[0], found[valid]]
+    np.testing.assert_allclose(alone[valid], expected, rtol=1e-5, atol=1e-7)
+    assert (alone[found == 4] == 0).all()  # an empty row scores 0, not "none"
+    assert np.isneginf(alone[~valid]).all()
+
+
+def test_rescore_pairs_sums_a_query_row_given_with_repeated_columns():
+    X = sp.csr_matrix((np.float32([0.5, 0.25, 1.0]), [2, 2, 0], [0, 3]), shape=(1, 3))
+    Y = sp.csr_matrix(np.float32([[1.0, 0.0, 2.0]]))
+    assert rescore_pairs(X, Y, np.array([[0]])).tolist() == [[2.5]]
+
+
 @pytest.mark.parametrize(
     "bad", [{"k": 0}, {"n_terms": 0}, {"block_size": 0}, {"k": 5, "n_candidates": 4}]
 )
