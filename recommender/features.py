@@ -132,6 +132,8 @@ class FieldFeatures:
         One row per column of the combined matrix: its ``field`` and ``term``.
         With ``combine="concatenate"`` the field is the fields joined by
         ``+`` (``"title+keywords+answer"``): a column holds a term of any field.
+    arrays_read_ : dict of str to ndarray or None
+        The arrays :meth:`from_arrays` read (None after a fit).
     """
 
     def __init__(
@@ -175,6 +177,7 @@ class FieldFeatures:
         """
         if self.combine not in COMBINE_MODES:
             raise ValueError(f"combine must be one of {COMBINE_MODES}, got {self.combine!r}")
+        self.arrays_read_ = None  # fitted anew: to_arrays describes this fit
         counting = dict(self.counting)
         if isinstance(counting.get("max_df"), float):
             # As a count (the same cut: document frequencies are whole), never under 2,
@@ -313,6 +316,8 @@ class FieldFeatures:
 
     def to_arrays(self) -> dict[str, np.ndarray]:
         """The fitted vocabularies and term weights as plain arrays (no pickle)."""
+        if getattr(self, "arrays_read_", None) is not None:  # read by from_arrays: as they were
+            return dict(self.arrays_read_)
         arrays: dict[str, np.ndarray] = {}
         for number, (field, vectorizer) in enumerate(self.vectorizers_.items()):
             terms = "\x00".join(vectorizer.get_feature_names_out()).encode("utf-8")
@@ -330,7 +335,16 @@ class FieldFeatures:
         return arrays
 
     def from_arrays(self, arrays: Mapping[str, np.ndarray]) -> FieldFeatures:
-        """Fit these features from :meth:`to_arrays` (made with the same settings); return self."""
+        """Fit these features from :meth:`to_arrays` (made with the same settings); return self.
+
+        The arrays are kept, and :meth:`to_arrays` gives them back: a nightly
+        run writes its state without joining the vocabularies again.
+        """
+        self.arrays_read_ = {
+            name: arrays[name]
+            for name in arrays
+            if name.startswith("field") or name in _ONE_SPACE_ARRAYS
+        }
         self.vectorizers_ = {}
         number = 0
         while f"field{number}_name" in arrays:
@@ -372,6 +386,10 @@ class FieldFeatures:
                 "term": np.concatenate(list(terms.values())),
             }
         )
+
+
+#: The names of :meth:`FieldFeatures.to_arrays` that do not start with ``field``.
+_ONE_SPACE_ARRAYS = ("kept_terms", "kept_names", "idf", "mean_length")
 
 
 def _union_columns(field_terms: list[np.ndarray]) -> tuple[np.ndarray, list[np.ndarray]]:

@@ -61,6 +61,23 @@ def test_features_read_back_from_arrays_transform_as_the_fitted_ones(pages, comb
     again = back.transform(pages)
     assert again.shape == features.shape
     np.testing.assert_array_equal(again.toarray(), fitted.transform(pages).toarray())
+    written, read_back = fitted.to_arrays(), back.to_arrays()
+    assert read_back.keys() == written.keys()
+    for name, array in written.items():
+        np.testing.assert_array_equal(read_back[name], array)
+    back.fit_transform(pages.iloc[:2])  # fitted anew: its arrays are no longer those read
+    refitted = back.to_arrays()
+    assert any(refitted[name].shape != array.shape for name, array in written.items())
+
+
+def test_arrays_read_back_are_written_as_they_were_read_without_joining_them_again(pages):
+    weights = {"title": 3.0, "keywords": 2.0, "answer": 1.0}
+    fitted = FieldFeatures(weights, min_df=1, max_df=1.0)
+    fitted.fit_transform(pages)
+    arrays = fitted.to_arrays()
+    back = FieldFeatures(weights, min_df=1, max_df=1.0).from_arrays({**arrays, "data": [1]})
+    back.vectorizers_ = None  # to_arrays may not need them
+    assert back.to_arrays().keys() == arrays.keys()
 
 
 @pytest.mark.parametrize("combine", ["per_field", "concatenate"])
