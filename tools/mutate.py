@@ -34,7 +34,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 #: The fast tests that exercise each module (a mutant runs only those that reach it).
 TESTS: dict[str, list[str]] = {
-    "neighbors": ["tests/test_neighbors.py"],
+    "neighbors": ["tests/test_neighbors.py", "tests/test_neighbors_fast.py"],
     "rules": ["tests/test_rules.py", "tests/test_evaluate.py"],
     "coverage": ["tests/test_coverage.py"],
     "export": ["tests/test_export.py"],
