@@ -94,8 +94,11 @@ def workers_started(module: str, n_jobs: int | None = None) -> Iterator[None]:
     ready = _pool(workers)(joblib.delayed(_import)(module) for _ in range(workers))
     try:
         yield
-    finally:
-        collections.deque(ready, maxlen=0)
+    except BaseException:  # the body's error is the one to see, not a worker's
+        with contextlib.suppress(Exception):
+            collections.deque(ready, maxlen=0)
+        raise
+    collections.deque(ready, maxlen=0)
 
 
 def _import(module: str) -> None:

@@ -103,6 +103,26 @@ def test_strongest_terms_keeps_the_largest_and_the_lower_column_on_ties():
     np.testing.assert_array_equal(strongest_terms(X, 1).toarray()[0], [0.0, 0.5, 0.0, 0.0])
 
 
+@pytest.mark.parametrize("signs", ["positive", "with zeros and negatives"])
+def test_strongest_terms_are_each_rows_largest_values_ties_to_the_lower_column(signs):
+    rng = np.random.default_rng(19)
+    values = rng.integers(1, 5, size=(30, 12)).astype(np.float32) / 4  # many ties
+    values[rng.random(values.shape) < 0.4] = 0
+    X = sp.csr_matrix(values)
+    if signs != "positive":  # stored zeros and negative entries: the general way
+        X.data[::5] *= -1
+        X.data[::7] = 0
+    for n in (1, 3, 5, 12):
+        kept = strongest_terms(X, n)
+        for row in range(X.shape[0]):
+            start, stop = X.indptr[row], X.indptr[row + 1]
+            order = sorted(range(start, stop), key=lambda i: (-X.data[i], X.indices[i]))[:n]
+            expected = sorted(X.indices[order].tolist())
+            assert kept[row].indices.tolist() == expected
+            assert kept[row].data.tolist() == X[row, expected].toarray().ravel().tolist()
+        assert kept.indptr.dtype == X.indptr.dtype
+
+
 def test_strongest_terms_in_blocks_of_rows_are_those_of_all_rows_at_once(monkeypatch):
     X = random_rows(50, 30, 0.5, seed=12)
     X = sp.csr_matrix(sp.diags(np.float32(np.arange(50) != 7)) @ X)  # row 7 empty
