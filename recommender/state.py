@@ -473,10 +473,8 @@ def _write_generation(
     )
     pd.DataFrame({"url": model.urls_}).to_parquet(target / "urls.parquet")
     model.related_.to_parquet(target / "links.parquet")
-    # uncompressed: written and read each night, where snappy took 60% of the writing
-    # (35,915 pages: 0.24 s against 0.09 s; 19 MB against 44 MB)
     corpus.pages.drop(columns=list(TEXT_COLUMNS), errors="ignore").to_parquet(
-        target / "pages.parquet", compression=None
+        target / "pages.parquet"
     )
     corpus.errors.to_parquet(target / "errors.parquet")
     corpus.links.to_parquet(target / "blocks.parquet")
