@@ -155,10 +155,14 @@ def test_rescore_pairs_gives_the_dot_products_and_minus_inf_for_none():
     assert np.isneginf(exact[:, 1]).all()
 
 
-@pytest.mark.parametrize("rows_at_a_time", [1, 2, 8])
+@pytest.mark.parametrize("rows_at_a_time", [1, 2, 8, "wide: by products"])
 def test_rescored_pairs_do_not_depend_on_the_rows_around_them_or_the_threads(
     monkeypatch, rows_at_a_time
 ):
+    if rows_at_a_time == "wide: by products":  # a feature space too wide for the buffer
+        monkeypatch.setattr(neighbors, "RESCORE_BUFFER", 0)
+        monkeypatch.setattr(neighbors, "RESCORE_PAIRS", 16)
+        rows_at_a_time = 8
     X, Y = random_rows(40, 30, 0.3, seed=16), random_rows(25, 30, 0.3, seed=17)
     Y = sp.csr_matrix(sp.diags(np.float32(np.arange(25) != 4)) @ Y)  # row 4 empty
     Y.eliminate_zeros()
