@@ -512,7 +512,7 @@ def _incremental(saved, changes, walked, root, settings, options):
         logger.info("the changes cannot be merged into the state: a full run")
         return _full(root, settings, options)
     _raise_first_error(corpus, options["strict"])
-    # the exporter's workers start while the links are computed (half a second saved)
+    # the exporter's workers start while the links are computed, not when it needs them
     with exporter_started(settings.get("n_jobs"), options["on_change"]):
         model = saved.read_model({**settings, "progress": options["progress"]})
         old_links = model.related_

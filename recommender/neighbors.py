@@ -454,7 +454,7 @@ def _pair_dots(
 
 
 #: Rows of :func:`rescore_pairs` spread into its dense buffer at a time (rows x
-#: features float32: 10 MB per thread at 300,000 terms).  On the real corpus, 8 rows
+#: features float32, at most :data:`RESCORE_BUFFER`).  On the real corpus, 8 rows
 #: re-scored 82 candidates of 8,192 pages in 0.35 s (2 threads), 16 in 0.39 s, 32
 #: in 0.52 s: a larger buffer spills out of the processor's caches.  Copying the
 #: paired rows and multiplying them, as before, took 0.76 s.
@@ -636,7 +636,9 @@ def rescore_pairs(
     A few rows of ``X`` at a time are spread into a dense buffer, and the
     entries of the rows of ``Y`` they are paired with are looked up in it and
     summed, pair by pair: no row is copied, and a pair's score does not
-    depend on the rows around it or the threads.
+    depend on the rows around it or the threads.  In a feature space too wide
+    for the buffer (:data:`RESCORE_BUFFER`), each pair's rows are copied and
+    multiplied instead.
 
     Parameters
     ----------

@@ -78,12 +78,14 @@ def _pool(workers: int) -> joblib.Parallel:
 
 @contextlib.contextmanager
 def workers_started(module: str, n_jobs: int | None = None) -> Iterator[None]:
-    """Start :func:`run_chunks`'s worker processes now, each importing ``module``, while
+    """Start :func:`run_chunks`'s worker processes now, importing ``module`` there, while
     this process goes on; leaving waits until they are ready.
 
     Starting them takes about half a second (a new interpreter each), which
     a run that works on its own meanwhile need not wait for: the workers are
-    then ready for its ``run_chunks`` (within :data:`WORKER_IDLE_SECONDS`).
+    then ready for its ``run_chunks`` (within :data:`WORKER_IDLE_SECONDS`).  One
+    import is asked of each worker, but an idle worker may take two: the module
+    is then imported by the other's first chunk.
     Nothing is started where ``run_chunks`` would use no worker processes
     (one job, or a Dask cluster).
     """
