@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from recommender import Recommender, load_corpus
-from recommender.errors import ExportError, UnsafeFileError
+from recommender.errors import ExportError, RewriteCheckError, UnsafeFileError
 from recommender.export import (
     LOADED_COLUMNS,
     PageChange,
@@ -29,6 +29,7 @@ from recommender.export import (
     yaml_scalar,
 )
 from recommender.files import PageWriter
+from recommender.rewrite import check_rewrite
 
 from .conftest import FIXTURES, SAMPLE
 
@@ -708,3 +709,35 @@ def test_a_change_names_its_page_by_path_and_url(tiny_site):
     export_links(root, pages, links, on_change=changes.append)
     assert [(c.path, c.url) for c in changes] == [("a.md", "/a")]
     assert "related_article1" in changes[0].new and "related_article1" not in changes[0].old
+
+
+OLD_PAGE = """title: Cells
+score: .nan
+tags: [a, b]
+meta: {x: 1, y: 2}
+related_article1:
+  title: Old
+  url: /old
+"""
+
+
+@pytest.mark.parametrize(
+    ("new", "problem"),
+    [
+        (OLD_PAGE.replace("Old", "New").replace("/old", "/new"), None),
+        (OLD_PAGE.replace("tags: [a, b]", "tags: [a, b, c]"), "tags"),  # a longer list
+        (OLD_PAGE.replace("tags: [a, b]", "tags: [a, c]"), "tags"),  # another item
+        (OLD_PAGE.replace("tags: [a, b]", "tags: [b, a]"), "tags"),  # another order
+        (OLD_PAGE.replace("score: .nan", "score: 1.0"), "score"),  # NaN is no number
+        (OLD_PAGE.replace("meta: {x: 1, y: 2}", "meta: {y: 2, x: 1}"), "meta"),  # key order
+        (OLD_PAGE.replace("meta: {x: 1, y: 2}", "meta: {x: 1.0, y: 2}"), "meta"),  # a type
+        (OLD_PAGE.replace("  title: Old\n", "  title: New\n"), "related"),  # not the blocks
+    ],
+)
+def test_check_rewrite_refuses_any_other_value_outside_the_blocks(new, problem):
+    wanted = [{"title": "New", "url": "/new"}]
+    if problem is None:
+        check_rewrite(OLD_PAGE, new, wanted)  # NaN reads back as NaN: the same value
+        return
+    with pytest.raises(RewriteCheckError, match=problem):
+        check_rewrite(OLD_PAGE, new, wanted)
