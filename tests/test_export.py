@@ -150,9 +150,9 @@ def test_yaml_scalar_reads_back_exactly(value, folded):
 def test_yaml_scalar_integers_and_refusals():
     assert yaml_scalar(-7) == "-7"
     assert yaml.safe_load(f"k: {yaml_scalar(10**20)}") == {"k": 10**20}
-    with pytest.raises(TypeError):
+    with pytest.raises(TypeError, match="cannot write bool True as a related block value"):
         yaml_scalar(True)
-    with pytest.raises(TypeError):
+    with pytest.raises(TypeError, match="cannot write float 1.5"):
         yaml_scalar(1.5)
 
 
