@@ -295,8 +295,10 @@ def _check_rest(before: object, after: object) -> None:
         raise RewriteCheckError("the new front matter would not be a mapping")
     rest_before = {k: v for k, v in before.items() if not is_block_key(k)}
     rest_after = {k: v for k, v in after.items() if not is_block_key(k)}
-    if list(rest_before) != list(rest_after):
-        changed = sorted(set(rest_before) ^ set(rest_after), key=str) or list(rest_before)
+    if list(rest_before) != list(rest_after):  # name a key lost or added, else the first moved
+        changed = sorted(set(rest_before) ^ set(rest_after), key=str) or [
+            key for key, now in zip(rest_before, rest_after, strict=True) if key != now
+        ]
         raise RewriteCheckError(f"the key `{str(changed[0])[:60]}` would be lost or moved")
     for key, value in rest_before.items():
         if not _same(value, rest_after[key]):

@@ -152,7 +152,7 @@ def test_yaml_scalar_integers_and_refusals():
     assert yaml.safe_load(f"k: {yaml_scalar(10**20)}") == {"k": 10**20}
     with pytest.raises(TypeError, match="cannot write bool True as a related block value"):
         yaml_scalar(True)
-    with pytest.raises(TypeError, match="cannot write float 1.5"):
+    with pytest.raises(TypeError, match=r"cannot write float 1\.5"):
         yaml_scalar(1.5)
 
 
@@ -741,3 +741,24 @@ def test_check_rewrite_refuses_any_other_value_outside_the_blocks(new, problem):
         return
     with pytest.raises(RewriteCheckError, match=problem):
         check_rewrite(OLD_PAGE, new, wanted)
+
+
+@pytest.mark.parametrize(
+    ("new", "message"),
+    [
+        ("- a list\n", "the new front matter would not be a mapping"),
+        ("title: [unclosed\n", "the new front matter would not parse: "),
+        (OLD_PAGE.replace("tags: [a, b]\n", ""), "the key `tags` would be lost or moved"),
+        (OLD_PAGE + "zzz: 1\n", "the key `zzz` would be lost or moved"),
+        (
+            OLD_PAGE.replace("score: .nan\ntags: [a, b]", "tags: [a, b]\nscore: .nan"),
+            "the key `score` would be lost or moved",  # the first key out of place
+        ),
+        (OLD_PAGE.replace("Cells", "Bones"), "the key `title` would read back differently"),
+        (OLD_PAGE, "the new related blocks would not read back as the links meant"),
+    ],
+)
+def test_check_rewrite_says_what_would_go_wrong(new, message):
+    with pytest.raises(RewriteCheckError) as refused:
+        check_rewrite(OLD_PAGE, new, [{"title": "New", "url": "/new"}])
+    assert str(refused.value).startswith(message)
