@@ -762,3 +762,34 @@ def test_check_rewrite_says_what_would_go_wrong(new, message):
     with pytest.raises(RewriteCheckError) as refused:
         check_rewrite(OLD_PAGE, new, [{"title": "New", "url": "/new"}])
     assert str(refused.value).startswith(message)
+
+
+def test_a_page_gone_between_its_read_and_its_check_is_an_error(tmp_path, monkeypatch, caplog):
+    from recommender import rewrite
+    from recommender.rewrite import rewrite_pages
+
+    root = tmp_path / "site"
+    root.mkdir()
+    for name in ("a", "b"):
+        (root / f"{name}.md").write_text(f"---\ntitle: {name}\nurl: /{name}\n---\n", "utf-8")
+    real = rewrite._Pending.replace
+
+    def gone(self, file, data):  # the page removed just after the worker read it
+        if file.name == "a.md":
+            raise FileNotFoundError(2, "No such file or directory")
+        real(self, file, data)
+
+    monkeypatch.setattr(rewrite._Pending, "replace", gone)
+    target = {"id": 1, "title": "T", "subject": "S", "url": "/t"}
+    work = [(f"{name}.md", f"/{name}", [target], None) for name in ("a", "b")]
+    with caplog.at_level(logging.WARNING, logger="recommender.rewrite"):
+        outcomes, pending = rewrite_pages(work, root, True, 10_000, None)
+    assert outcomes[0] == (
+        "error",
+        "a.md: cannot write: [Errno 2] No such file or directory",
+        None,
+        None,
+    )
+    assert outcomes[1] == ("written", "", None, None)  # not as loaded: no hash or spans
+    assert [page[1] for page in pending] == ["b.md"]
+    assert caplog.messages == ["a.md: cannot write: [Errno 2] No such file or directory"]
