@@ -227,7 +227,13 @@ def exporter_started(n_jobs: int | None = None, on_change=None):
     :func:`~recommender.workers.workers_started`): while a run computes its
     links, say, so that :func:`export_links` (with the same ``n_jobs`` and
     ``on_change``) need not wait for them."""
-    return workers_started(rewrite_pages.__module__, None if on_change else n_jobs)
+    return workers_started(rewrite_pages.__module__, _export_jobs(n_jobs, on_change))
+
+
+def _export_jobs(n_jobs: int | None, on_change) -> int | None:
+    """The exporter's worker processes: none with ``on_change``, which shows each diff
+    in this process before its page is written."""
+    return None if on_change else n_jobs
 
 
 def _rewritten(root: Path, work: list, write: bool, max_page_bytes: int, on_change, n_jobs):
@@ -248,7 +254,7 @@ def _rewritten(root: Path, work: list, write: bool, max_page_bytes: int, on_chan
                 write,
                 max_page_bytes,
                 on_change,
-                n_jobs=None if on_change else n_jobs,
+                n_jobs=_export_jobs(n_jobs, on_change),
             )
             for chunk, (outcomes, pending) in zip(chunks, results, strict=True):
                 write_pending(writer, root, pending, outcomes)

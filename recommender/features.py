@@ -388,10 +388,6 @@ class FieldFeatures:
         )
 
 
-#: The names of :meth:`FieldFeatures.to_arrays` that do not start with ``field``.
-_ONE_SPACE_ARRAYS = ("kept_terms", "kept_names", "idf", "mean_length")
-
-
 def _union_columns(field_terms: list[np.ndarray]) -> tuple[np.ndarray, list[np.ndarray]]:
     """The fields' union vocabulary (sorted), and per field each term's column in it."""
     vocabulary, column_of_term = np.unique(np.concatenate(field_terms), return_inverse=True)
@@ -690,12 +686,17 @@ class TermWeighting:
             values[start:stop] *= self.idf_[weighted.indices[start:stop]]
         return weighted
 
+    #: The names of :meth:`to_arrays` (after its prefix).
+    ARRAY_NAMES = ("idf", "mean_length")
+
     def to_arrays(self, prefix: str = "") -> dict[str, np.ndarray]:
-        return {f"{prefix}idf": self.idf_, f"{prefix}mean_length": np.array([self.mean_length_])}
+        idf, mean_length = (prefix + name for name in self.ARRAY_NAMES)
+        return {idf: self.idf_, mean_length: np.array([self.mean_length_])}
 
     def from_arrays(self, arrays: Mapping[str, np.ndarray], prefix: str = "") -> TermWeighting:
-        self.idf_ = arrays[f"{prefix}idf"]
-        self.mean_length_ = float(arrays[f"{prefix}mean_length"][0])
+        idf, mean_length = (prefix + name for name in self.ARRAY_NAMES)
+        self.idf_ = arrays[idf]
+        self.mean_length_ = float(arrays[mean_length][0])
         return self
 
 
@@ -779,3 +780,7 @@ class TagAnalyzer:
                 terms.append(tag)
                 terms.extend(term for term in self.words(tag) if term != tag)
         return terms
+
+
+#: The names of :meth:`FieldFeatures.to_arrays` that do not start with ``field``.
+_ONE_SPACE_ARRAYS = ("kept_terms", "kept_names", *TermWeighting.ARRAY_NAMES)

@@ -666,7 +666,7 @@ def rescore_pairs(
         dense = np.zeros((RESCORE_ROWS, X.shape[1]), dtype=np.float32)
         for start in range(parts[part], parts[part + 1], RESCORE_ROWS):
             stop = min(start + RESCORE_ROWS, parts[part + 1])
-            exact[start:stop] = _rescored_rows(X[start:stop], Y, found[start:stop], dense)
+            _rescore_rows(X[start:stop], Y, found[start:stop], dense, exact[start:stop])
 
     if n_threads > 1 and X.shape[0] > RESCORE_ROWS:
         with ThreadPoolExecutor(n_threads) as pool:
@@ -701,16 +701,17 @@ def _rescored_by_products(
     return exact
 
 
-def _rescored_rows(
-    queries: sp.csr_matrix, Y: sp.csr_matrix, found: np.ndarray, dense: np.ndarray
-) -> np.ndarray:
-    """:func:`rescore_pairs` of a few rows, through ``dense`` (zeros, left as zeros)."""
-    scores = np.full(found.shape, -np.inf, dtype=np.float32)
+def _rescore_rows(
+    queries: sp.csr_matrix, Y: sp.csr_matrix, found: np.ndarray, dense: np.ndarray, out
+) -> None:
+    """:func:`rescore_pairs` of a few rows into ``out`` (-inf where none), through
+    ``dense`` (zeros, left as zeros)."""
     rows = np.repeat(np.arange(queries.shape[0]), np.diff(queries.indptr))
     dense[rows, queries.indices] = queries.data
     pair_rows, places = np.nonzero(found >= 0)
     targets = found[pair_rows, places]
-    starts, lengths = Y.indptr[targets], np.diff(Y.indptr)[targets]
+    starts = Y.indptr[targets]
+    lengths = Y.indptr[targets + 1] - starts
     ends = np.cumsum(lengths)
     entries = np.arange(ends[-1] if len(ends) else 0) + np.repeat(starts - ends + lengths, lengths)
     products = dense[np.repeat(pair_rows, lengths), Y.indices[entries]] * Y.data[entries]
@@ -718,9 +719,8 @@ def _rescored_rows(
     filled = lengths > 0
     if filled.any():
         sums[filled] = np.add.reduceat(products, (ends - lengths)[filled])
-    scores[pair_rows, places] = sums
+    out[pair_rows, places] = sums
     dense[rows, queries.indices] = 0
-    return scores
 
 
 def _best_of(found: np.ndarray, exact: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
