@@ -656,6 +656,13 @@ def rescore_pairs(
     """
     X = sp.csr_matrix(X, dtype=np.float32)
     Y = sp.csr_matrix(Y, dtype=np.float32)
+    paired = (found >= 0).any(axis=1)
+    if not paired.all():  # a night pairs a few rows of the site's: only those are read
+        exact = np.full(found.shape, -np.inf, dtype=np.float32)
+        rows = np.flatnonzero(paired)
+        if len(rows):
+            exact[rows] = rescore_pairs(X[rows], Y, found[rows], n_threads)
+        return exact
     if RESCORE_ROWS * X.shape[1] > RESCORE_BUFFER:
         return _rescored_by_products(X, Y, found, n_threads)
     X.sum_duplicates()  # spread into the buffer, a repeated column would overwrite
