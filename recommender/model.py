@@ -598,12 +598,13 @@ class Recommender(BaseEstimator):
         self, pages: pd.DataFrame, old_rows: np.ndarray, is_changed: np.ndarray
     ) -> sp.csr_matrix:
         """Yesterday's rows for unchanged pages, fresh rows (same vocabulary) for the others."""
-        kept = self.features_[old_rows[~is_changed]]
         if not is_changed.any():
-            return kept
+            return self.features_[old_rows]
         fresh = self.features_model_.transform(pages[is_changed])
-        order = np.argsort(np.r_[np.flatnonzero(~is_changed), np.flatnonzero(is_changed)])
-        return sp.vstack([kept, fresh], format="csr")[order]
+        # each page's row taken once from yesterday's rows and the fresh ones below them
+        source = old_rows.copy()
+        source[is_changed] = self.features_.shape[0] + np.arange(int(is_changed.sum()))
+        return sp.vstack([self.features_, fresh], format="csr")[source]
 
     def _embeddings(self, pages: pd.DataFrame) -> np.ndarray | None:
         """Each page's L2-normalised embedding, cached or encoded; None at weight 0."""

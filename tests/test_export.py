@@ -80,7 +80,7 @@ def test_fixture_result_reads_back_and_keeps_every_other_byte(case):
 
 
 def test_pages_without_front_matter_are_refused():
-    with pytest.raises(ValueError, match="does not open with"):
+    with pytest.raises(ValueError, match=r"^the file does not open with a '---' line$"):
         replace_related("no front matter\n", [])
 
 
@@ -793,3 +793,82 @@ def test_a_page_gone_between_its_read_and_its_check_is_an_error(tmp_path, monkey
     assert outcomes[1] == ("written", "", None, None)  # not as loaded: no hash or spans
     assert [page[1] for page in pending] == ["b.md"]
     assert caplog.messages == ["a.md: cannot write: [Errno 2] No such file or directory"]
+
+
+def test_the_exporter_reads_no_page_over_its_size_limit(tiny_site, caplog):
+    root, pages, links = tiny_site
+    limit = (root / "b.md").stat().st_size  # a.md is one byte longer
+    with caplog.at_level(logging.WARNING, logger="recommender.rewrite"):
+        report = export_links(root, pages, links, write=True, max_page_bytes=limit)
+    report = report.set_index("path")
+    assert report.at["a.md", "status"] == "error"
+    assert f"over the limit of {limit} bytes" in report.at["a.md", "detail"]
+    assert report.at["b.md", "status"] == "unchanged"
+    assert "related_article1" not in (root / "a.md").read_text("utf-8")
+    assert caplog.messages == [
+        f"a.md: not exported: {limit + 1} bytes or more, over the limit of {limit} bytes"
+        " (max_page_bytes)"
+    ]
+
+
+def test_a_page_that_no_longer_parses_is_logged_by_path_and_first_line(tiny_site, caplog):
+    root, pages, links = tiny_site
+    (root / "a.md").write_text("---\ntitle: [unclosed\nurl: /a\n---\n", encoding="utf-8")
+    with caplog.at_level(logging.WARNING, logger="recommender.rewrite"):
+        report = export_links(root, pages, links, write=True).set_index("path")
+    detail = report.at["a.md", "detail"]
+    assert report.at["a.md", "status"] == "error" and detail.startswith("a.md: while parsing")
+    assert "\n" not in detail  # the first line of the parser's message, not all of it
+    assert caplog.messages == [detail.replace("a.md: ", "a.md: not exported: ", 1)]
+
+
+def test_only_an_error_has_a_detail(tiny_site):
+    root, pages, links = tiny_site
+    for write, statuses in ((False, {"changed", "unchanged"}), (True, {"written", "unchanged"})):
+        report = export_links(root, pages, links, write=write)
+        assert set(report["status"]) == statuses
+        assert (report["detail"] == "").all()
+    assert set(export_links(root, pages, links, write=True)["status"]) == {"unchanged"}
+
+
+def test_blocks_that_do_not_parse_alone_are_rewritten_when_they_say_something_else(tmp_path):
+    """Blocks found by the cheap look (their count and urls) but that do not parse on their
+    own (an alias to a value outside them) are compared no further: they are rewritten."""
+    page = (
+        "---\ntitle: &s Biology\nurl: /p\nrelated_article1:\n  id: 1\n  title: Old title\n"
+        "  subject: *s\n  url: /a\n---\n"
+    )
+    new = replace_related(page, [{"id": 1, "title": "New title", "subject": "S", "url": "/a"}])
+    assert blocks_of(front_matter(new)) == [
+        {"id": 1, "title": "New title", "subject": "S", "url": "/a"}
+    ]
+    assert new.startswith("---\ntitle: &s Biology\nurl: /p\n")
+
+
+def test_keys_between_and_after_the_blocks_stay_where_they_are():
+    page = (
+        "---\ntitle: T\nrelated_article1:\n  title: Old\n  url: /old\nmiddle: 1\n"
+        "related_article2:\n  title: Older\n  url: /older\nlast: [a, b]\n---\nbody\n"
+    )
+    target = {"id": 3, "title": "New", "subject": "S", "url": "/new"}
+    new = replace_related(page, [target])
+    assert front_matter(new) == {
+        "title": "T",
+        "related_article1": {"id": 3, "title": "New", "subject": "S", "url": "/new"},
+        "middle": 1,
+        "last": ["a", "b"],
+    }
+    assert new.endswith("middle: 1\nlast: [a, b]\n---\nbody\n")
+
+
+def test_a_rendering_that_would_end_the_front_matter_early_is_refused(monkeypatch):
+    """The new blocks never hold a line '---' (their scalars are quoted or indented); were
+    one rendered, the page would not be written rather than cut short."""
+    import recommender.rewrite as rewrite
+
+    monkeypatch.setattr(rewrite, "_rendered_blocks", lambda *a: ["related_article1:\n---\n"])
+    target = {"id": 3, "title": "New", "subject": "S", "url": "/new"}
+    with pytest.raises(
+        RewriteCheckError, match=r"^the new text would move the end of the front matter$"
+    ):
+        replace_related("---\ntitle: T\n---\nbody\n", [target])
