@@ -85,10 +85,8 @@ def _double_quoted(value: str) -> str:
             out.append(char)
         elif ord(char) <= 0xFF:
             out.append(f"\\x{ord(char):02x}")
-        elif ord(char) <= 0xFFFF:
+        else:  # every character past U+FFFF is printable: kept as it is, above
             out.append(f"\\u{ord(char):04x}")
-        else:
-            out.append(f"\\U{ord(char):08x}")
     return '"' + "".join(out) + '"'
 
 

@@ -872,3 +872,13 @@ def test_a_rendering_that_would_end_the_front_matter_early_is_refused(monkeypatc
         RewriteCheckError, match=r"^the new text would move the end of the front matter$"
     ):
         replace_related("---\ntitle: T\n---\nbody\n", [target])
+
+
+@pytest.mark.parametrize(
+    ("text", "rendered"),
+    [("a\x85b", '"a\\x85b"'), ("a\u2028b", '"a\\u2028b"'), ("a\uffffb", '"a\\uffffb"')],
+)
+def test_a_title_with_a_line_break_or_no_printable_form_is_escaped(text, rendered):
+    assert yaml_scalar(text) == rendered
+    assert yaml.safe_load(rendered) == text
+    assert yaml_scalar("a\U0001f600b") == '"a\U0001f600b"'  # printable past U+FFFF: kept
