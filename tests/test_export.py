@@ -747,7 +747,10 @@ def test_check_rewrite_refuses_any_other_value_outside_the_blocks(new, problem):
     ("new", "message"),
     [
         ("- a list\n", "the new front matter would not be a mapping"),
-        ("title: [unclosed\n", "the new front matter would not parse: "),
+        (
+            "title: [unclosed\n",
+            "the new front matter would not parse: while parsing a flow sequence",
+        ),
         (OLD_PAGE.replace("tags: [a, b]\n", ""), "the key `tags` would be lost or moved"),
         (OLD_PAGE + "zzz: 1\n", "the key `zzz` would be lost or moved"),
         (
@@ -761,7 +764,30 @@ def test_check_rewrite_refuses_any_other_value_outside_the_blocks(new, problem):
 def test_check_rewrite_says_what_would_go_wrong(new, message):
     with pytest.raises(RewriteCheckError) as refused:
         check_rewrite(OLD_PAGE, new, [{"title": "New", "url": "/new"}])
-    assert str(refused.value).startswith(message)
+    assert str(refused.value) == message
+
+
+def test_check_rewrite_names_a_key_of_any_type_and_at_most_60_characters_of_it():
+    wanted = [{"title": "New", "url": "/new"}]
+    block = "related_article1:\n  title: New\n  url: /new\n"
+    with pytest.raises(RewriteCheckError, match=r"^the key `1` would be lost or moved$"):
+        check_rewrite("1: x\na: y\n", block, wanted)  # keys 1 and 'a' lost: sorted as text
+    long = "k" * 70
+    with pytest.raises(RewriteCheckError) as refused:
+        check_rewrite(f"{long}: 1\n", f"{long}: 2\n{block}", wanted)
+    assert str(refused.value) == f"the key `{long[:60]}` would read back differently"
+    with pytest.raises(RewriteCheckError) as refused:
+        check_rewrite(f"{long}: 1\n", block, wanted)
+    assert str(refused.value) == f"the key `{long[:60]}` would be lost or moved"
+    check_rewrite("", block, wanted)  # an empty front matter has nothing to lose
+
+
+def test_new_text_must_read_back_to_the_loaders_fingerprint_of_the_rest():
+    page = "---\ntitle: T\nurl: /p\n---\n"
+    target = {"id": 3, "title": "New", "subject": "S", "url": "/new"}
+    with pytest.raises(RewriteCheckError) as refused:
+        replace_related(page, [target], known=([], "0" * 32))  # not this page's rest
+    assert str(refused.value) == "the keys outside the related blocks would read back differently"
 
 
 def test_a_page_gone_between_its_read_and_its_check_is_an_error(tmp_path, monkeypatch, caplog):
