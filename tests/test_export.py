@@ -908,3 +908,14 @@ def test_a_title_with_a_line_break_or_no_printable_form_is_escaped(text, rendere
     assert yaml_scalar(text) == rendered
     assert yaml.safe_load(rendered) == text
     assert yaml_scalar("a\U0001f600b") == '"a\U0001f600b"'  # printable past U+FFFF: kept
+
+
+def test_an_error_without_a_message_is_named_by_its_type(tiny_site, monkeypatch):
+    root, pages, links = tiny_site
+
+    def silent(*args, **kwargs):
+        raise OSError()
+
+    monkeypatch.setattr("recommender.rewrite.read_regular_file", silent)
+    report = export_links(root, pages, links).set_index("path")
+    assert report.at["a.md", "detail"] == "a.md: OSError"
