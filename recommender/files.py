@@ -242,33 +242,40 @@ def _replace_in(folder: int | None, path: str, data: bytes, mode: int) -> None:
     """Write ``data`` to a temporary file beside ``path``, then rename it over ``path``.
 
     ``path`` is a name in the open ``folder`` (a descriptor), or with no
-    folder, a path.
+    folder, a path.  Whatever interrupts it (Ctrl-C, the SIGTERM the command
+    line turns into one), even the moment the temporary file is created, the
+    temporary file is removed.
     """
     head, name = os.path.split(path)
     in_folder = {} if folder is None else {"dir_fd": folder}
-    for _ in range(100):
-        temporary = os.path.join(head, f".{name}.{secrets.token_hex(4)}.tmp")  # TEMPORARY_NAME
-        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
-        try:
-            descriptor = os.open(temporary, flags, 0o600, **in_folder)
-            break
-        except FileExistsError:
-            continue
-    else:  # pragma: no cover - 100 random names all taken
-        raise FileExistsError(f"no free temporary name beside {name}")
+    temporary = descriptor = None
     try:
-        try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(descriptor, view) :]
-            os.fchmod(descriptor, mode)
-        finally:
-            os.close(descriptor)
+        for _ in range(100):
+            # named before it is created: an interrupt as it is created still finds it
+            temporary = os.path.join(head, f".{name}.{secrets.token_hex(4)}.tmp")  # TEMPORARY_NAME
+            flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
+            try:
+                descriptor = os.open(temporary, flags, 0o600, **in_folder)
+                break
+            except FileExistsError:
+                temporary = None  # another's file: never removed here
+        else:  # pragma: no cover - 100 random names all taken
+            raise FileExistsError(f"no free temporary name beside {name}")
+        view = memoryview(data)
+        while view:
+            view = view[os.write(descriptor, view) :]
+        os.fchmod(descriptor, mode)
+        os.close(descriptor)
+        descriptor = None
         both = {} if folder is None else {"src_dir_fd": folder, "dst_dir_fd": folder}
         os.replace(temporary, path, **both)
     except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(temporary, **in_folder)
+        if descriptor is not None:
+            with contextlib.suppress(OSError):
+                os.close(descriptor)
+        if temporary is not None:  # gone already once it replaced the file
+            with contextlib.suppress(OSError):
+                os.unlink(temporary, **in_folder)
         raise
 
 

@@ -546,6 +546,32 @@ def test_a_page_write_interrupted_leaves_the_old_page_and_no_temporary_file(tmp_
     assert [p.name for p in tmp_path.iterdir()] == ["page.md"]
 
 
+@pytest.mark.parametrize("when", ["as the temporary file is created", "once it replaced the page"])
+def test_an_interrupt_at_either_end_of_a_write_leaves_no_temporary_file(
+    tmp_path, monkeypatch, when
+):
+    """The command line turns SIGTERM into an interrupt, which can land the moment the
+    temporary file exists but before the code that would remove it runs (a hostile pass
+    saw one left, once in 14 runs)."""
+    page = tmp_path / "page.md"
+    page.write_text("old", encoding="utf-8")
+    real = {"open": os.open, "replace": os.replace}
+    name = "open" if when.startswith("as") else "replace"
+
+    def interrupted(*args, **kwargs):
+        done = real[name](*args, **kwargs)
+        if str(args[0]).endswith(".tmp"):  # not the folder's open
+            raise KeyboardInterrupt
+        return done
+
+    monkeypatch.setattr(os, name, interrupted)
+    with PageWriter(os.path.realpath(tmp_path)) as writer, pytest.raises(KeyboardInterrupt):
+        writer.replace(page, b"new")
+    monkeypatch.undo()
+    assert page.read_bytes() == (b"old" if name == "open" else b"new")
+    assert [p.name for p in tmp_path.iterdir()] == ["page.md"]
+
+
 def test_a_page_writer_never_writes_through_a_folder_leading_outside(tmp_path):
     site, outside = tmp_path / "site", tmp_path / "outside"
     (site / "a").mkdir(parents=True)
