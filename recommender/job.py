@@ -118,6 +118,9 @@ class JobResult:
         all (``"total"``).
     kind : RunKind
         Whether the run was full, incremental, or found nothing changed.
+    full_because : str or None
+        Why a run with a state was a full one (the share of files changed,
+        changes the state cannot take, a state that could not be read).
     changes : SiteChanges or None
         With a state: the files new, changed and deleted since the last run.
     output : Path or None
@@ -141,6 +144,7 @@ class JobResult:
     metrics: pd.DataFrame | None = None
     churn: pd.DataFrame | None = None
     kind: RunKind = RunKind.FULL
+    full_because: str | None = None
     changes: SiteChanges | None = None
     temporary_files_removed: int = 0
 
@@ -179,7 +183,9 @@ class JobResult:
         ]
         if self.changes is not None:
             lines.append(
-                f"  state    {self.kind.value} run: {len(self.changes.new):,} new, "
+                f"  state    {self.kind.value} run"
+                + (f" ({self.full_because})" if self.full_because else "")
+                + f": {len(self.changes.new):,} new, "
                 f"{len(self.changes.changed):,} changed, {len(self.changes.deleted):,} deleted "
                 "files since the last run"
             )
@@ -357,7 +363,7 @@ def _run(root, *, settings, **options) -> JobResult:
         rels, _ = walked
         before = file_signatures(root, rels, digests=False)
     changes = None if saved is None else saved.changes(root, before)
-    kind = _run_kind(saved, changes, options["full_after"], options["evaluate"])
+    kind, full_because = _run_kind(saved, changes, options["full_after"], options["evaluate"])
     try:
         if kind is RunKind.UNCHANGED:
             corpus, links, report, model = _unchanged(saved, walked, root, options)
@@ -367,7 +373,10 @@ def _run(root, *, settings, **options) -> JobResult:
             )
     except StateDamagedError as exc:
         logger.warning("%s: a full run rebuilds it", exc)
-        kind = RunKind.FULL
+        kind, full_because = RunKind.FULL, "the state could not be read"
+    except _FullRunNeeded as exc:
+        logger.info("%s: a full run", exc)
+        kind, full_because = RunKind.FULL, str(exc)
     if kind is RunKind.FULL:
         corpus, links, report, model = _full(root, settings, options, walked)
     if output is not None:
@@ -391,6 +400,7 @@ def _run(root, *, settings, **options) -> JobResult:
         metrics=metrics,
         churn=changed_links,
         kind=kind,
+        full_because=full_because,
         changes=changes,
     )
 
@@ -411,17 +421,25 @@ def _state_folder(root: Path, state: str | os.PathLike[str] | bool | None) -> Pa
     return folder
 
 
+class _FullRunNeeded(Exception):
+    """An incremental run finds it must be a full one; the message says why."""
+
+
 def _run_kind(
     saved: SavedState | None, changes: SiteChanges | None, full_after: float, evaluate: bool
-) -> RunKind:
-    if saved is None or changes is None or evaluate:
-        return RunKind.FULL
+) -> tuple[RunKind, str | None]:
+    """The kind of run to make, and why a run with a state is a full one."""
+    if saved is None or changes is None:
+        return RunKind.FULL, None
+    if evaluate:
+        return RunKind.FULL, "--evaluate reads every page"
     if changes.count == 0 and saved.in_sync.all():
-        return RunKind.UNCHANGED
+        return RunKind.UNCHANGED, None
     if changes.share > full_after:
-        logger.info("%.1f%% of the files changed: a full run", 100 * changes.share)
-        return RunKind.FULL
-    return RunKind.INCREMENTAL
+        because = f"{changes.share:.1%} of the files changed, over {full_after:.0%}"
+        logger.info("%s: a full run", because)
+        return RunKind.FULL, because
+    return RunKind.INCREMENTAL, None
 
 
 def _full(root: Path, settings, options, walked: tuple[list[str], list] | None = None):
@@ -509,8 +527,7 @@ def _incremental(saved, changes, walked, root, settings, options):
     if corpus is not None:
         corpus = _with_walk_problems(corpus, walked)
     if corpus is None or not _linkable(corpus, settings):
-        logger.info("the changes cannot be merged into the state: a full run")
-        return _full(root, settings, options)
+        raise _FullRunNeeded("the changes cannot be merged into the state")
     _raise_first_error(corpus, options["strict"])
     # the exporter's workers start while the links are computed, not when it needs them
     with exporter_started(settings.get("n_jobs"), options["on_change"]):

@@ -575,3 +575,40 @@ def test_an_incremental_run_starts_the_exporters_workers_while_it_computes_links
     result = run_job(site, settings={**SETTINGS, "n_jobs": 2}, write_back=WriteBack.YES, state=True)
     assert result.kind is RunKind.INCREMENTAL
     assert events == [("start", 2), "update", "ready"]
+
+
+def _state_line(result) -> str:
+    return next(line for line in result.summary_lines() if line.startswith("  state"))
+
+
+def test_the_summary_says_why_a_run_with_a_state_was_a_full_one(site):
+    rewrite(site)
+    pages = sorted(site.rglob("*.md"))
+    pages[0].write_text(pages[0].read_text("utf-8") + "\n", "utf-8")
+    result = rewrite(site, full_after=0.0)
+    assert result.kind is RunKind.FULL and result.full_because.endswith("changed, over 0%")
+    assert _state_line(result) == (
+        f"  state    full run ({1 / len(pages):.1%} of the files changed, over 0%): "
+        "0 new, 1 changed, 0 deleted files since the last run"
+    )
+    # a changed page takes the url of an unchanged one with a later path: the state cannot
+    # say which keeps it (a full run settles it); the run said "incremental" before
+    earlier, later = pages[3], pages[40]
+    earlier.write_text(
+        earlier.read_text("utf-8").replace(_url_line(earlier), _url_line(later)), "utf-8"
+    )
+    result = rewrite(site)
+    assert result.kind is RunKind.FULL
+    assert _state_line(result).startswith(
+        "  state    full run (the changes cannot be merged into the state): 0 new, 1 changed"
+    )
+    folder = site / ".recommender"
+    generation = folder / json.loads((folder / "state.json").read_text())["generation"]
+    (generation / "model.npz").write_bytes(b"not an npz")
+    later.write_text(later.read_text("utf-8") + "\n", "utf-8")
+    result = rewrite(site)
+    assert result.kind is RunKind.FULL and result.full_because == "the state could not be read"
+    assert "full run (the state could not be read)" in _state_line(result)
+    result = rewrite(site)
+    assert result.kind is RunKind.UNCHANGED and result.full_because is None
+    assert _state_line(result).startswith("  state    unchanged run: 0 new")
