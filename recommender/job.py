@@ -663,7 +663,9 @@ def _save_state(folder, key, root, rels, before: Signatures, report, corpus, mod
         path: digest if isinstance(digest, str) else None
         for path, digest in zip(done["path"], done["file_digest"], strict=True)
     }
-    after = signatures_after_writes(root, before, written, saved and saved.signatures)
+    pages = corpus.pages  # the hash of the bytes each page was made from, where known
+    loaded = dict(zip(pages["path"], pages.get("file_digest", [None] * len(pages)), strict=True))
+    after = signatures_after_writes(root, before, written, saved and saved.signatures, loaded)
     failed = set(report.loc[report["status"] == "error", "path"])
     in_sync = np.array([path not in failed for path in rels], dtype=bool)
     write_state(folder, key, after, in_sync, _as_written(corpus, model, done, failed), model)

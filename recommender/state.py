@@ -155,6 +155,7 @@ def signatures_after_writes(
     before: Signatures,
     written: Mapping[str, str | None],
     saved: Signatures | None = None,
+    loaded: Mapping[str, str] | None = None,
 ) -> Signatures:
     """The signatures to save after a run: ``before``'s, the written files' taken anew.
 
@@ -164,11 +165,19 @@ def signatures_after_writes(
     keeps its signature from the start of the run (a file that changed under
     the run then differs from it next time, and is read again), and its
     content hash from the ``saved`` state where its stat has not changed
-    since; zeros otherwise (a file touched later is then read again).
+    since, else the hash of the bytes its pages were made from (``loaded``:
+    path to hex hash, as the loader or the state found them), so that a file
+    only touched afterwards is not counted as changed; zeros where neither
+    knows (such a file, touched later, is read again).
     """
     after = Signatures(
         list(before.paths), before.size.copy(), before.mtime_ns.copy(), before.digest.copy()
     )
+    if loaded:
+        for i, path in enumerate(after.paths):
+            known = loaded.get(path)
+            if isinstance(known, str) and not after.digest[i].any():
+                after.digest[i] = np.frombuffer(bytes.fromhex(known), np.uint8)
     if saved is not None:
         rows = pd.Series(np.arange(len(saved.paths)), index=saved.paths).reindex(after.paths)
         known = rows.notna().to_numpy()

@@ -448,6 +448,19 @@ def test_files_touched_without_a_change_keep_their_hash_after_an_incremental_run
     assert rewrite(site).kind is RunKind.UNCHANGED
 
 
+def test_files_touched_after_a_full_run_keep_the_hash_they_were_loaded_with(site):
+    """A full run (the first, or --full) knows every page's hash from the loader, the
+    pages it did not rewrite included: a deploy that only sets the files' times is no
+    change (it cost the next night a full run, found by a hostile pass)."""
+    rewrite(site)
+    full = rewrite(site, full=True)
+    assert full.kind is RunKind.FULL and full.count("written") < len(full.corpus.pages)
+    for page in sorted(site.rglob("*.md")):
+        os.utime(page, ns=(3, 3_000_000_000))
+    result = rewrite(site)
+    assert result.kind is RunKind.UNCHANGED and result.changes.count == 0
+
+
 def test_problems_found_walking_the_site_come_and_go_with_the_state(site, tmp_path):
     outside = tmp_path / "outside"
     outside.mkdir()
