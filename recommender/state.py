@@ -173,11 +173,6 @@ def signatures_after_writes(
     after = Signatures(
         list(before.paths), before.size.copy(), before.mtime_ns.copy(), before.digest.copy()
     )
-    if loaded:
-        for i, path in enumerate(after.paths):
-            known = loaded.get(path)
-            if isinstance(known, str) and not after.digest[i].any():
-                after.digest[i] = np.frombuffer(bytes.fromhex(known), np.uint8)
     if saved is not None:
         rows = pd.Series(np.arange(len(saved.paths)), index=saved.paths).reindex(after.paths)
         known = rows.notna().to_numpy()
@@ -187,6 +182,11 @@ def signatures_after_writes(
         )
         places = np.flatnonzero(known)[same]
         after.digest[places] = saved.digest[old[same]]
+    if loaded:  # the others not known from the state
+        for i in np.flatnonzero(~after.digest.any(axis=1)).tolist():
+            known = loaded.get(after.paths[i])
+            if isinstance(known, str):
+                after.digest[i] = np.frombuffer(bytes.fromhex(known), np.uint8)
     root_real = os.path.realpath(root)
     for i, path in enumerate(after.paths):
         if path in written:
