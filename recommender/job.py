@@ -664,7 +664,11 @@ def _save_state(folder, key, root, rels, before: Signatures, report, corpus, mod
         for path, digest in zip(done["path"], done["file_digest"], strict=True)
     }
     pages = corpus.pages  # the hash of the bytes each page was made from, where known
-    loaded = dict(zip(pages["path"], pages.get("file_digest", [None] * len(pages)), strict=True))
+    loaded = (
+        dict(zip(pages["path"], pages["file_digest"], strict=True))
+        if "file_digest" in pages
+        else None
+    )
     after = signatures_after_writes(root, before, written, saved and saved.signatures, loaded)
     failed = set(report.loc[report["status"] == "error", "path"])
     in_sync = np.array([path not in failed for path in rels], dtype=bool)
