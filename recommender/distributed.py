@@ -34,7 +34,14 @@ import scipy.sparse as sp
 from tqdm.auto import tqdm
 
 from .errors import ConfigError
-from .neighbors import ExactSearch, FastSearch, check_block_size, exact_block, fast_block
+from .neighbors import (
+    COMMON_SHARE,
+    ExactSearch,
+    FastSearch,
+    check_block_size,
+    exact_block,
+    fast_block,
+)
 from .workers import cluster_client, map_in_order
 
 __all__ = [
@@ -138,6 +145,7 @@ def top_k_cosine_fast_dask(
     client=None,
     n_terms: int = 40,
     n_candidates: int | None = None,
+    common_share: float = COMMON_SHARE,
     block_size: int = 4096,
     progress: bool = False,
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -145,7 +153,7 @@ def top_k_cosine_fast_dask(
 
     Parameters
     ----------
-    X, Y, k, n_terms, n_candidates, block_size, progress
+    X, Y, k, n_terms, n_candidates, common_share, block_size, progress
         As in :func:`~recommender.neighbors.top_k_cosine_fast`.
     client : dask.distributed.Client, optional
         The cluster to use; default the current client.
@@ -157,7 +165,9 @@ def top_k_cosine_fast_dask(
         returns for the same arguments.
     """
     check_block_size(block_size)
-    search = FastSearch(X, Y, k=k, n_terms=n_terms, n_candidates=n_candidates)
+    search = FastSearch(
+        X, Y, k=k, n_terms=n_terms, n_candidates=n_candidates, common_share=common_share
+    )
     return _blocks_on_cluster(
         client,
         fast_block,

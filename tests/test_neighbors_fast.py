@@ -208,8 +208,56 @@ def test_rescore_pairs_sums_a_query_row_given_with_repeated_columns():
     assert rescore_pairs(X, Y, np.array([[0]])).tolist() == [[2.5]]
 
 
+def pairs_over_a_common_term(n: int) -> sp.csr_matrix:
+    """Rows 2i and 2i + 1 share a rare term; every row holds term 0, a little more lightly."""
+    rows = np.repeat(np.arange(n), 2)
+    columns = np.stack([np.zeros(n, dtype=np.int64), 1 + np.arange(n) // 2], axis=1).ravel()
+    weights = np.tile(np.float32([0.6, 0.8]), n)
+    return sp.csr_matrix((weights, (rows, columns)), shape=(n, 1 + n // 2))
+
+
+def test_a_term_strong_in_too_many_targets_finds_no_candidates_but_counts_in_scores(monkeypatch):
+    monkeypatch.setattr(neighbors, "COMMON_MIN_TARGETS", 10)
+    X = pairs_over_a_common_term(40)
+    indices, scores = top_k_cosine_fast(X, k=3, common_share=0.5)
+    # the rare term alone finds each row and its partner; term 0 would have found every row
+    assert indices[:, 2].tolist() == [-1] * 40
+    assert indices[:, :2].tolist() == [[i & ~1, i | 1] for i in range(40)]  # ties by index
+    np.testing.assert_allclose(scores[:, :2], 1.0, rtol=1e-6)  # 0.6 * 0.6 + 0.8 * 0.8
+    every_term = top_k_cosine_fast(X, k=3, common_share=1.0)
+    assert (every_term[0] >= 0).all()
+    np.testing.assert_allclose(every_term[1][:, 2], 0.36, rtol=1e-6)
+
+
+def test_a_term_is_common_past_both_the_share_and_the_least_number_of_targets(monkeypatch):
+    X = pairs_over_a_common_term(40)  # term 0 in all 40 rows, each other term in 2
+    monkeypatch.setattr(neighbors, "COMMON_MIN_TARGETS", 39)
+    assert neighbors.common_terms(X, 0.5).tolist() == [True] + [False] * 20
+    assert not neighbors.common_terms(X, 1.0).any()
+    monkeypatch.setattr(neighbors, "COMMON_MIN_TARGETS", 40)
+    assert not neighbors.common_terms(X, 0.01).any()
+    np.testing.assert_array_equal(top_k_cosine_fast(X, k=3)[0], top_k_cosine(X, k=3)[0])
+
+
+def test_common_terms_are_counted_among_the_targets_only(monkeypatch):
+    monkeypatch.setattr(neighbors, "COMMON_MIN_TARGETS", 10)
+    Y = pairs_over_a_common_term(40)
+    X = sp.csr_matrix(np.float32([[1.0] + [0.0] * 20]))  # term 0 alone: common among Y
+    indices, _ = top_k_cosine_fast(X, Y, k=2, common_share=0.5)
+    assert indices.tolist() == [[-1, -1]]
+    assert (top_k_cosine_fast(Y, X, k=1, common_share=0.5)[0] == 0).all()  # one target: rare
+
+
 @pytest.mark.parametrize(
-    "bad", [{"k": 0}, {"n_terms": 0}, {"block_size": 0}, {"k": 5, "n_candidates": 4}]
+    "bad",
+    [
+        {"k": 0},
+        {"n_terms": 0},
+        {"block_size": 0},
+        {"k": 5, "n_candidates": 4},
+        {"common_share": 0},
+        {"common_share": 1.5},
+    ],
 )
 def test_bad_parameters_are_refused(bad):
     with pytest.raises(ValueError):
