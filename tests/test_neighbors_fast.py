@@ -234,6 +234,8 @@ def test_a_term_is_common_past_both_the_share_and_the_least_number_of_targets(mo
     monkeypatch.setattr(neighbors, "COMMON_MIN_TARGETS", 39)
     assert neighbors.common_terms(X, 0.5).tolist() == [True] + [False] * 20
     assert not neighbors.common_terms(X, 1.0).any()
+    wider = sp.hstack([X, sp.csr_matrix((40, 3), dtype=np.float32)], format="csr")
+    assert neighbors.common_terms(wider, 0.5).tolist() == [True] + [False] * 23  # one per column
     monkeypatch.setattr(neighbors, "COMMON_MIN_TARGETS", 40)
     assert not neighbors.common_terms(X, 0.01).any()
     np.testing.assert_array_equal(top_k_cosine_fast(X, k=3)[0], top_k_cosine(X, k=3)[0])
@@ -260,5 +262,5 @@ def test_common_terms_are_counted_among_the_targets_only(monkeypatch):
     ],
 )
 def test_bad_parameters_are_refused(bad):
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=next(iter(bad))):
         top_k_cosine_fast(random_rows(5, 5, 0.5, seed=8), **{"k": 2, **bad})
