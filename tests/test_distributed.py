@@ -12,13 +12,14 @@ import scipy.sparse as sp
 from sklearn.base import clone
 
 import recommender.distributed as distributed_module
+import recommender.neighbors as neighbors
 import recommender.workers as workers
 from recommender import Recommender, load_corpus
 from recommender.cli import EXIT_USAGE, main
 from recommender.neighbors import top_k_cosine, top_k_cosine_fast
 
 from .conftest import SAMPLE
-from .test_neighbors_fast import random_rows, topical_rows
+from .test_neighbors_fast import pairs_over_a_common_term, random_rows, topical_rows
 
 distributed = pytest.importorskip("dask.distributed")
 
@@ -65,6 +66,14 @@ def test_same_result_as_one_process(client):
     )
     np.testing.assert_array_equal(found[0], expected[0])
     np.testing.assert_array_equal(found[1], expected[1])
+
+
+def test_common_terms_find_no_candidates_on_the_cluster_either(client, monkeypatch):
+    monkeypatch.setattr(neighbors, "COMMON_MIN_TARGETS", 10)  # decided before blocks go out
+    X = pairs_over_a_common_term(40)
+    found = top_k_cosine_fast_dask(X, k=3, common_share=0.5, block_size=16, client=client)
+    np.testing.assert_array_equal(found[0], top_k_cosine_fast(X, k=3, common_share=0.5)[0])
+    assert (found[0][:, 2] == -1).all()
 
 
 def test_queries_against_other_targets(client):
