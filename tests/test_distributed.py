@@ -74,6 +74,8 @@ def test_common_terms_find_no_candidates_on_the_cluster_either(client, monkeypat
     found = top_k_cosine_fast_dask(X, k=3, common_share=0.5, block_size=16, client=client)
     np.testing.assert_array_equal(found[0], top_k_cosine_fast(X, k=3, common_share=0.5)[0])
     assert (found[0][:, 2] == -1).all()
+    every_term = top_k_cosine_fast_dask(X, k=3, common_share=1.0, block_size=16, client=client)
+    assert (every_term[0] >= 0).all()
 
 
 def test_queries_against_other_targets(client):
