@@ -371,7 +371,7 @@ class FieldFeatures:
 
     @staticmethod
     def _normalise(matrix: sp.csr_matrix) -> sp.csr_matrix:
-        matrix = normalize(matrix.astype(np.float32), copy=False)
+        matrix = normalize(_with_values(matrix, matrix.data.astype(np.float32)), copy=False)
         matrix.sort_indices()
         return matrix
 
@@ -612,6 +612,36 @@ class _CountVectorizer(_FastCounting, CountVectorizer):
 _IDF_STEP = 1 << 22
 
 
+def _with_values(X: sp.csr_matrix, values: np.ndarray) -> sp.csr_matrix:
+    """A CSR matrix of ``X``'s shape and entries holding ``values``.
+
+    Where ``X``'s columns are sorted in each row, the new matrix shares its
+    index arrays (nothing will sort them in place); else they are copied.
+    """
+    if X.has_sorted_indices:
+        shared = sp.csr_matrix((values, X.indices, X.indptr), shape=X.shape, copy=False)
+        shared.has_sorted_indices = True
+        return shared
+    return sp.csr_matrix((values, X.indices.copy(), X.indptr.copy()), shape=X.shape)
+
+
+def _saturate(values: np.ndarray, indptr: np.ndarray, scale: np.ndarray, k1: float) -> None:
+    """BM25's ``tf * (k1 + 1) / (tf + scale)`` in place, ``scale`` per row; rows taken
+    about :data:`_IDF_STEP` entries at a time, so that no array as long as ``values``
+    is made."""
+    rows = len(indptr) - 1
+    first = 0
+    while first < rows:
+        last = int(np.searchsorted(indptr, indptr[first] + _IDF_STEP, side="right")) - 1
+        last = min(max(last, first + 1), rows)
+        start, stop = indptr[first], indptr[last]
+        saturation = np.repeat(scale[first:last], np.diff(indptr[first : last + 1]))
+        saturation += values[start:stop]
+        values[start:stop] *= k1 + 1
+        values[start:stop] /= saturation
+        first = last
+
+
 class TermWeighting:
     """Each term's weight in a page: a term-frequency weight times a power of its idf.
 
@@ -665,9 +695,10 @@ class TermWeighting:
     def transform(self, counts: sp.csr_matrix) -> sp.csr_matrix:
         """The weighted matrix (float64, not normalised); ``counts`` is left as it is.
 
-        Computed in place, in one float64 copy of the counts.
+        Computed in place, in one float64 copy of the counts' values (their
+        column indices are shared where they are sorted, so never moved).
         """
-        weighted = sp.csr_matrix(counts, dtype=np.float64, copy=True)
+        weighted = _with_values(counts, counts.data.astype(np.float64))
         values = weighted.data
         if self.tf == "log":
             np.log(values, out=values)
@@ -675,12 +706,7 @@ class TermWeighting:
         elif self.tf == "bm25":
             lengths = np.asarray(weighted.sum(axis=1)).ravel() / (self.mean_length_ or 1.0)
             scale = self.bm25_k1 * (1 - self.bm25_b + self.bm25_b * lengths)
-            # tf * (k1 + 1) / (tf + k1 * (1 - b + b * length / mean_length))
-            saturation = np.repeat(scale, np.diff(weighted.indptr))
-            saturation += values
-            values *= self.bm25_k1 + 1
-            values /= saturation
-            del saturation
+            _saturate(values, weighted.indptr, scale, self.bm25_k1)
         for start in range(0, len(values), _IDF_STEP):  # idf gathered a slice at a time
             stop = start + _IDF_STEP
             values[start:stop] *= self.idf_[weighted.indices[start:stop]]

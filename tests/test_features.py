@@ -351,3 +351,31 @@ def test_counting_that_prunes_nothing_hands_on_the_counts_without_a_copy(monkeyp
     # scikit-learn's own pruning selects every column again: a whole copy of the counts
     assert np.shares_memory(counts.data, stacked[0].data)
     assert np.shares_memory(counts.indices, stacked[0].indices)
+
+
+@pytest.mark.parametrize("step", [1, 3, 7, 1 << 22])
+def test_bm25_saturation_by_slices_of_rows_is_the_whole_formula(monkeypatch, step):
+    monkeypatch.setattr(features_module, "_IDF_STEP", step)  # rows longer than a slice too
+    rng = np.random.default_rng(3)
+    counts = sp.random(40, 30, density=0.3, format="csr", random_state=rng, dtype=np.float64)
+    counts.data = np.ceil(counts.data * 5)
+    scale = rng.uniform(0.5, 3.0, 40)
+    values = counts.data.copy()
+    features_module._saturate(values, counts.indptr, scale, 5.0)
+    whole = np.repeat(scale, np.diff(counts.indptr)) + counts.data
+    np.testing.assert_array_equal(values, counts.data * 6.0 / whole)
+
+
+def test_new_values_share_sorted_indices_and_copy_unsorted_ones():
+    ordered = sp.csr_matrix(np.array([[0.0, 1.0, 2.0], [3.0, 0.0, 4.0]]))
+    shared = features_module._with_values(ordered, ordered.data * 2)
+    assert np.shares_memory(shared.indices, ordered.indices)
+    assert shared.toarray().tolist() == [[0.0, 2.0, 4.0], [6.0, 0.0, 8.0]]
+    unsorted = sp.csr_matrix(
+        (np.array([2.0, 1.0]), np.array([2, 0]), np.array([0, 2])), shape=(1, 3)
+    )
+    copied = features_module._with_values(unsorted, unsorted.data * 10)
+    assert not np.shares_memory(copied.indices, unsorted.indices)
+    copied.sort_indices()
+    assert unsorted.indices.tolist() == [2, 0]  # the original's order is untouched
+    assert copied.toarray().tolist() == [[10.0, 0.0, 20.0]]
