@@ -379,3 +379,7 @@ def test_new_values_share_sorted_indices_and_copy_unsorted_ones():
     copied.sort_indices()
     assert unsorted.indices.tolist() == [2, 0]  # the original's order is untouched
     assert copied.toarray().tolist() == [[10.0, 0.0, 20.0]]
+    for matrix in (ordered, unsorted):  # empty last rows and columns keep their place
+        padded = sp.csr_matrix((matrix.data, matrix.indices, np.r_[matrix.indptr, matrix.nnz]))
+        padded.resize(matrix.shape[0] + 1, matrix.shape[1] + 2)
+        assert features_module._with_values(padded, padded.data).shape == padded.shape
