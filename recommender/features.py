@@ -404,7 +404,7 @@ def _kept_columns(columns: list[np.ndarray], keep: np.ndarray) -> list[np.ndarra
 def _document_frequency_mask(counts: sp.csr_matrix, min_df: float, max_df: float) -> np.ndarray:
     """Columns whose number of pages is within [min_df, max_df] (shares of pages for floats)."""
     n = counts.shape[0]
-    frequency = np.bincount(counts.indices, minlength=counts.shape[1])
+    frequency = _entries_per_column(counts)
     low = min_df * n if isinstance(min_df, float) else min_df
     high = max_df * n if isinstance(max_df, float) else max_df
     return (frequency >= low) & (frequency <= high)
@@ -608,10 +608,6 @@ class _CountVectorizer(_FastCounting, CountVectorizer):
     pass
 
 
-#: Entries weighed by their idf at a time (bounds a gathered copy of the idf).
-_IDF_STEP = 1 << 22
-
-
 def _with_values(X: sp.csr_matrix, values: np.ndarray) -> sp.csr_matrix:
     """A CSR matrix of ``X``'s shape and entries holding ``values``.
 
@@ -627,12 +623,12 @@ def _with_values(X: sp.csr_matrix, values: np.ndarray) -> sp.csr_matrix:
 
 def _saturate(values: np.ndarray, indptr: np.ndarray, scale: np.ndarray, k1: float) -> None:
     """BM25's ``tf * (k1 + 1) / (tf + scale)`` in place, ``scale`` per row; rows taken
-    about :data:`_IDF_STEP` entries at a time, so that no array as long as ``values``
+    about :data:`_SLICE` entries at a time, so that no array as long as ``values``
     is made."""
     rows = len(indptr) - 1
     first = 0
     while first < rows:
-        last = int(np.searchsorted(indptr, indptr[first] + _IDF_STEP, side="right")) - 1
+        last = int(np.searchsorted(indptr, indptr[first] + _SLICE, side="right")) - 1
         last = min(max(last, first + 1), rows)
         start, stop = indptr[first], indptr[last]
         saturation = np.repeat(scale[first:last], np.diff(indptr[first : last + 1]))
@@ -687,7 +683,7 @@ class TermWeighting:
     def fit(self, counts: sp.csr_matrix) -> TermWeighting:
         """Learn the idf of each column and the mean page length; return self."""
         pages = counts.shape[0]
-        frequency = np.bincount(counts.indices, minlength=counts.shape[1])
+        frequency = _entries_per_column(counts)
         self.idf_ = (np.log((1 + pages) / (1 + frequency)) + 1) ** self.idf_power
         self.mean_length_ = float(counts.sum() / pages) if pages else 1.0
         return self
@@ -707,8 +703,8 @@ class TermWeighting:
             lengths = np.asarray(weighted.sum(axis=1)).ravel() / (self.mean_length_ or 1.0)
             scale = self.bm25_k1 * (1 - self.bm25_b + self.bm25_b * lengths)
             _saturate(values, weighted.indptr, scale, self.bm25_k1)
-        for start in range(0, len(values), _IDF_STEP):  # idf gathered a slice at a time
-            stop = start + _IDF_STEP
+        for start in range(0, len(values), _SLICE):  # idf gathered a slice at a time
+            stop = start + _SLICE
             values[start:stop] *= self.idf_[weighted.indices[start:stop]]
         return weighted
 

@@ -183,7 +183,7 @@ def test_weights_are_the_formula_times_the_idf_whatever_the_slices(tf, monkeypat
             "bm25": dense * 3.0 / (dense + 2.0 * (0.5 + 0.5 * lengths)),
         }[tf]
     expected = tf_weight * weighting.idf_
-    monkeypatch.setattr(features_module, "_IDF_STEP", 5)  # many slices, one cut mid-row
+    monkeypatch.setattr(features_module, "_SLICE", 5)  # many slices, one cut mid-row
     before = counts.copy()
     weighted = weighting.transform(counts)
     assert weighted.dtype == np.float64 and weighted.nnz == counts.nnz
@@ -355,7 +355,7 @@ def test_counting_that_prunes_nothing_hands_on_the_counts_without_a_copy(monkeyp
 
 @pytest.mark.parametrize("step", [1, 3, 7, 1 << 22])
 def test_bm25_saturation_by_slices_of_rows_is_the_whole_formula(monkeypatch, step):
-    monkeypatch.setattr(features_module, "_IDF_STEP", step)  # rows longer than a slice too
+    monkeypatch.setattr(features_module, "_SLICE", step)  # rows longer than a slice too
     rng = np.random.default_rng(3)
     counts = sp.random(40, 30, density=0.3, format="csr", random_state=rng, dtype=np.float64)
     counts.data = np.ceil(counts.data * 5)
