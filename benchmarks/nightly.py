@@ -67,7 +67,15 @@ def recommend(site: Path, *extra: str) -> tuple[float, float, list[str]]:
     The peak is that of this run's process and the worker processes it
     started (``wait4`` on it), not of anything else this script ran.
     """
-    command = [sys.executable, "-m", "recommender.cli", str(site), "--rewrite", "--verbose", *extra]
+    command = [
+        sys.executable,
+        "-m",
+        "recommender.launch",
+        str(site),
+        "--rewrite",
+        "--verbose",
+        *extra,
+    ]
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
         start = time.perf_counter()
         child = subprocess.Popen(command, stdout=out, stderr=err, text=True)

@@ -1,5 +1,6 @@
 """The package's names: imported on first use, and never rebound to the submodules."""
 
+import importlib.util
 import subprocess
 import sys
 
@@ -45,3 +46,48 @@ def test_a_submodule_is_an_attribute_as_with_an_eager_package():
     code = "import recommender; print(recommender.errors.RecommenderError.__name__)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "RecommenderError"
+
+
+def test_the_console_script_defers_scipy_stats_and_a_run_never_imports_it(site):
+    # scikit-learn imports scipy.stats as it starts; the command's work never needs it
+    code = (
+        "import sys; from recommender import launch; "
+        f"sys.argv = ['recommend', {str(site)!r}, '--rewrite', '--quiet']; code = launch.main(); "
+        "print(code, type(sys.modules['scipy.stats']).__name__, 'sklearn' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["0", "_DeferredModule", "True"]
+    assert (site / ".recommender" / "state.json").exists()  # the run did its work
+
+
+def test_a_deferred_module_is_imported_by_its_first_use(monkeypatch):
+    from recommender.launch import defer_import
+
+    monkeypatch.delitem(sys.modules, "colorsys", raising=False)
+    assert defer_import("colorsys")
+    import colorsys
+
+    assert type(colorsys).__name__ == "_DeferredModule"  # bound, not imported
+    assert importlib.util.find_spec("colorsys").name == "colorsys"  # its spec, still deferred
+    assert type(sys.modules["colorsys"]).__name__ == "_DeferredModule"
+    assert colorsys.rgb_to_hsv(1.0, 0.0, 0.0) == (0.0, 1.0, 1.0)
+    assert type(sys.modules["colorsys"]).__name__ == "module"  # the real one, in its place
+    assert "hls_to_rgb" in vars(colorsys)  # its names copied over: both serve
+    from colorsys import hsv_to_rgb  # a from-import of a name
+
+    assert hsv_to_rgb(0.0, 0.0, 1.0) == (1.0, 1.0, 1.0)
+    assert not defer_import("colorsys")  # imported: nothing changes
+    assert not defer_import("no_such_package.stats") and not defer_import("no_such_module")
+    assert "no_such_package.stats" not in sys.modules
+
+
+def test_a_deferred_package_is_imported_for_its_submodules(monkeypatch):
+    from recommender.launch import defer_import
+
+    for name in [n for n in sys.modules if n == "xml.dom" or n.startswith("xml.dom.")]:
+        monkeypatch.delitem(sys.modules, name)
+    assert defer_import("xml.dom")
+    import xml.dom.minidom  # needs the package's __path__
+
+    assert xml.dom.minidom.parseString("<a/>").documentElement.tagName == "a"
+    assert type(sys.modules["xml.dom"]).__name__ == "module"
