@@ -21,6 +21,8 @@ from typing import Any
 
 import joblib
 
+from .deferred import defer_unused
+
 __all__ = [
     "PARALLEL_MIN_PAGES",
     "WORKER_IDLE_SECONDS",
@@ -70,7 +72,7 @@ def _pool(workers: int) -> joblib.Parallel:
         n_jobs=workers,
         return_as="generator",
         idle_worker_timeout=WORKER_IDLE_SECONDS,
-        initializer=end_with_parent,
+        initializer=_start_worker,
         initargs=(os.getpid(),),
         backend="loky",
     )
@@ -132,6 +134,13 @@ def map_in_order(client, function: Callable, *iterables: Sequence, **kwargs) -> 
     for future in futures:
         yield future.result()
         future.release()
+
+
+def _start_worker(parent: int) -> None:
+    """A worker process's start: modules it would import and never use deferred
+    (:mod:`recommender.deferred`), and its end tied to ``parent``'s."""
+    defer_unused()
+    end_with_parent(parent)
 
 
 def end_with_parent(parent: int, interval: float = 0.5) -> None:

@@ -61,7 +61,7 @@ def test_the_console_script_defers_scipy_stats_and_a_run_never_imports_it(site):
 
 
 def test_a_deferred_module_is_imported_by_its_first_use(monkeypatch):
-    from recommender.launch import defer_import
+    from recommender.deferred import defer_import
 
     monkeypatch.delitem(sys.modules, "colorsys", raising=False)
     assert defer_import("colorsys")
@@ -82,7 +82,7 @@ def test_a_deferred_module_is_imported_by_its_first_use(monkeypatch):
 
 
 def test_a_deferred_package_is_imported_for_its_submodules(monkeypatch):
-    from recommender.launch import defer_import
+    from recommender.deferred import defer_import
 
     for name in [n for n in sys.modules if n == "xml.dom" or n.startswith("xml.dom.")]:
         monkeypatch.delitem(sys.modules, name)

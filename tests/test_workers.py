@@ -52,3 +52,19 @@ def test_the_bodys_error_is_raised_and_not_a_workers_that_failed_to_start():
     # with no error of its own, the workers' is raised, as run_chunks would raise it
     with pytest.raises(ModuleNotFoundError), workers_started("no_module_of_this_name", n_jobs=2):
         pass
+
+
+def _stats_module(chunk):
+    import sys
+
+    import sklearn  # noqa: F401 - as a counting chunk's import of scikit-learn
+
+    return [type(sys.modules["scipy.stats"]).__name__] * len(chunk)
+
+
+def test_worker_processes_defer_the_modules_their_imports_never_use():
+    from joblib.externals.loky import get_reusable_executor
+
+    get_reusable_executor().shutdown(wait=True)  # new workers, started by run_chunks
+    _, results = run_chunks(_stats_module, list(range(PARALLEL_MIN_PAGES)), n_jobs=2)
+    assert {kind for chunk in results for kind in chunk} == {"_DeferredModule"}
