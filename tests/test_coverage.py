@@ -260,3 +260,13 @@ def test_a_rescued_page_is_not_swapped_out_again_for_another_orphan():
         candidates, scores, n_links=1, max_in_links=10, tolerance=0.3, is_target=np.ones(5, bool)
     )
     assert picks(candidates, chosen)[:, 0].tolist() == [2, 0, 0, 0, 1]
+
+
+def test_the_first_page_can_be_rescued():
+    # page 0 is the orphan; page 1 drops its link to 2 (still linked from 3) for it
+    candidates = np.array([[1, -1], [2, 0], [1, -1], [2, -1]])
+    scores = np.array([[0.9, 0], [0.9, 0.8], [0.9, 0], [0.9, 0]], dtype=np.float32)
+    chosen = spread_links(
+        candidates, scores, n_links=1, max_in_links=10, tolerance=0.3, is_target=np.ones(4, bool)
+    )
+    assert picks(candidates, chosen)[:, 0].tolist() == [1, 0, 1, 2]
