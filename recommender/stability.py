@@ -103,14 +103,21 @@ def rerank(
     current: np.ndarray,
     stability: float,
     target_factor: np.ndarray,
+    mutual_discount: float = 0.0,
+    n_links: int = 5,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Rows re-sorted by ranking score: similarity x ``target_factor`` x (1 + stability) if current.
+    """Rows re-sorted by ranking score: similarity x ``target_factor`` x (1 + stability) if
+    current, x (1 - mutual_discount) where the pair is the other page's (:func:`second_ways`).
 
     Returns the candidates, their ranking scores and their similarities,
     each row best ranked first (ties: the earlier place first).
     """
     safe = np.maximum(candidates, 0)
     ranking = similarity * target_factor[safe]
+    if mutual_discount:
+        ranking = np.where(
+            second_ways(candidates, similarity, n_links), ranking * (1 - mutual_discount), ranking
+        )
     if stability:
         is_current = (candidates[:, :, None] == current[:, None, :]).any(axis=2)
         ranking = np.where(is_current & (candidates >= 0), ranking * (1 + stability), ranking)
@@ -122,6 +129,37 @@ def rerank(
         np.where(np.isfinite(ranking), ranking, 0).astype(np.float32),
         np.take_along_axis(similarity, order, 1),
     )
+
+
+def second_ways(candidates: np.ndarray, similarity: np.ndarray, k: int) -> np.ndarray:
+    """Where a row's candidate holds the row among its own first ``k`` by similarity, at an
+    earlier place than the row holds it (at the same place, the row is the later one).
+
+    Recall counts a pair of related pages once, whichever page links to the
+    other: such a candidate's link would be the pair's second way, and a
+    place spent on it could link a page not linked yet.  Similarity alone
+    decides (not the current links), so the answer is the same run after run.
+    """
+    n, width = candidates.shape
+    valid = candidates >= 0
+    order = np.lexsort(
+        (np.where(valid, candidates, np.iinfo(np.int64).max), np.where(valid, -similarity, np.inf)),
+        axis=1,
+    )
+    place = np.empty_like(order)
+    np.put_along_axis(place, order, np.arange(width)[None, :], axis=1)
+    rows, columns = np.nonzero(valid & (place < k))
+    keys = rows * n + candidates[rows, columns]  # (row, candidate) of each row's first k
+    by_key = np.argsort(keys)
+    keys, first_places = keys[by_key], place[rows, columns][by_key]
+    if len(keys) == 0:
+        return np.zeros(candidates.shape, dtype=bool)
+    own = np.arange(n)[:, None]
+    wanted = np.maximum(candidates, 0) * n + own  # (candidate, row): does it hold the row?
+    at = np.minimum(np.searchsorted(keys, wanted), len(keys) - 1)
+    held = valid & (keys[at] == wanted)
+    theirs = first_places[at]
+    return held & ((place > theirs) | ((place == theirs) & (own > candidates)))
 
 
 def _sorted_rows(candidates: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

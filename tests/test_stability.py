@@ -7,7 +7,7 @@ import scipy.sparse as sp
 
 from recommender import Recommender, churn
 from recommender.rules import EditorialRules, Never
-from recommender.stability import add_candidates, current_links
+from recommender.stability import add_candidates, current_links, rerank, second_ways
 
 from .test_model import topic_pages, write_site
 
@@ -22,7 +22,9 @@ def pages(tmp_path_factory):
 
 
 def fit(pages, **params):
+    # stability alone: without the discount of a pair's second way (see test_mutual_*)
     params = {"min_df": 1, "max_df": 1.0, "n_links": 4, "coverage": False, **params}
+    params.setdefault("mutual_discount", 0.0)
     return Recommender(**params).fit(pages).related_
 
 
@@ -111,7 +113,7 @@ def test_stability_trial_reports_churn_and_the_pages_put_back(pages):
         [0.0, 0.5],
         n_removed=3,
         pairs=pairs,
-        fixed_params={"min_df": 1, "max_df": 1.0, "n_links": 4},
+        fixed_params={"min_df": 1, "max_df": 1.0, "n_links": 4, "mutual_discount": 0.0},
     )
     assert list(table.columns) == list(STABILITY_TRIAL_COLUMNS)
     assert table["stability"].tolist() == [0.0, 0.5]
@@ -170,3 +172,56 @@ def test_added_targets_leave_out_non_targets_and_take_page_zero():
     in_blocks = _among(more, candidates, rows=1)  # a row at a time: the same answer
     np.testing.assert_array_equal(in_blocks, _among(more, candidates))
     assert in_blocks.tolist() == [[False, False], [False, True], [False, True], [True, True]]
+
+
+def test_second_ways_are_the_later_side_of_pairs_each_holding_the_other_first():
+    candidates = np.array([[1, 2, -1], [2, 0, 3], [0, 1, -1], [2, -1, -1]])
+    similarity = np.array([[0.9, 0.8, 0], [0.7, 0.9, 0.1], [0.9, 0.8, 0], [0.9, 0, 0]])
+    # 0 and 1 hold each other first (1's best is 0, by similarity): 1 is the later row;
+    # 2 holds 0 first and 0 holds 2 second: 0's link to 2 is the second way; 1 and 2
+    # hold each other second: 2 is the later row; 3 is held by none
+    assert second_ways(candidates, similarity, 2).tolist() == [
+        [False, True, False],
+        [False, True, False],
+        [False, True, False],
+        [False, False, False],
+    ]
+    # with k 1 only a page's first counts: 2 still holds 0 first, 1 no longer holds 2
+    assert second_ways(candidates, similarity, 1).tolist() == [
+        [False, True, False],
+        [False, True, False],
+        [False, False, False],
+        [False, False, False],
+    ]
+    assert not second_ways(np.full((2, 2), -1), np.zeros((2, 2)), 2).any()
+
+
+@pytest.mark.parametrize(("discount", "order"), [(0.0, [0, 2]), (0.05, [0, 2]), (0.1, [2, 0])])
+def test_mutual_discount_ranks_a_pairs_second_way_lower(discount, order):
+    candidates = np.array([[1, 2], [0, 2], [0, 1]])
+    similarity = np.array([[0.9, 0.8], [0.9, 0.85], [0.9, 0.8]])
+    ranked, _, scores = rerank(
+        candidates,
+        similarity,
+        current=np.full((3, 1), -1),
+        stability=0.0,
+        target_factor=np.ones(3),
+        mutual_discount=discount,
+        n_links=1,
+    )
+    assert ranked[1].tolist() == order  # 0.9 x 0.95 > 0.85 > 0.9 x 0.9
+    assert ranked[0].tolist() == [1, 2]  # the earlier row keeps its link
+    assert sorted(scores[1].tolist()) == [0.85, 0.9]  # similarities are not discounted
+
+
+def test_mutual_discount_links_more_distinct_pairs_and_is_checked(pages):
+    def distinct_pairs(related):
+        return len(
+            {frozenset(p) for p in zip(related["source_url"], related["target_url"], strict=True)}
+        )
+
+    plain, discounted = fit(pages, n_links=2), fit(pages, n_links=2, mutual_discount=0.4)
+    assert len(plain) == len(discounted)
+    assert distinct_pairs(discounted) > distinct_pairs(plain)
+    with pytest.raises(ValueError, match="mutual_discount"):
+        fit(pages, mutual_discount=1.0)
