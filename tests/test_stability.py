@@ -193,7 +193,8 @@ def test_second_ways_are_the_later_side_of_pairs_each_holding_the_other_first():
         [False, False, False],
         [False, False, False],
     ]
-    assert not second_ways(np.full((2, 2), -1), np.zeros((2, 2)), 2).any()
+    none = second_ways(np.full((2, 2), -1), np.zeros((2, 2)), 2)
+    assert none.dtype == bool and not none.any()
 
 
 @pytest.mark.parametrize(("discount", "order"), [(0.0, [0, 2]), (0.05, [0, 2]), (0.1, [2, 0])])
