@@ -11,10 +11,9 @@ padding, and their scores) in three steps:
 2. a page whose candidates were all full takes its best rejected ones
    anyway: every page gets its ``n_links`` where it has candidates;
 3. rescue, in rounds: a page that nobody links to takes the place of the
-   weakest link of a candidate-holding page, if the loss is within
-   ``tolerance`` and the dropped page stays linked from elsewhere: of such
-   pages, one whose dropped page links back to it (the two stay linked, from
-   the other side), then the one that loses least.
+   weakest link of the candidate-holding page that loses least by it, if
+   the loss is within ``tolerance`` and the dropped page stays linked from
+   elsewhere.
 
 Nothing here knows about pages or files: it works on index arrays.
 """
@@ -192,15 +191,13 @@ def _rescue_swaps(
     sources, places, dropped = sources[ok], places[ok], dropped[ok]
     loss = (dropped_score - offered_score)[ok]
     orphans = candidates[sources, places]
-    one_way = ~_links_back(accepted, candidates, dropped, sources)
-    # for each orphan the source whose dropped link is returned, else the least costly;
-    # then one swap per source
+    # the least costly source for each orphan, then one swap per source
     for group_key, other_key in (("orphans", "sources"), ("sources", "orphans")):
         arrays = {"sources": sources, "orphans": orphans}
-        order = np.lexsort((arrays[other_key], loss, one_way, arrays[group_key]))
+        order = np.lexsort((arrays[other_key], loss, arrays[group_key]))
         first = order[group_ranks(arrays[group_key][order]) == 0]
-        sources, places, dropped, loss, orphans, one_way = (
-            a[first] for a in (sources, places, dropped, loss, orphans, one_way)
+        sources, places, dropped, loss, orphans = (
+            a[first] for a in (sources, places, dropped, loss, orphans)
         )
     # never drop a page's last link: at most in_links - 1 drops per dropped page
     order = np.lexsort((sources, loss, dropped))
@@ -209,14 +206,6 @@ def _rescue_swaps(
         return None
     sources, places, dropped, orphans = (a[order] for a in (sources, places, dropped, orphans))
     return sources, places, weakest[sources], dropped, orphans
-
-
-def _links_back(
-    accepted: np.ndarray, candidates: np.ndarray, rows: np.ndarray, targets: np.ndarray
-) -> np.ndarray:
-    """Whether each of ``rows`` links (has accepted) the matching one of ``targets``."""
-    linked = np.where(accepted[rows], candidates[rows], -1)
-    return (linked == targets[:, None]).any(axis=1)
 
 
 def _chosen_places(accepted: np.ndarray, n_links: int) -> np.ndarray:

@@ -191,21 +191,6 @@ def test_rescue_picks_the_least_costly_source_then_one_orphan_per_source():
     assert picks(candidates, chosen)[:, 0].tolist() == [5, 0, 3, 0, 0, 0]
 
 
-def test_rescue_prefers_a_source_whose_dropped_page_links_back():
-    # as above, but page 0 links to page 1: page 1's link to 0 is returned, so page 1
-    # gives it up for orphan 3 (the pair stays linked from page 0), and page 2 is free
-    # to take orphan 4
-    candidates = np.array([[1, -1, -1], [0, 3, -1], [0, 3, 4], [0, -1, -1], [0, -1, -1]])
-    scores = np.array(
-        [[0.9, 0, 0], [0.9, 0.7, 0], [0.9, 0.85, 0.8], [0.9, 0, 0], [0.9, 0, 0]],
-        dtype=np.float32,
-    )
-    chosen = spread_links(
-        candidates, scores, n_links=1, max_in_links=10, tolerance=0.3, is_target=np.ones(5, bool)
-    )
-    assert picks(candidates, chosen)[:, 0].tolist() == [1, 3, 4, 0, 0]
-
-
 def test_chosen_places_are_ascending_and_padded():
     candidates = np.array([[1, 2, -1], [0, -1, -1], [-1, -1, -1]])
     scores = np.array([[0.9, 0.8, 0], [0.9, 0, 0], [0, 0, 0]], dtype=np.float32)
