@@ -139,27 +139,44 @@ def second_ways(candidates: np.ndarray, similarity: np.ndarray, k: int) -> np.nd
     other: such a candidate's link would be the pair's second way, and a
     place spent on it could link a page not linked yet.  Similarity alone
     decides (not the current links), so the answer is the same run after run.
+    Places are by similarity, ties by candidate; only each row's first ``k``
+    are ranked (any later place is later than all of them).
     """
     n, width = candidates.shape
-    valid = candidates >= 0
-    order = np.lexsort(
-        (np.where(valid, candidates, np.iinfo(np.int64).max), np.where(valid, -similarity, np.inf)),
-        axis=1,
-    )
-    place = np.empty_like(order)
-    np.put_along_axis(place, order, np.arange(width)[None, :], axis=1)
-    rows, columns = np.nonzero(valid & (place < k))
-    keys = rows * n + candidates[rows, columns]  # (row, candidate) of each row's first k
-    by_key = np.argsort(keys)
-    keys, first_places = keys[by_key], place[rows, columns][by_key]
-    if len(keys) == 0:
-        return np.zeros(candidates.shape, dtype=bool)
-    own = np.arange(n)[:, None]
-    wanted = np.maximum(candidates, 0) * n + own  # (candidate, row): does it hold the row?
-    at = np.minimum(np.searchsorted(keys, wanted), len(keys) - 1)
-    held = valid & (keys[at] == wanted)
-    theirs = first_places[at]
-    return held & ((place > theirs) | ((place == theirs) & (own > candidates)))
+    found = np.zeros(candidates.shape, dtype=bool)
+    k = min(k, width)
+    if n == 0 or k < 1:
+        return found
+    key = _best_first_keys(candidates, similarity)
+    first = np.argpartition(key, k - 1, axis=1)[:, :k] if k < width else np.argsort(key, axis=1)
+    first = np.take_along_axis(first, np.argsort(np.take_along_axis(key, first, 1), axis=1), 1)
+    place = np.full(candidates.shape, k, dtype=np.int64)  # k: after the first k
+    np.put_along_axis(place, first, np.arange(k)[None, :], axis=1)
+    held = np.take_along_axis(candidates, first, 1)  # each row's first k, in order
+    holders, their_places = np.nonzero(held >= 0)
+    rows = held[holders, their_places]  # a holder holds each of these rows
+    for start in range(0, len(rows), _ROWS_AT_A_TIME):
+        part = slice(start, start + _ROWS_AT_A_TIME)
+        hits = candidates[rows[part]] == holders[part, None]
+        has = hits.any(axis=1)
+        row, column = rows[part][has], np.argmax(hits[has], axis=1)
+        holder, theirs = holders[part][has], their_places[part][has]
+        ours = place[row, column]
+        found[row, column] = (ours > theirs) | ((ours == theirs) & (row > holder))
+    return found
+
+
+#: Rows looked at a time by :func:`second_ways` (a rows x candidates temporary).
+_ROWS_AT_A_TIME = 1 << 18
+
+
+def _best_first_keys(candidates: np.ndarray, similarity: np.ndarray) -> np.ndarray:
+    """One int64 per place, smaller for a better one: similarity descending, then candidate
+    ascending; padding last."""
+    bits = (-similarity.astype(np.float32)).view(np.int32).astype(np.int64)
+    ordered = np.where(bits < 0, bits ^ 0x7FFFFFFF, bits)  # floats in integer order
+    key = (ordered << 32) | np.maximum(candidates, 0)
+    return np.where(candidates >= 0, key, np.iinfo(np.int64).max)
 
 
 def _sorted_rows(candidates: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
