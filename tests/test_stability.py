@@ -226,3 +226,14 @@ def test_mutual_discount_links_more_distinct_pairs_and_is_checked(pages):
     assert distinct_pairs(discounted) > distinct_pairs(plain)
     with pytest.raises(ValueError, match="mutual_discount"):
         fit(pages, mutual_discount=1.0)
+
+
+def test_second_ways_order_negative_similarities_too():
+    # a blended score can be negative: page 0's first is page 2 (-0.1 beats -0.2)
+    candidates = np.array([[1, 2], [0, -1], [0, -1]])
+    similarity = np.array([[-0.2, -0.1], [0.5, 0.0], [0.5, 0.0]], dtype=np.float32)
+    assert second_ways(candidates, similarity, 1).tolist() == [
+        [True, False],  # 1 holds 0 first; 0 holds 1 after its first
+        [False, False],
+        [True, False],  # 0 and 2 hold each other first: 2 is the later row
+    ]
