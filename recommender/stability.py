@@ -148,7 +148,7 @@ def second_ways(candidates: np.ndarray, similarity: np.ndarray, k: int) -> np.nd
     if n == 0 or k < 1:
         return found
     key = _best_first_keys(candidates, similarity)
-    first = np.argpartition(key, k - 1, axis=1)[:, :k] if k < width else np.argsort(key, axis=1)
+    first = np.argpartition(key, k - 1, axis=1)[:, :k]  # each row's best k, then in order
     first = np.take_along_axis(first, np.argsort(np.take_along_axis(key, first, 1), axis=1), 1)
     place = np.full(candidates.shape, k, dtype=np.int64)  # k: after the first k
     np.put_along_axis(place, first, np.arange(k)[None, :], axis=1)

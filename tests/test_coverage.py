@@ -177,7 +177,7 @@ def test_rescue_never_drops_a_pages_last_link_and_drops_the_cheapest_first():
 def test_rescue_picks_the_least_costly_source_then_one_orphan_per_source():
     # orphan 3 is offered by page 1 (loss 0.2) and page 2 (loss 0.05); page 2 also
     # offers orphan 4 (loss 0.1) but makes one swap, its cheapest: 3 (page 0, whom both
-    # would drop, links to page 5: neither dropped link is returned)
+    # would drop, links to page 5)
     candidates = np.array(
         [[5, -1, -1], [0, 3, -1], [0, 3, 4], [0, -1, -1], [0, -1, -1], [0, -1, -1]]
     )
