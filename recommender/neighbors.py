@@ -469,17 +469,18 @@ def _pair_dots(
 
 
 #: Rows of :func:`rescore_pairs` spread into its dense buffer at a time (rows x
-#: features float32, at most :data:`RESCORE_BUFFER`).  On the real corpus, 8 rows
-#: re-scored 82 candidates of 8,192 pages in 0.35 s (2 threads), 16 in 0.39 s, 32
-#: in 0.52 s: a larger buffer spills out of the processor's caches.  Copying the
-#: paired rows and multiplying them, as before, took 0.76 s.
-RESCORE_ROWS = 8
-#: The largest buffer (rows x features) :func:`rescore_pairs` spreads rows into: in a
-#: wider feature space its lookups miss the caches, and the paired rows are copied and
-#: multiplied instead, :data:`RESCORE_PAIRS` pairs at a time.  8,192 pages' 82
-#: candidates: at 181,776 features (200,000 pages) 0.76 s against 1.01 s by products,
-#: at 683,484 (1,000,000 pages) 1.18 s against 0.91 s (2 threads, 2026-12-05).
-RESCORE_BUFFER = 8 * 262_144
+#: features float32, at most :data:`RESCORE_BUFFER`).  The 82 candidates of every
+#: real page (35,915) took 1.2 s with 16 rows, 1.8 s with 8 and 1.3 s with 32; of
+#: 32,768 pages of a 200,000-page synthetic site, 1.8 to 2.0 s for 8 to 32 rows
+#: (2 threads, 2026-12-05).  Each block is one scipy matrix-vector product.
+RESCORE_ROWS = 16
+#: The largest buffer (rows x features) :func:`rescore_pairs` spreads rows into (16 MiB
+#: of float32, within this machine's 32 MiB cache): in a wider feature space its
+#: lookups miss the caches, and the paired rows are copied and multiplied instead,
+#: :data:`RESCORE_PAIRS` pairs at a time.  At 181,776 features (200,000 pages), 32,768
+#: pages' 82 candidates took 1.8 to 2.0 s by the buffer against 3.4 to 3.8 s by
+#: products (2 threads, 2026-12-05).
+RESCORE_BUFFER = 16 * 262_144
 RESCORE_PAIRS = 1 << 15
 
 
@@ -692,8 +693,8 @@ def rescore_pairs(
 
     A few rows of ``X`` at a time are spread into a dense buffer, and the
     entries of the rows of ``Y`` they are paired with are looked up in it and
-    summed, pair by pair: no row is copied, and a pair's score does not
-    depend on the rows around it or the threads.  In a feature space too wide
+    summed in one sparse product, each pair in its row's order: a pair's
+    score does not depend on the rows around it or the threads.  In a feature space too wide
     for the buffer (:data:`RESCORE_BUFFER`), each pair's rows are copied and
     multiplied instead.
 
@@ -769,21 +770,20 @@ def _rescore_rows(
     queries: sp.csr_matrix, Y: sp.csr_matrix, found: np.ndarray, dense: np.ndarray, out
 ) -> None:
     """:func:`rescore_pairs` of a few rows into ``out`` (-inf where none), through
-    ``dense`` (zeros, left as zeros)."""
+    ``dense`` (zeros, left as zeros).
+
+    The paired rows of ``Y`` are copied (scipy's row indexing) and their columns
+    moved to their query's row of the flattened buffer, so that one sparse
+    matrix-vector product scores every pair, each row summed in its own order.
+    """
     rows = np.repeat(np.arange(queries.shape[0]), np.diff(queries.indptr))
     dense[rows, queries.indices] = queries.data
     pair_rows, places = np.nonzero(found >= 0)
-    targets = found[pair_rows, places]
-    starts = Y.indptr[targets]
-    lengths = Y.indptr[targets + 1] - starts
-    ends = np.cumsum(lengths)
-    entries = np.arange(ends[-1] if len(ends) else 0) + np.repeat(starts - ends + lengths, lengths)
-    products = dense[np.repeat(pair_rows, lengths), Y.indices[entries]] * Y.data[entries]
-    sums = np.zeros(len(targets), dtype=np.float32)
-    filled = lengths > 0
-    if filled.any():
-        sums[filled] = np.add.reduceat(products, (ends - lengths)[filled])
-    out[pair_rows, places] = sums
+    paired = Y[found[pair_rows, places]]
+    offsets = pair_rows.astype(paired.indices.dtype) * dense.shape[1]
+    columns = paired.indices + np.repeat(offsets, np.diff(paired.indptr))
+    spread = sp.csr_matrix((paired.data, columns, paired.indptr), shape=(len(pair_rows), dense.size))
+    out[pair_rows, places] = spread @ dense.ravel()
     dense[rows, queries.indices] = 0
 
 
