@@ -11,9 +11,10 @@ padding, and their scores) in three steps:
 2. a page whose candidates were all full takes its best rejected ones
    anyway: every page gets its ``n_links`` where it has candidates;
 3. rescue, in rounds: a page that nobody links to takes the place of the
-   weakest link of the candidate-holding page that loses least by it, if
-   the loss is within ``tolerance`` and the dropped page stays linked from
-   elsewhere.
+   weakest link of a candidate-holding page, if the loss is within
+   ``tolerance`` and the dropped page stays linked from elsewhere: of a page
+   that links it now where one can (so that a run over the links the last
+   one wrote makes the same swaps), else of the page that loses least.
 
 Nothing here knows about pages or files: it works on index arrays.
 """
@@ -59,6 +60,7 @@ def spread_links(
     is_target: np.ndarray,
     max_rounds: int = MAX_RESCUE_ROUNDS,
     rescue_scores: np.ndarray | None = None,
+    held_now: np.ndarray | None = None,
 ) -> np.ndarray:
     """Choose ``n_links`` candidates per row so that links spread over the site.
 
@@ -82,6 +84,10 @@ def spread_links(
         from the ranking ``scores`` (the model ranks a page's current links
         above their similarity, but an orphan's claim is judged on
         similarity alone).  Default: ``scores``.
+    held_now : ndarray of bool, shape (n, n_places), optional
+        Which candidates each row links to now: an orphan is rescued first by
+        a row that links it now, so that the swaps of the last run are made
+        again.  Default: none.
 
     Returns
     -------
@@ -92,7 +98,10 @@ def spread_links(
     accepted, in_links = _capped_proposals(candidates, scores, n_links, max_in_links)
     _fill_short_rows(accepted, in_links, candidates, n_links)
     rescue_scores = scores if rescue_scores is None else rescue_scores
-    _rescue_orphans(accepted, in_links, candidates, rescue_scores, tolerance, is_target, max_rounds)
+    held_now = np.zeros(candidates.shape, dtype=bool) if held_now is None else held_now
+    _rescue_orphans(
+        accepted, in_links, candidates, (rescue_scores, held_now), tolerance, is_target, max_rounds
+    )
     return _chosen_places(accepted, n_links)
 
 
@@ -145,17 +154,21 @@ def _rescue_orphans(
     accepted: np.ndarray,
     in_links: np.ndarray,
     candidates: np.ndarray,
-    scores: np.ndarray,
+    claims: tuple[np.ndarray, np.ndarray],
     tolerance: float,
     is_target: np.ndarray,
     max_rounds: int,
 ) -> None:
-    """Step 3, in place: swap orphans in for weak links, in rounds."""
+    """Step 3, in place: swap orphans in for weak links, in rounds.
+
+    ``claims`` are the scores the loss is measured on and whether each
+    candidate is linked now (see :func:`spread_links`).
+    """
     for _ in range(max_rounds):
         orphan = is_target & (in_links == 0)
         if not orphan.any():
             return
-        swaps = _rescue_swaps(accepted, in_links, candidates, scores, tolerance, orphan)
+        swaps = _rescue_swaps(accepted, in_links, candidates, claims, tolerance, orphan)
         if swaps is None:
             return
         sources, places, weakest, dropped, orphans = swaps
@@ -174,11 +187,12 @@ def _rescue_swaps(
     accepted: np.ndarray,
     in_links: np.ndarray,
     candidates: np.ndarray,
-    scores: np.ndarray,
+    claims: tuple[np.ndarray, np.ndarray],
     tolerance: float,
     orphan: np.ndarray,
 ) -> tuple[np.ndarray, ...] | None:
     """One round's swaps: (sources, places, weakest places, dropped, orphans), or None."""
+    scores, held_now = claims
     n_places = candidates.shape[1]
     weakest = n_places - 1 - np.argmax(accepted[:, ::-1], axis=1)
     has_links = accepted.any(axis=1)
@@ -190,17 +204,18 @@ def _rescue_swaps(
     ok = (in_links[dropped] >= 2) & (offered_score >= (1 - tolerance) * dropped_score)
     sources, places, dropped = sources[ok], places[ok], dropped[ok]
     loss = (dropped_score - offered_score)[ok]
+    new = ~held_now[sources, places]  # False, so first: the source links the orphan now
     orphans = candidates[sources, places]
-    # the least costly source for each orphan, then one swap per source
+    # for each orphan a source linking it now, else the least costly; then one swap per source
     for group_key, other_key in (("orphans", "sources"), ("sources", "orphans")):
         arrays = {"sources": sources, "orphans": orphans}
-        order = np.lexsort((arrays[other_key], loss, arrays[group_key]))
+        order = np.lexsort((arrays[other_key], loss, new, arrays[group_key]))
         first = order[group_ranks(arrays[group_key][order]) == 0]
-        sources, places, dropped, loss, orphans = (
-            a[first] for a in (sources, places, dropped, loss, orphans)
+        sources, places, dropped, loss, orphans, new = (
+            a[first] for a in (sources, places, dropped, loss, orphans, new)
         )
     # never drop a page's last link: at most in_links - 1 drops per dropped page
-    order = np.lexsort((sources, loss, dropped))
+    order = np.lexsort((sources, loss, new, dropped))
     order = order[group_ranks(dropped[order]) < in_links[dropped[order]] - 1]
     if len(order) == 0:
         return None

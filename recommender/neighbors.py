@@ -782,7 +782,9 @@ def _rescore_rows(
     paired = Y[found[pair_rows, places]]
     offsets = pair_rows.astype(paired.indices.dtype) * dense.shape[1]
     columns = paired.indices + np.repeat(offsets, np.diff(paired.indptr))
-    spread = sp.csr_matrix((paired.data, columns, paired.indptr), shape=(len(pair_rows), dense.size))
+    spread = sp.csr_matrix(
+        (paired.data, columns, paired.indptr), shape=(len(pair_rows), dense.size)
+    )
     out[pair_rows, places] = spread @ dense.ravel()
     dense[rows, queries.indices] = 0
 

@@ -20,7 +20,7 @@ import pandas as pd
 
 from .neighbors import rescore_pairs
 
-__all__ = ["add_candidates", "current_links", "rerank"]
+__all__ = ["add_candidates", "current_links", "held_now", "rerank"]
 
 
 def current_links(pages: pd.DataFrame) -> np.ndarray:
@@ -119,8 +119,7 @@ def rerank(
             second_ways(candidates, similarity, n_links), ranking * (1 - mutual_discount), ranking
         )
     if stability:
-        is_current = (candidates[:, :, None] == current[:, None, :]).any(axis=2)
-        ranking = np.where(is_current & (candidates >= 0), ranking * (1 + stability), ranking)
+        ranking = np.where(held_now(candidates, current), ranking * (1 + stability), ranking)
     ranking = np.where(candidates >= 0, ranking, -np.inf)
     order = np.argsort(-ranking, axis=1, kind="stable")
     ranking = np.take_along_axis(ranking, order, 1)
@@ -129,6 +128,16 @@ def rerank(
         np.where(np.isfinite(ranking), ranking, 0).astype(np.float32),
         np.take_along_axis(similarity, order, 1),
     )
+
+
+def held_now(candidates: np.ndarray, current: np.ndarray) -> np.ndarray:
+    """Where a row's candidate is one of the row's current links (``current`` as
+    :func:`current_links`).
+
+    >>> held_now(np.array([[2, 1, -1], [0, 2, 1]]), np.array([[1], [-1]])).tolist()
+    [[False, True, False], [False, False, False]]
+    """
+    return (candidates[:, :, None] == current[:, None, :]).any(axis=2) & (candidates >= 0)
 
 
 def second_ways(candidates: np.ndarray, similarity: np.ndarray, k: int) -> np.ndarray:

@@ -255,3 +255,22 @@ def test_the_first_page_can_be_rescued():
         candidates, scores, n_links=1, max_in_links=10, tolerance=0.3, is_target=np.ones(4, bool)
     )
     assert picks(candidates, chosen)[:, 0].tolist() == [1, 0, 1, 2]
+
+
+def test_an_orphan_is_rescued_again_by_the_page_that_links_it_now():
+    # page 5 is nobody's first choice; page 1 would lose least by the swap, but page 0
+    # links page 5 now (a rescue of the last run): page 0 makes the swap again
+    candidates = np.array([[1, 5], [0, 5], [3, 0], [2, 1], [1, 0], [4, 0], [0, 1]])
+    scores = np.array([[0.9, 0.5], [0.9, 0.8]] + [[0.9, 0.1]] * 5, dtype=np.float32)
+    kwargs = {"n_links": 1, "max_in_links": 10, "is_target": np.ones(7, bool)}
+
+    def picked(tolerance, held=None):
+        chosen = spread_links(candidates, scores, tolerance=tolerance, held_now=held, **kwargs)
+        return candidates[np.arange(7), chosen[:, 0]].tolist()
+
+    assert picked(0.5) == [1, 5, 3, 2, 1, 4, 0]
+    held = np.zeros(candidates.shape, dtype=bool)
+    held[0, 1] = True
+    assert picked(0.5, held) == [5, 0, 3, 2, 1, 4, 0]
+    # a page that links the orphan now but would lose too much by the swap does not make it
+    assert picked(0.3, held) == [1, 5, 3, 2, 1, 4, 0]
