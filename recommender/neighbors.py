@@ -468,20 +468,16 @@ def _pair_dots(
     return out
 
 
-#: Rows of :func:`rescore_pairs` spread into its dense buffer at a time (rows x
-#: features float32, at most :data:`RESCORE_BUFFER`).  The 82 candidates of every
-#: real page (35,915) took 1.2 s with 16 rows, 1.8 s with 8 and 1.3 s with 32; of
-#: 32,768 pages of a 200,000-page synthetic site, 1.8 to 2.0 s for 8 to 32 rows
-#: (2 threads, 2026-12-05).  Each block is one scipy matrix-vector product.
+#: Most rows of :func:`rescore_pairs` spread into its dense buffer at a time (rows x
+#: features float32).  The 82 candidates of every real page (35,915) took 1.2 s with
+#: 16 rows, 1.8 s with 8 and 1.3 s with 32; of 32,768 pages of a 200,000-page
+#: synthetic site, 1.8 to 2.0 s for 8 to 32 rows (2 threads, 2026-12-05).
 RESCORE_ROWS = 16
-#: The largest buffer (rows x features) :func:`rescore_pairs` spreads rows into (16 MiB
-#: of float32, within this machine's 32 MiB cache): in a wider feature space its
-#: lookups miss the caches, and the paired rows are copied and multiplied instead,
-#: :data:`RESCORE_PAIRS` pairs at a time.  At 181,776 features (200,000 pages), 32,768
-#: pages' 82 candidates took 1.8 to 2.0 s by the buffer against 3.4 to 3.8 s by
-#: products (2 threads, 2026-12-05).
-RESCORE_BUFFER = 16 * 262_144
-RESCORE_PAIRS = 1 << 15
+#: The most floats of one thread's buffer (64 MiB): in a wider feature space fewer rows
+#: are spread at a time.  With that site's rows spread over 683,484 features (the
+#: 1,000,000-page site's width), 32,768 pages took 2.0 s with 8 or 16 rows, 3.0 s with
+#: 4 and 3.8 s by copying each pair's rows and multiplying them, as before.
+RESCORE_BUFFER = 16 * 1_048_576
 
 
 def top_k_cosine_fast(
@@ -694,9 +690,9 @@ def rescore_pairs(
     A few rows of ``X`` at a time are spread into a dense buffer, and the
     entries of the rows of ``Y`` they are paired with are looked up in it and
     summed in one sparse product, each pair in its row's order: a pair's
-    score does not depend on the rows around it or the threads.  In a feature space too wide
-    for the buffer (:data:`RESCORE_BUFFER`), each pair's rows are copied and
-    multiplied instead.
+    score does not depend on the rows around it or the threads.  Fewer rows
+    are spread at a time in a feature space too wide for
+    :data:`RESCORE_ROWS` of them (:data:`RESCORE_BUFFER`).
 
     Parameters
     ----------
@@ -721,48 +717,23 @@ def rescore_pairs(
         if len(rows):
             exact[rows] = rescore_pairs(X[rows], Y, found[rows], n_threads)
         return exact
-    if RESCORE_ROWS * X.shape[1] > RESCORE_BUFFER:
-        return _rescored_by_products(X, Y, found, n_threads)
     X.sum_duplicates()  # spread into the buffer, a repeated column would overwrite
     exact = np.full(found.shape, -np.inf, dtype=np.float32)
     parts = np.linspace(0, X.shape[0], n_threads * 4 + 1, dtype=np.int64)
+    step = int(np.clip(RESCORE_BUFFER // max(X.shape[1], 1), 1, RESCORE_ROWS))
 
     def score(part: int) -> None:  # each part fills its own rows of ``exact``
-        dense = np.zeros((RESCORE_ROWS, X.shape[1]), dtype=np.float32)
-        for start in range(parts[part], parts[part + 1], RESCORE_ROWS):
-            stop = min(start + RESCORE_ROWS, parts[part + 1])
+        dense = np.zeros((step, X.shape[1]), dtype=np.float32)
+        for start in range(parts[part], parts[part + 1], step):
+            stop = min(start + step, parts[part + 1])
             _rescore_rows(X[start:stop], Y, found[start:stop], dense, exact[start:stop])
 
-    if n_threads > 1 and X.shape[0] > RESCORE_ROWS:
+    if n_threads > 1 and X.shape[0] > step:
         with ThreadPoolExecutor(n_threads) as pool:
             list(pool.map(score, range(len(parts) - 1)))
     else:
         for part in range(len(parts) - 1):
             score(part)
-    return exact
-
-
-def _rescored_by_products(
-    X: sp.csr_matrix, Y: sp.csr_matrix, found: np.ndarray, n_threads: int
-) -> np.ndarray:
-    """:func:`rescore_pairs` in a wide feature space: each pair's two rows copied and
-    multiplied, :data:`RESCORE_PAIRS` pairs at a time."""
-    exact = np.full(found.shape, -np.inf, dtype=np.float32)
-    pairs = np.flatnonzero(found.ravel() >= 0)
-
-    def score(start: int) -> None:  # each chunk fills its own places of ``exact``
-        chunk = pairs[start : start + RESCORE_PAIRS]
-        rows, columns = np.divmod(chunk, found.shape[1])
-        products = X[rows].multiply(Y[found[rows, columns]])
-        exact[rows, columns] = np.asarray(products.sum(axis=1)).ravel()
-
-    starts = range(0, len(pairs), RESCORE_PAIRS)
-    if n_threads > 1 and len(starts) > 1:
-        with ThreadPoolExecutor(n_threads) as pool:
-            list(pool.map(score, starts))
-    else:
-        for start in starts:
-            score(start)
     return exact
 
 

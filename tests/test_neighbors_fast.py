@@ -155,13 +155,12 @@ def test_rescore_pairs_gives_the_dot_products_and_minus_inf_for_none():
     assert np.isneginf(exact[:, 1]).all()
 
 
-@pytest.mark.parametrize("rows_at_a_time", [1, 2, 8, "wide: by products"])
+@pytest.mark.parametrize("rows_at_a_time", [1, 2, 8, "wide: 3 rows"])
 def test_rescored_pairs_do_not_depend_on_the_rows_around_them_or_the_threads(
     monkeypatch, rows_at_a_time
 ):
-    if rows_at_a_time == "wide: by products":  # a feature space too wide for the buffer
-        monkeypatch.setattr(neighbors, "RESCORE_BUFFER", 0)
-        monkeypatch.setattr(neighbors, "RESCORE_PAIRS", 16)
+    if rows_at_a_time == "wide: 3 rows":  # a feature space too wide for 8 rows' buffer
+        monkeypatch.setattr(neighbors, "RESCORE_BUFFER", 3 * 30 + 29)
         rows_at_a_time = 8
     X, Y = random_rows(40, 30, 0.3, seed=16), random_rows(25, 30, 0.3, seed=17)
     Y = sp.csr_matrix(sp.diags(np.float32(np.arange(25) != 4)) @ Y)  # row 4 empty
@@ -183,16 +182,15 @@ def test_rescored_pairs_do_not_depend_on_the_rows_around_them_or_the_threads(
 @pytest.mark.parametrize("wide", [False, True])
 def test_rescore_pairs_reads_only_the_rows_that_have_pairs(monkeypatch, wide):
     if wide:
-        monkeypatch.setattr(neighbors, "RESCORE_BUFFER", 0)
+        monkeypatch.setattr(neighbors, "RESCORE_BUFFER", 1)
     X, Y = random_rows(50, 20, 0.3, seed=21), random_rows(30, 20, 0.3, seed=22)
     found = np.full((50, 4), -1)
     found[[3, 17, 40], :2] = [[5, 9], [0, 29], [12, -1]]
     spread = []
-    for name in ("_rescore_rows", "_rescored_by_products"):
-        step = getattr(neighbors, name)
-        monkeypatch.setattr(
-            neighbors, name, lambda X, *more, step=step: spread.append(X.shape[0]) or step(X, *more)
-        )
+    step = neighbors._rescore_rows
+    monkeypatch.setattr(
+        neighbors, "_rescore_rows", lambda X, *more: spread.append(X.shape[0]) or step(X, *more)
+    )
     exact = rescore_pairs(X, Y, found, 2)
     assert sum(spread) == 3  # the night's 35,915 rows with 951 pairs: 0.32 s, now 0.01 s
     dense = (X @ Y.T).toarray()
@@ -264,3 +262,22 @@ def test_common_terms_are_counted_among_the_targets_only(monkeypatch):
 def test_bad_parameters_are_refused(bad):
     with pytest.raises(ValueError, match=next(iter(bad))):
         top_k_cosine_fast(random_rows(5, 5, 0.5, seed=8), **{"k": 2, **bad})
+
+
+# 40 rows in 4 parts of 10 (one thread), each spread in blocks of as many rows as fit
+@pytest.mark.parametrize(
+    ("buffer", "blocks"), [(10**6, [10] * 4), (3 * 20, [3, 3, 3, 1] * 4), (1, [1] * 40)]
+)
+def test_rescore_pairs_spreads_as_many_rows_as_the_buffer_holds(monkeypatch, buffer, blocks):
+    monkeypatch.setattr(neighbors, "RESCORE_BUFFER", buffer)
+    X, Y = random_rows(40, 20, 0.3, seed=23), random_rows(30, 20, 0.3, seed=24)
+    found = np.random.default_rng(25).integers(0, 30, size=(40, 3))
+    spread = []
+    step = neighbors._rescore_rows
+    monkeypatch.setattr(
+        neighbors, "_rescore_rows", lambda X, *more: spread.append(X.shape[0]) or step(X, *more)
+    )
+    exact = rescore_pairs(X, Y, found)
+    assert spread == blocks
+    dense = (X @ Y.T).toarray()
+    np.testing.assert_allclose(exact, np.take_along_axis(dense, found, 1), rtol=1e-5)
