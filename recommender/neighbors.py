@@ -701,7 +701,7 @@ def rescore_pairs(
     found : ndarray of int64, shape (n, width)
         Row indices into ``Y``; ``-1`` for none.
     n_threads : int, default 1
-        Threads that score parts of the rows (numpy's kernels release the GIL).
+        Threads that score parts of the rows (scipy's and numpy's kernels release the GIL).
 
     Returns
     -------
@@ -717,7 +717,9 @@ def rescore_pairs(
         if len(rows):
             exact[rows] = rescore_pairs(X[rows], Y, found[rows], n_threads)
         return exact
-    X.sum_duplicates()  # spread into the buffer, a repeated column would overwrite
+    if not X.has_canonical_format:  # a repeated column would overwrite in the buffer
+        X = X.copy()  # not the caller's matrix
+        X.sum_duplicates()
     exact = np.full(found.shape, -np.inf, dtype=np.float32)
     parts = np.linspace(0, X.shape[0], n_threads * 4 + 1, dtype=np.int64)
     step = int(np.clip(RESCORE_BUFFER // max(X.shape[1], 1), 1, RESCORE_ROWS))

@@ -137,7 +137,10 @@ def held_now(candidates: np.ndarray, current: np.ndarray) -> np.ndarray:
     >>> held_now(np.array([[2, 1, -1], [0, 2, 1]]), np.array([[1], [-1]])).tolist()
     [[False, True, False], [False, False, False]]
     """
-    return (candidates[:, :, None] == current[:, None, :]).any(axis=2) & (candidates >= 0)
+    held = np.zeros(candidates.shape, dtype=bool)
+    for column in current.T:  # one column at a time: a page may hold many links
+        held |= candidates == column[:, None]
+    return held & (candidates >= 0)
 
 
 def second_ways(candidates: np.ndarray, similarity: np.ndarray, k: int) -> np.ndarray:

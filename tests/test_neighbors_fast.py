@@ -281,3 +281,13 @@ def test_rescore_pairs_spreads_as_many_rows_as_the_buffer_holds(monkeypatch, buf
     assert spread == blocks
     dense = (X @ Y.T).toarray()
     np.testing.assert_allclose(exact, np.take_along_axis(dense, found, 1), rtol=1e-5)
+
+
+def test_rescore_pairs_sums_repeated_columns_without_changing_the_callers_matrix():
+    X = sp.csr_matrix(
+        (np.float32([0.5, 0.25, 1.0]), np.array([1, 1, 0]), np.array([0, 2, 3])), shape=(2, 3)
+    )
+    Y = sp.csr_matrix(np.float32([[1.0, 2.0, 0.0], [3.0, 0.0, 1.0]]))
+    exact = rescore_pairs(X, Y, np.array([[0, 1], [1, -1]]))
+    assert exact.tolist() == [[1.5, 0.0], [3.0, -np.inf]]
+    assert X.nnz == 3 and X.indices.tolist() == [1, 1, 0]  # still the caller's entries
