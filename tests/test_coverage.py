@@ -274,3 +274,17 @@ def test_an_orphan_is_rescued_again_by_the_page_that_links_it_now():
     assert picked(0.5, held) == [5, 0, 3, 2, 1, 4, 0]
     # a page that links the orphan now but would lose too much by the swap does not make it
     assert picked(0.3, held) == [1, 5, 3, 2, 1, 4, 0]
+
+
+def test_the_rescue_weighs_its_own_scores_where_they_are_given():
+    # by the ranking, page 1 loses least by giving orphan 5 its link; by the rescue's
+    # scores (similarity, where the ranking favoured page 1's current link), page 0
+    candidates = np.array([[1, 5], [0, 5], [3, 0], [2, 1], [1, 0], [4, 0], [0, 1]])
+    ranking = np.array([[0.9, 0.5], [0.9, 0.8]] + [[0.9, 0.1]] * 5, dtype=np.float32)
+    similarity = ranking.copy()
+    similarity[0, 1], similarity[1, 1] = 0.8, 0.1
+    kwargs = {"n_links": 1, "max_in_links": 10, "is_target": np.ones(7, bool), "tolerance": 0.3}
+    by_ranking = spread_links(candidates, ranking, **kwargs)
+    assert candidates[np.arange(7), by_ranking[:, 0]].tolist()[:2] == [1, 5]
+    chosen = spread_links(candidates, ranking, rescue_scores=similarity, **kwargs)
+    assert candidates[np.arange(7), chosen[:, 0]].tolist()[:2] == [5, 0]
