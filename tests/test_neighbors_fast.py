@@ -264,12 +264,14 @@ def test_bad_parameters_are_refused(bad):
         top_k_cosine_fast(random_rows(5, 5, 0.5, seed=8), **{"k": 2, **bad})
 
 
-# 40 rows in 4 parts of 10 (one thread), each spread in blocks of as many rows as fit
+# 40 rows in 4 parts of 10 (one thread), each spread in blocks of as many rows as fit,
+# at most RESCORE_ROWS (4 here)
 @pytest.mark.parametrize(
-    ("buffer", "blocks"), [(10**6, [10] * 4), (3 * 20, [3, 3, 3, 1] * 4), (1, [1] * 40)]
+    ("buffer", "blocks"), [(10**6, [4, 4, 2] * 4), (3 * 20, [3, 3, 3, 1] * 4), (1, [1] * 40)]
 )
 def test_rescore_pairs_spreads_as_many_rows_as_the_buffer_holds(monkeypatch, buffer, blocks):
     monkeypatch.setattr(neighbors, "RESCORE_BUFFER", buffer)
+    monkeypatch.setattr(neighbors, "RESCORE_ROWS", 4)
     X, Y = random_rows(40, 20, 0.3, seed=23), random_rows(30, 20, 0.3, seed=24)
     found = np.random.default_rng(25).integers(0, 30, size=(40, 3))
     spread = []
@@ -279,6 +281,7 @@ def test_rescore_pairs_spreads_as_many_rows_as_the_buffer_holds(monkeypatch, buf
     )
     exact = rescore_pairs(X, Y, found)
     assert spread == blocks
+    assert exact.dtype == np.float32
     dense = (X @ Y.T).toarray()
     np.testing.assert_allclose(exact, np.take_along_axis(dense, found, 1), rtol=1e-5)
 

@@ -7,7 +7,7 @@ import scipy.sparse as sp
 
 from recommender import Recommender, churn
 from recommender.rules import EditorialRules, Never
-from recommender.stability import add_candidates, current_links, rerank, second_ways
+from recommender.stability import add_candidates, current_links, held_now, rerank, second_ways
 
 from .test_model import topic_pages, write_site
 
@@ -236,4 +236,14 @@ def test_second_ways_order_negative_similarities_too():
         [True, False],  # 1 holds 0 first; 0 holds 1 after its first
         [False, False],
         [True, False],  # 0 and 2 hold each other first: 2 is the later row
+    ]
+
+
+def test_held_now_marks_every_current_link_and_never_padding():
+    candidates = np.array([[0, 3, 2, -1], [1, -1, 0, 2], [4, 3, -1, -1]])
+    current = np.array([[2, 0], [-1, -1], [3, 4]])  # page 1 holds no links: -1 padding
+    assert held_now(candidates, current).tolist() == [
+        [True, False, True, False],
+        [False, False, False, False],
+        [True, True, False, False],
     ]
