@@ -100,7 +100,7 @@ def spread_links(
     rescue_scores = scores if rescue_scores is None else rescue_scores
     held_now = np.zeros(candidates.shape, dtype=bool) if held_now is None else held_now
     _rescue_orphans(
-        accepted, in_links, candidates, (rescue_scores, held_now), tolerance, is_target, max_rounds
+        accepted, in_links, candidates, rescue_scores, held_now, tolerance, is_target, max_rounds
     )
     return _chosen_places(accepted, n_links)
 
@@ -154,21 +154,19 @@ def _rescue_orphans(
     accepted: np.ndarray,
     in_links: np.ndarray,
     candidates: np.ndarray,
-    claims: tuple[np.ndarray, np.ndarray],
+    scores: np.ndarray,
+    held_now: np.ndarray,
     tolerance: float,
     is_target: np.ndarray,
     max_rounds: int,
 ) -> None:
-    """Step 3, in place: swap orphans in for weak links, in rounds.
-
-    ``claims`` are the scores the loss is measured on and whether each
-    candidate is linked now (see :func:`spread_links`).
-    """
+    """Step 3, in place: swap orphans in for weak links, in rounds (``scores`` and
+    ``held_now`` as :func:`spread_links`'s ``rescue_scores`` and ``held_now``)."""
     for _ in range(max_rounds):
         orphan = is_target & (in_links == 0)
         if not orphan.any():
             return
-        swaps = _rescue_swaps(accepted, in_links, candidates, claims, tolerance, orphan)
+        swaps = _rescue_swaps(accepted, in_links, candidates, scores, held_now, tolerance, orphan)
         if swaps is None:
             return
         sources, places, weakest, dropped, orphans = swaps
@@ -187,12 +185,12 @@ def _rescue_swaps(
     accepted: np.ndarray,
     in_links: np.ndarray,
     candidates: np.ndarray,
-    claims: tuple[np.ndarray, np.ndarray],
+    scores: np.ndarray,
+    held_now: np.ndarray,
     tolerance: float,
     orphan: np.ndarray,
 ) -> tuple[np.ndarray, ...] | None:
     """One round's swaps: (sources, places, weakest places, dropped, orphans), or None."""
-    scores, held_now = claims
     n_places = candidates.shape[1]
     weakest = n_places - 1 - np.argmax(accepted[:, ::-1], axis=1)
     has_links = accepted.any(axis=1)

@@ -200,9 +200,9 @@ class Recommender(BaseEstimator):
         times its similarity, and with ``coverage`` a page nobody else links
         to is rescued first by a page that links it now.  0 turns it off.
         The default was chosen by ``benchmarks/stability.py`` (see README):
-        when pages come and go it
-        drops 42% (real corpus) to 47-51% (labelled sites) fewer links, for
-        0.1-0.2% of mean link score, labelled recall within 0.01.
+        when pages come and go it drops 42% (real corpus) to 47-51%
+        (labelled sites) fewer links, for 0.1-0.2% of mean link score,
+        labelled recall within 0.01.
     mutual_discount : float in [0, 1), default 0.4
         A page ranks a candidate that holds the page among its own first
         ``n_links`` candidates by similarity, at an earlier place, this

@@ -257,11 +257,17 @@ def test_the_first_page_can_be_rescued():
     assert picks(candidates, chosen)[:, 0].tolist() == [1, 0, 1, 2]
 
 
-def test_an_orphan_is_rescued_again_by_the_page_that_links_it_now():
-    # page 5 is nobody's first choice; page 1 would lose least by the swap, but page 0
-    # links page 5 now (a rescue of the last run): page 0 makes the swap again
+def orphan_five():
+    """Page 5 is nobody's first choice; page 1 loses least (0.1) by giving it its link,
+    page 0 more (0.4); every other page keeps one in-link.  Candidates, scores."""
     candidates = np.array([[1, 5], [0, 5], [3, 0], [2, 1], [1, 0], [4, 0], [0, 1]])
     scores = np.array([[0.9, 0.5], [0.9, 0.8]] + [[0.9, 0.1]] * 5, dtype=np.float32)
+    return candidates, scores
+
+
+def test_an_orphan_is_rescued_again_by_the_page_that_links_it_now():
+    # page 0 links page 5 now (a rescue of the last run): page 0 makes the swap again
+    candidates, scores = orphan_five()
     kwargs = {"n_links": 1, "max_in_links": 10, "is_target": np.ones(7, bool)}
 
     def picked(tolerance, held=None):
@@ -279,8 +285,7 @@ def test_an_orphan_is_rescued_again_by_the_page_that_links_it_now():
 def test_the_rescue_weighs_its_own_scores_where_they_are_given():
     # by the ranking, page 1 loses least by giving orphan 5 its link; by the rescue's
     # scores (similarity, where the ranking favoured page 1's current link), page 0
-    candidates = np.array([[1, 5], [0, 5], [3, 0], [2, 1], [1, 0], [4, 0], [0, 1]])
-    ranking = np.array([[0.9, 0.5], [0.9, 0.8]] + [[0.9, 0.1]] * 5, dtype=np.float32)
+    candidates, ranking = orphan_five()
     similarity = ranking.copy()
     similarity[0, 1], similarity[1, 1] = 0.8, 0.1
     kwargs = {"n_links": 1, "max_in_links": 10, "is_target": np.ones(7, bool), "tolerance": 0.3}

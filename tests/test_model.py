@@ -12,6 +12,7 @@ from recommender.errors import ConfigError, ModelFileError
 from recommender.model import LINK_COLUMNS
 
 from .conftest import SAMPLE
+from .test_coverage import orphan_five
 
 
 def write_site(root, pages):
@@ -670,10 +671,9 @@ def test_merged_candidates_are_those_of_merging_every_row(seed):
 
 @pytest.mark.parametrize(("stability", "first_row"), [(0.1, 5), (0.0, 1)])
 def test_with_stability_an_orphan_is_rescued_by_the_page_that_links_it_now(stability, first_row):
-    # page 5 is nobody's first choice; page 1 would lose least by the swap, but page 0
-    # links page 5 now: with stability, page 0 gives it its link again
-    candidates = np.array([[1, 5], [0, 5], [3, 0], [2, 1], [1, 0], [4, 0], [0, 1]])
-    scores = np.array([[0.9, 0.5], [0.9, 0.8]] + [[0.9, 0.1]] * 5, dtype=np.float32)
+    # page 1 would lose least by giving orphan 5 its link, but page 0 links page 5 now:
+    # with stability, page 0 gives it its link again
+    candidates, scores = orphan_five()
     current = np.array([[5], [-1], [-1], [-1], [-1], [-1], [-1]])
     model = Recommender(n_links=1, coverage_tolerance=0.5, stability=stability)
     places = model._choose(candidates, scores, np.ones(7, bool), scores, current)
