@@ -19,10 +19,8 @@ sentence saying why.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import errno
 import fcntl
-import functools
 import json
 import logging
 import os
@@ -158,27 +156,12 @@ class PageWriter:
     Pages come folder by folder (path order); one folder is held at a time.
     A page that is itself a symlink (to another page of the site) is written
     through, at its real path.  Use it as a context manager.
-
-    Where the system can exchange two names atomically (Linux's
-    ``renameat2`` with ``RENAME_EXCHANGE``), a page's new bytes go into a
-    temporary file that is then exchanged with the page: the page's old
-    file, now under the temporary name, is the next page's temporary file
-    (its bytes overwritten, then exchanged in turn), and is removed when the
-    writer leaves the folder.  Each page is still replaced whole, at once,
-    but no file is created or freed per page: on ext4 creating a file and
-    freeing the one it replaces took ten times as long as writing its bytes
-    (see README, *Large sites*).  The old file is reused only when it is a
-    regular file of ours with no other name and no extended attributes but
-    security labels; otherwise it is removed and a new temporary file made.
-    Elsewhere each page gets a new temporary file, renamed over it.
     """
 
     def __init__(self, root_real: str):
         self.root_real = root_real
         self._folder: str | None = None
         self._descriptor: int | None = None
-        self._spare: str | None = None  # in the open folder: a replaced page's old file
-        self._exchanges = _renameat2() is not None  # False once the file system refuses
 
     def replace(self, path: str | os.PathLike[str], data: bytes) -> None:
         """Replace the page at ``path`` with ``data``, keeping its mode.
@@ -202,56 +185,7 @@ class PageWriter:
         writable = status.st_mode & (stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH)
         if not writable or not os.access(name, os.W_OK, dir_fd=descriptor):
             raise UnsafeFileError("the page is read-only; not replaced")
-        if self._exchanges:
-            self._exchange_in(descriptor, name, data, stat.S_IMODE(status.st_mode))
-        else:
-            _replace_in(descriptor, name, data, stat.S_IMODE(status.st_mode))
-
-    def _exchange_in(self, folder: int, name: str, data: bytes, mode: int) -> None:
-        """Write ``data`` to the spare (or a new temporary file) and exchange it with the page;
-        the page's old file becomes the spare.  Interrupted, the temporary file is removed."""
-        temporary = self._rewritten_spare(folder, data, mode)
-        if temporary is None:
-            temporary = _new_temporary(folder, name, data, mode)
-        try:
-            _exchange(folder, temporary, name)
-        except OSError as exc:
-            if exc.errno not in _NO_EXCHANGE:
-                _remove_quietly(folder, temporary)
-                raise
-            self._exchanges = False  # this file system cannot: renamed over the page instead
-            _rename_over(folder, temporary, name)
-            return
-        except BaseException:
-            _remove_quietly(folder, temporary)
-            raise
-        self._spare = temporary
-
-    def _rewritten_spare(self, folder: int, data: bytes, mode: int) -> str | None:
-        """The spare holding ``data`` and ``mode``; None (and the spare removed) where it
-        cannot be reused: gone, swapped for a symlink or another kind of file, another
-        user's, linked under another name, or holding extended attributes (an ACL)."""
-        spare, self._spare = self._spare, None
-        if spare is None:
-            return None
-        try:
-            descriptor = os.open(spare, os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=folder)
-        except OSError:
-            _remove_quietly(folder, spare)
-            return None
-        try:
-            if not _reusable(descriptor):
-                _remove_quietly(folder, spare)
-                return None
-            _write_all(descriptor, data)
-            os.ftruncate(descriptor, len(data))
-            os.fchmod(descriptor, mode)
-        except BaseException:
-            _remove_quietly(folder, spare)
-            raise
-        finally:
-            os.close(descriptor)
-        return spare
+        _replace_in(descriptor, name, data, stat.S_IMODE(status.st_mode))
 
     def _open(self, folder: str) -> int:
         if folder == self._folder and self._descriptor is not None:
@@ -269,10 +203,8 @@ class PageWriter:
 
     def __exit__(self, *exc_info: object) -> None:
         if self._descriptor is not None:
-            if self._spare is not None:
-                _remove_quietly(self._descriptor, self._spare)
             os.close(self._descriptor)
-        self._folder = self._descriptor = self._spare = None
+        self._folder = self._descriptor = None
 
 
 def write_atomic(
@@ -314,17 +246,6 @@ def _replace_in(folder: int | None, path: str, data: bytes, mode: int) -> None:
     line turns into one), even the moment the temporary file is created, the
     temporary file is removed.
     """
-    temporary = _new_temporary(folder, path, data, mode)
-    try:
-        _rename_over(folder, temporary, path)
-    except BaseException:
-        _remove_quietly(folder, temporary)  # gone already once it replaced the file
-        raise
-
-
-def _new_temporary(folder: int | None, path: str, data: bytes, mode: int) -> str:
-    """A new temporary file beside ``path`` (:data:`TEMPORARY_NAME`) holding ``data``, with
-    ``mode``; removed again if anything interrupts its writing."""
     head, name = os.path.split(path)
     in_folder = {} if folder is None else {"dir_fd": folder}
     temporary = descriptor = None
@@ -340,75 +261,22 @@ def _new_temporary(folder: int | None, path: str, data: bytes, mode: int) -> str
                 temporary = None  # another's file: never removed here
         else:  # pragma: no cover - 100 random names all taken
             raise FileExistsError(f"no free temporary name beside {name}")
-        _write_all(descriptor, data)
+        view = memoryview(data)
+        while view:
+            view = view[os.write(descriptor, view) :]
         os.fchmod(descriptor, mode)
         os.close(descriptor)
-        return temporary
+        descriptor = None
+        both = {} if folder is None else {"src_dir_fd": folder, "dst_dir_fd": folder}
+        os.replace(temporary, path, **both)
     except BaseException:
         if descriptor is not None:
             with contextlib.suppress(OSError):
                 os.close(descriptor)
-        if temporary is not None:
-            _remove_quietly(folder, temporary)
+        if temporary is not None:  # gone already once it replaced the file
+            with contextlib.suppress(OSError):
+                os.unlink(temporary, **in_folder)
         raise
-
-
-def _write_all(descriptor: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(descriptor, view) :]
-
-
-def _rename_over(folder: int | None, temporary: str, path: str) -> None:
-    both = {} if folder is None else {"src_dir_fd": folder, "dst_dir_fd": folder}
-    os.replace(temporary, path, **both)
-
-
-def _remove_quietly(folder: int | None, name: str) -> None:
-    with contextlib.suppress(OSError):
-        os.unlink(name, **({} if folder is None else {"dir_fd": folder}))
-
-
-#: ``renameat2``'s flag that exchanges two names (Linux 3.15 and later).
-_RENAME_EXCHANGE = 2
-#: What ``renameat2`` says where the file system (or the kernel) cannot exchange names.
-_NO_EXCHANGE = frozenset({errno.EINVAL, errno.ENOSYS, errno.ENOTSUP, errno.EOPNOTSUPP})
-
-
-@functools.cache
-def _renameat2():
-    """The C library's ``renameat2``, or None (not Linux, or a C library without it)."""
-    try:
-        function = ctypes.CDLL(None, use_errno=True).renameat2
-    except (OSError, AttributeError, TypeError):
-        return None
-    int_, name = ctypes.c_int, ctypes.c_char_p
-    function.argtypes = [int_, name, int_, name, ctypes.c_uint]
-    function.restype = ctypes.c_int
-    return function
-
-
-def _exchange(folder: int, first: str, second: str) -> None:
-    """Exchange two names in the open ``folder`` atomically: each then names the other's file."""
-    names = os.fsencode(first), os.fsencode(second)
-    if _renameat2()(folder, names[0], folder, names[1], _RENAME_EXCHANGE) != 0:
-        number = ctypes.get_errno()
-        raise OSError(number, os.strerror(number), first)
-
-
-def _reusable(descriptor: int) -> bool:
-    """Whether an open file may take another page's bytes: a regular file of this user's,
-    with no other name, and no extended attributes but security labels (an ACL would
-    carry over to the page)."""
-    status = os.fstat(descriptor)
-    if not stat.S_ISREG(status.st_mode) or status.st_nlink != 1 or status.st_uid != os.geteuid():
-        return False
-    listed = getattr(os, "listxattr", None)
-    try:
-        names = [] if listed is None else listed(descriptor)
-    except OSError:
-        return False
-    return all(name.startswith("security.") for name in names)
 
 
 def remove_temporary_files(root: str | os.PathLike[str]) -> int:

@@ -11,7 +11,7 @@ import pytest
 
 import recommender.cli as cli
 import recommender.job as job_module
-from recommender import Recommender, files, load_corpus
+from recommender import Recommender, load_corpus
 from recommender.cli import main
 from recommender.config import SETTINGS, load_settings
 
@@ -263,19 +263,16 @@ def test_jsonl_is_one_object_per_line(site, tmp_path, capsys):
 
 
 def test_sigterm_mid_run_leaves_every_page_whole(site, capsys, monkeypatch):
+    real_replace = os.replace
     replaced = []
 
-    def then_terminate(real):  # a page is replaced by exchanging names, else by a rename
-        def replace(*args, **folders):
-            replaced.append(args)
-            if len(replaced) == 10:
-                os.kill(os.getpid(), signal.SIGTERM)  # as a scheduler stopping the job would
-            real(*args, **folders)
+    def replace_then_terminate(source, target, **folders):
+        replaced.append(target)
+        if len(replaced) == 10:
+            os.kill(os.getpid(), signal.SIGTERM)  # as a scheduler stopping the job would
+        real_replace(source, target, **folders)
 
-        return replace
-
-    monkeypatch.setattr(os, "replace", then_terminate(os.replace))
-    monkeypatch.setattr(files, "_exchange", then_terminate(files._exchange))
+    monkeypatch.setattr(os, "replace", replace_then_terminate)
     before = signal.getsignal(signal.SIGTERM)
     code, _, err = run(capsys, site, "--rewrite")
     assert code == 130 and "interrupted" in err

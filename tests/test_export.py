@@ -1,4 +1,3 @@
-import errno
 import json
 import logging
 import os
@@ -14,7 +13,7 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from recommender import Recommender, files, load_corpus
+from recommender import Recommender, load_corpus
 from recommender.errors import ExportError, RewriteCheckError, UnsafeFileError
 from recommender.export import (
     LOADED_COLUMNS,
@@ -529,22 +528,7 @@ def test_write_atomic_writes_through_a_hidden_temporary_file_beside_the_page(tmp
     assert re.fullmatch(r"\.page\.md\..+\.tmp", temporary.name)
 
 
-@pytest.fixture(params=["exchange", "rename"])
-def replacing(request, monkeypatch):
-    """Each way a page writer replaces a page: where names can be exchanged (the old file
-    kept for the next page), and where they cannot (a new file renamed over the page).
-    Gives the module and the name of the call that replaces the page."""
-    if request.param == "rename":
-        monkeypatch.setattr(files, "_renameat2", lambda: None)
-        return os, "replace"
-    if files._renameat2() is None:
-        pytest.skip("this system cannot exchange two names (renameat2)")
-    return files, "_exchange"
-
-
-def test_a_page_write_interrupted_leaves_the_old_page_and_no_temporary_file(
-    tmp_path, monkeypatch, replacing
-):
+def test_a_page_write_interrupted_leaves_the_old_page_and_no_temporary_file(tmp_path, monkeypatch):
     page = tmp_path / "page.md"
     page.write_text("old", encoding="utf-8")
     page.chmod(0o640)
@@ -555,7 +539,7 @@ def test_a_page_write_interrupted_leaves_the_old_page_and_no_temporary_file(
     with PageWriter(os.path.realpath(tmp_path)) as writer:
         writer.replace(page, b"new")
         assert page.read_bytes() == b"new" and stat.S_IMODE(page.stat().st_mode) == 0o640
-        monkeypatch.setattr(*replacing, killed)
+        monkeypatch.setattr(os, "replace", killed)
         with pytest.raises(KeyboardInterrupt):
             writer.replace(page, b"newer")
     assert page.read_bytes() == b"new"
@@ -564,137 +548,28 @@ def test_a_page_write_interrupted_leaves_the_old_page_and_no_temporary_file(
 
 @pytest.mark.parametrize("when", ["as the temporary file is created", "once it replaced the page"])
 def test_an_interrupt_at_either_end_of_a_write_leaves_no_temporary_file(
-    tmp_path, monkeypatch, when, replacing
+    tmp_path, monkeypatch, when
 ):
     """The command line turns SIGTERM into an interrupt, which can land the moment the
     temporary file exists but before the code that would remove it runs (a hostile pass
     saw one left, once in 14 runs)."""
     page = tmp_path / "page.md"
     page.write_text("old", encoding="utf-8")
-    module, name = (os, "open") if when.startswith("as") else replacing
-    real = getattr(module, name)
+    real = {"open": os.open, "replace": os.replace}
+    name = "open" if when.startswith("as") else "replace"
 
     def interrupted(*args, **kwargs):
-        done = real(*args, **kwargs)
-        if name != "open" or str(args[0]).endswith(".tmp"):  # not the folder's open
+        done = real[name](*args, **kwargs)
+        if str(args[0]).endswith(".tmp"):  # not the folder's open
             raise KeyboardInterrupt
         return done
 
-    monkeypatch.setattr(module, name, interrupted)
+    monkeypatch.setattr(os, name, interrupted)
     with PageWriter(os.path.realpath(tmp_path)) as writer, pytest.raises(KeyboardInterrupt):
         writer.replace(page, b"new")
     monkeypatch.undo()
     assert page.read_bytes() == (b"old" if name == "open" else b"new")
     assert [p.name for p in tmp_path.iterdir()] == ["page.md"]
-
-
-def exchanging():
-    if files._renameat2() is None:
-        pytest.skip("this system cannot exchange two names (renameat2)")
-
-
-def pages_in(folder: Path, *names: str) -> list[Path]:
-    pages = [folder / name for name in names]
-    for page in pages:
-        page.write_text(f"old {page.name}", encoding="utf-8")
-    return pages
-
-
-def test_a_page_writer_gives_each_page_the_file_the_page_before_it_left(tmp_path, monkeypatch):
-    """Where names can be exchanged, no file is created or freed per page (each create
-    and free costs ext4 ten times the page's bytes): one temporary file, then each page's
-    old file in turn, removed when the writer leaves the folder."""
-    exchanging()
-    pages = pages_in(tmp_path, "a.md", "b.md", "c.md")
-    pages[1].chmod(0o640)
-    old = [page.stat().st_ino for page in pages]
-    with PageWriter(os.path.realpath(tmp_path)) as writer:
-        for page in pages:
-            writer.replace(page, f"new {page.name}".encode())
-        (left,) = [p for p in tmp_path.iterdir() if p not in pages]
-        assert files.TEMPORARY_NAME.fullmatch(left.name)  # a killed run's is removed
-        assert left.stat().st_ino == old[2] and left.read_text(encoding="utf-8") == "old c.md"
-    assert sorted(tmp_path.iterdir()) == pages
-    assert [page.read_text(encoding="utf-8") for page in pages] == [
-        "new a.md",
-        "new b.md",
-        "new c.md",
-    ]
-    assert [page.stat().st_ino for page in pages[1:]] == old[:2]
-    assert [stat.S_IMODE(page.stat().st_mode) for page in pages[:2]] == [0o644, 0o640]
-
-
-def test_a_page_writer_never_writes_into_a_file_that_has_another_name(tmp_path, monkeypatch):
-    """A page hard-linked elsewhere (outside the site, say) keeps its other name's bytes:
-    its old file is not the next page's temporary file."""
-    exchanging()
-    site, outside = tmp_path / "site", tmp_path / "outside"
-    site.mkdir()
-    outside.mkdir()
-    a, b = pages_in(site, "a.md", "b.md")
-    os.link(a, outside / "theirs.md")
-    with PageWriter(os.path.realpath(site)) as writer:
-        writer.replace(a, b"new a")
-        writer.replace(b, b"new b")
-    assert (outside / "theirs.md").read_text(encoding="utf-8") == "old a.md"
-    assert (a.read_bytes(), b.read_bytes()) == (b"new a", b"new b")
-    assert sorted(p.name for p in site.iterdir()) == ["a.md", "b.md"]
-
-
-def test_a_page_writer_never_follows_a_symlink_planted_as_its_old_file(tmp_path, monkeypatch):
-    exchanging()
-    site, outside = tmp_path / "site", tmp_path / "outside.md"
-    site.mkdir()
-    outside.write_text("theirs", encoding="utf-8")
-    a, b = pages_in(site, "a.md", "b.md")
-    with PageWriter(os.path.realpath(site)) as writer:
-        writer.replace(a, b"new a")
-        (spare,) = [p for p in site.iterdir() if p not in (a, b)]
-        spare.unlink()
-        spare.symlink_to(outside)
-        writer.replace(b, b"new b")
-    assert outside.read_text(encoding="utf-8") == "theirs"
-    assert (a.read_bytes(), b.read_bytes()) == (b"new a", b"new b")
-    assert sorted(p.name for p in site.iterdir()) == ["a.md", "b.md"]
-
-
-@pytest.mark.parametrize("why", ["another user's", "an extended attribute"])
-def test_a_page_writer_makes_a_new_file_where_the_old_one_is_not_its_own(
-    tmp_path, monkeypatch, why
-):
-    exchanging()
-    a, b = pages_in(tmp_path, "a.md", "b.md")
-    if why == "another user's":
-        monkeypatch.setattr(os, "geteuid", lambda: os.getuid() + 1)
-    else:
-        try:
-            os.setxattr(a, "user.origin", b"an ACL, say")
-        except OSError:
-            pytest.skip("this file system takes no user extended attributes")
-    with a.open("rb") as old, PageWriter(os.path.realpath(tmp_path)) as writer:
-        writer.replace(a, b"new a")
-        writer.replace(b, b"new b")
-        assert old.read() == b"old a.md"  # a's old file did not take b's bytes
-    assert (a.read_bytes(), b.read_bytes()) == (b"new a", b"new b")
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.md", "b.md"]
-
-
-def test_a_page_writer_renames_where_the_file_system_cannot_exchange(tmp_path, monkeypatch):
-    exchanging()
-    calls = []
-
-    def refused(*args):
-        calls.append(args)
-        raise OSError(errno.EINVAL, "Invalid argument")
-
-    monkeypatch.setattr(files, "_exchange", refused)
-    a, b = pages_in(tmp_path, "a.md", "b.md")
-    with PageWriter(os.path.realpath(tmp_path)) as writer:
-        writer.replace(a, b"new a")
-        writer.replace(b, b"new b")
-    assert len(calls) == 1  # asked once, then renamed
-    assert (a.read_bytes(), b.read_bytes()) == (b"new a", b"new b")
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.md", "b.md"]
 
 
 def test_a_page_writer_never_writes_through_a_folder_leading_outside(tmp_path):
