@@ -37,7 +37,6 @@ from .errors import (
 from .files import DEFAULT_MAX_PAGE_BYTES, is_inside, read_regular_file
 from .frontmatter import (
     file_digest,
-    outside_spans,
     parse_yaml,
     related_spans,
     rest_fingerprint,
@@ -369,7 +368,7 @@ def _as_read(raw: bytes, front_matter: str, root: Any, data: dict) -> dict[str, 
     return {
         "file_digest": file_digest(raw),
         "block_spans": [place for span in spans for place in span],
-        "rest_fingerprint": rest_fingerprint("".join(outside_spans(front_matter, spans)), data),
+        "rest_fingerprint": rest_fingerprint(data),
     }
 
 

@@ -242,20 +242,58 @@ def file_digest(data: bytes) -> str:
     return hashlib.blake2b(data, digest_size=16).hexdigest()
 
 
-def rest_fingerprint(rest_text: str, data: Any) -> str | None:
-    """A digest of a front matter's value outside its related blocks.
+def rest_fingerprint(data: Any) -> str | None:
+    """A digest of a front matter's value (``data``) outside its related blocks.
 
-    ``rest_text`` is the front matter's text outside its blocks, ``data``
-    the whole value.  Two values with the same fingerprint are equal, with
-    equal types and keys in the same order (their ``repr`` is hashed).  None
-    when the value is no mapping, or its ``repr`` could vary between
-    processes (a ``!!set``: Python orders sets by hash).
+    Two values with the same fingerprint are equal, with equal types and
+    keys in the same order (a byte form of each, which says its type and
+    where it ends, is hashed: see :func:`_serialised`).  None when the value
+    is no mapping, or holds a set (``!!set``: Python orders sets by hash, so
+    its form could differ between processes).
     """
-    if not isinstance(data, dict) or any(s in rest_text for s in ("!!set", "2002:set", "%TAG")):
+    if not isinstance(data, dict):
         return None
-    rest = [(key, value) for key, value in data.items() if not is_block_key(key)]
-    text = repr(rest).encode("utf-8", "surrogatepass")
-    return hashlib.blake2b(text, digest_size=16).hexdigest()
+    parts: list[bytes] = []
+    try:
+        for key, value in data.items():
+            if not is_block_key(key):
+                _serialised(key, parts)
+                _serialised(value, parts)
+    except _Unordered:
+        return None
+    return hashlib.blake2b(b"".join(parts), digest_size=16).hexdigest()
+
+
+class _Unordered(Exception):
+    """A value with no fixed byte form: a set."""
+
+
+def _serialised(value: Any, parts: list[bytes]) -> None:
+    """Append a byte form of a YAML value to ``parts``: its kind, its length, its content.
+
+    Every form says where it ends, so equal sequences of forms come only from
+    equal values of equal types (mappings with their keys in the same order).
+    Texts go in as UTF-8 (twice as fast as their ``repr``, which escapes them);
+    other scalars as their ``repr``.
+    """
+    kind = type(value)
+    if kind is str:
+        data = value.encode("utf-8", "surrogatepass")
+        parts += (b"s%d:" % len(data), data)
+    elif kind is dict:
+        parts.append(b"d%d:" % len(value))
+        for key, item in value.items():
+            _serialised(key, parts)
+            _serialised(item, parts)
+    elif kind is list:
+        parts.append(b"l%d:" % len(value))
+        for item in value:
+            _serialised(item, parts)
+    elif kind is set or kind is frozenset:
+        raise _Unordered
+    else:  # YAML's other types never share a repr: 1, 1.0, True, None, dates, bytes
+        text = repr(value).encode("utf-8", "surrogatepass")
+        parts += (b"r%d:" % len(text), text)
 
 
 def outside_spans(text: str, spans: list[tuple[int, int]]) -> list[str]:

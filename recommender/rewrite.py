@@ -233,7 +233,7 @@ def _replaced(
     body_start = len(new_text) - (len(text) - span[2])
     if split_front_matter(new_text) != (start, start + len(new_front_matter), body_start):
         raise RewriteCheckError("the new text would move the end of the front matter")
-    _check_rewrite(before, new_front_matter, wanted, rest=("".join(pieces), fingerprint))
+    _check_rewrite(before, new_front_matter, wanted, fingerprint)
     ends = list(itertools.accumulate([len(pieces[0]), *map(len, each_block)]))
     return new_text, list(itertools.pairwise(ends))
 
@@ -257,13 +257,12 @@ def _check_rewrite(
     before: object,
     new: str,
     wanted: Sequence[Mapping[str, object]],
-    rest: tuple[str, str | None] | None = None,
+    fingerprint: str | None = None,
 ) -> None:
     """:func:`check_rewrite` with the old front matter's value already known.
 
-    With a fingerprint in ``rest`` (the new text outside its blocks, and the
-    fingerprint of the old value outside them), that fingerprint stands for
-    the old value.
+    A ``fingerprint`` (the loader's, of the old value outside the blocks)
+    stands for the old value.
     """
     try:
         after = load_yaml(new)
@@ -271,8 +270,8 @@ def _check_rewrite(
         raise RewriteCheckError(
             f"the new front matter would not parse: {_first_line(exc)}"
         ) from None
-    if rest is not None and rest[1] is not None:
-        if rest_fingerprint(rest[0], after) != rest[1]:
+    if fingerprint is not None:
+        if rest_fingerprint(after) != fingerprint:
             raise RewriteCheckError(
                 "the keys outside the related blocks would read back differently"
             )

@@ -1,12 +1,14 @@
 """Splitting a page into front matter and body, and loading the YAML safely."""
 
+import datetime
+
 import pytest
 import yaml
 from hypothesis import given
 from hypothesis import strategies as st
 
 from recommender import frontmatter
-from recommender.frontmatter import load_yaml, split_front_matter
+from recommender.frontmatter import load_yaml, rest_fingerprint, split_front_matter
 
 #: Plain scalars of every kind PyYAML's safe resolver tells apart (YAML 1.1).
 SPECIAL_SCALARS = (
@@ -77,3 +79,49 @@ def test_each_plain_scalar_is_resolved_once_and_the_kept_tags_are_bounded(monkey
     assert sorted(asked[:3]) == ["1", "a", "b"] and len(frontmatter._SafeLoader._resolved) == 3
     assert "1" not in asked[3:] and "a" not in asked[3:]  # kept: never asked again
     assert asked.count("c") == 3  # past the limit: asked on every page
+
+
+CONFUSABLE = [  # values a careless byte form of the rest would hash alike
+    ({"k": "1"}, {"k": 1}),
+    ({"k": 1}, {"k": 1.0}),
+    ({"k": 1}, {"k": True}),
+    ({"k": "True"}, {"k": True}),
+    ({"k": None}, {"k": "None"}),
+    ({"k": "2024-01-02"}, {"k": datetime.date(2024, 1, 2)}),
+    ({"k": ["a", "sb"]}, {"k": ["as", "b"]}),
+    ({"k": ["ab"]}, {"k": ["a", "b"]}),
+    ({"k": [["a"], "b"]}, {"k": [["a", "b"]]}),
+    ({"k": {"a": "bc"}}, {"k": {"ab": "c"}}),
+    ({"k": {"a": "b"}, "c": "d"}, {"k": {"a": "b", "c": "d"}}),
+    ({"k": ["a"], "b": "c"}, {"k": ["a", "b", "c"]}),
+    ({"a": 1, "b": 2}, {"b": 2, "a": 1}),
+    ({"k": {"a": 1, "b": 2}}, {"k": {"b": 2, "a": 1}}),
+    ({"k": "x"}, {"k": ["x"]}),
+    ({"k": {}}, {"k": []}),
+    ({"1": "x"}, {1: "x"}),
+    ({"k": "é"}, {"k": "e\u0301"}),
+]
+
+
+@pytest.mark.parametrize(("one", "other"), CONFUSABLE)
+def test_the_rest_fingerprint_tells_apart_values_that_differ_in_type_order_or_bounds(one, other):
+    assert rest_fingerprint(one) != rest_fingerprint(other)
+
+
+def test_the_rest_fingerprint_is_that_of_the_value_read_again_and_leaves_out_the_blocks():
+    text = (
+        "title: >-\n  Why \\n is 'text'\nseo:\n  page_keywords: a, b\nid: 7\nscore: -1.0\n"
+        "date: 2016-10-28\nflag: yes\nlist: [1, x, {a: b}]\n"
+    )
+    block = "related_article1:\n    url: /a\n"
+    fingerprint = rest_fingerprint(load_yaml(text))
+    assert fingerprint == rest_fingerprint(load_yaml(text))
+    assert fingerprint == rest_fingerprint(load_yaml(text + block))
+    assert fingerprint == rest_fingerprint(load_yaml(block + text))
+    assert fingerprint != rest_fingerprint(load_yaml(text.replace("-1.0", "-1")))
+    for unordered in (
+        "s: !!set {a, b}",
+        "s: [1, !!set {a}]",
+        "%TAG !s! tag:yaml.org,2002:\n---\ns: !s!set {a}",
+    ):
+        assert rest_fingerprint(load_yaml(unordered)) is None  # sets order by hash
