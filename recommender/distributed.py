@@ -36,6 +36,7 @@ from tqdm.auto import tqdm
 from .errors import ConfigError
 from .neighbors import (
     COMMON_SHARE,
+    MAX_HOLDERS,
     ExactSearch,
     FastSearch,
     check_block_size,
@@ -146,6 +147,7 @@ def top_k_cosine_fast_dask(
     n_terms: int = 40,
     n_candidates: int | None = None,
     common_share: float = COMMON_SHARE,
+    max_holders: int | None = MAX_HOLDERS,
     block_size: int = 4096,
     progress: bool = False,
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -153,7 +155,7 @@ def top_k_cosine_fast_dask(
 
     Parameters
     ----------
-    X, Y, k, n_terms, n_candidates, common_share, block_size, progress
+    X, Y, k, n_terms, n_candidates, common_share, max_holders, block_size, progress
         As in :func:`~recommender.neighbors.top_k_cosine_fast`.
     client : dask.distributed.Client, optional
         The cluster to use; default the current client.
@@ -166,7 +168,13 @@ def top_k_cosine_fast_dask(
     """
     check_block_size(block_size)
     search = FastSearch(
-        X, Y, k=k, n_terms=n_terms, n_candidates=n_candidates, common_share=common_share
+        X,
+        Y,
+        k=k,
+        n_terms=n_terms,
+        n_candidates=n_candidates,
+        common_share=common_share,
+        max_holders=max_holders,
     )
     return _blocks_on_cluster(
         client,

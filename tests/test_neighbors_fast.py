@@ -5,6 +5,7 @@ from sklearn.preprocessing import normalize
 
 from recommender import neighbors
 from recommender.neighbors import (
+    heaviest_holders,
     rescore_pairs,
     strongest_terms,
     top_k_cosine,
@@ -257,6 +258,7 @@ def test_common_terms_are_counted_among_the_targets_only(monkeypatch):
         {"k": 5, "n_candidates": 4},
         {"common_share": 0},
         {"common_share": 1.5},
+        {"max_holders": 0},
     ],
 )
 def test_bad_parameters_are_refused(bad):
@@ -294,3 +296,39 @@ def test_rescore_pairs_sums_repeated_columns_without_changing_the_callers_matrix
     exact = rescore_pairs(X, Y, np.array([[0, 1], [1, -1]]))
     assert exact.tolist() == [[1.5, 0.0], [3.0, -np.inf]]
     assert X.nnz == 3 and X.indices.tolist() == [1, 1, 0]  # still the caller's entries
+
+
+def test_heaviest_holders_keeps_each_long_terms_largest_entries_ties_to_the_lower_target():
+    terms = sp.csr_matrix(
+        np.float32(
+            [
+                [0.5, 0.9, 0.5, 0.0, 0.7],  # 4 holders: 0.9, 0.7, then 0.5 of the lower target
+                [0.0, 0.3, 0.0, 0.2, 0.0],  # within the limit: as it is
+                [0.1, 0.1, 0.1, 0.1, 0.1],  # all tied: the lower targets
+            ]
+        )
+    )
+    kept = heaviest_holders(terms, 3)
+    assert (
+        kept.toarray().tolist()
+        == np.float32(
+            [[0.5, 0.9, 0.0, 0.0, 0.7], [0.0, 0.3, 0.0, 0.2, 0.0], [0.1, 0.1, 0.1, 0.0, 0.0]]
+        ).tolist()
+    )
+    assert heaviest_holders(terms, 5) is terms
+
+
+def test_a_term_finds_candidates_only_among_the_targets_it_weighs_most_in():
+    """Term 0 is held by six pages; capped at three holders, it leads the first page only to
+    the pages it weighs most in (the page's other terms are its own)."""
+    weights = [0.9, 0.8, 0.7, 0.6, 0.5, 0.1]
+    X = sp.hstack(
+        [sp.csr_matrix(np.float32(weights)[:, None]), sp.identity(6, np.float32, "csr")], "csr"
+    )
+    capped, scores = top_k_cosine_fast(X, k=5, max_holders=3)
+    assert capped[0].tolist() == [0, 1, 2, -1, -1]
+    np.testing.assert_allclose(scores[0, :3], [1.81, 0.72, 0.63], rtol=1e-6)
+    assert capped[5].tolist() == [5, 0, 1, 2, -1]  # term 0 leads every query to those three
+    whole, _ = top_k_cosine_fast(X, k=5, max_holders=None)
+    assert whole[0].tolist() == [0, 1, 2, 3, 4]
+    np.testing.assert_array_equal(whole, top_k_cosine(X, k=5)[0])
