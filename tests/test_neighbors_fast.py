@@ -332,3 +332,12 @@ def test_a_term_finds_candidates_only_among_the_targets_it_weighs_most_in():
     whole, _ = top_k_cosine_fast(X, k=5, max_holders=None)
     assert whole[0].tolist() == [0, 1, 2, 3, 4]
     np.testing.assert_array_equal(whole, top_k_cosine(X, k=5)[0])
+
+
+def test_by_default_a_term_reaches_at_most_max_holders_targets():
+    n = neighbors.MAX_HOLDERS + 100
+    weights = np.linspace(1.0, 0.1, n, dtype=np.float32)[:, None]
+    X = sp.hstack([sp.csr_matrix(weights), sp.identity(n, np.float32, "csr")], "csr")
+    reach = np.diff(neighbors.FastSearch(X, k=1).strong_targets_t.indptr)
+    assert reach[0] == neighbors.MAX_HOLDERS == 2000
+    assert (reach[1:] == 1).all()
