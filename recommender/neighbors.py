@@ -78,8 +78,8 @@ COMMON_MIN_TARGETS = 20_000
 #: search's work is the sum, over terms, of the queries holding a term times the
 #: targets it reaches: capped, it grows with the pages, not with their square.
 #: On the 1,000,000-page synthetic site 887 terms were among the strongest of
-#: more, and the cap halved that work (a third off its search); the real site
-#: holds 3,904 at most.
+#: more, and the cap halved that work (a third off the search of its first 32,768
+#: pages, a quarter off a full run's); the real site holds 3,904 at most.
 MAX_HOLDERS = 2000
 
 
@@ -648,15 +648,18 @@ def common_terms(strong_targets: sp.csr_matrix, share: float) -> np.ndarray:
 def heaviest_holders(strong_targets_t: sp.csr_matrix, limit: int) -> sp.csr_matrix:
     """Each term's (row's) ``limit`` largest entries, ties by the lower target (column);
     the rows within the limit as they are."""
-    indptr, keep = strong_targets_t.indptr, None
-    for term in np.flatnonzero(np.diff(indptr) > limit):
+    indptr = strong_targets_t.indptr
+    long_terms = np.flatnonzero(np.diff(indptr) > limit)
+    if not len(long_terms):
+        return strong_targets_t
+    keep = np.ones(strong_targets_t.nnz, dtype=bool)
+    for term in long_terms:
         start, stop = indptr[term], indptr[term + 1]
         ranked = np.lexsort(
             (strong_targets_t.indices[start:stop], -strong_targets_t.data[start:stop])
         )
-        keep = np.ones(strong_targets_t.nnz, dtype=bool) if keep is None else keep
         keep[start + ranked[limit:]] = False
-    return strong_targets_t if keep is None else _kept_entries(strong_targets_t, keep)
+    return _kept_entries(strong_targets_t, keep)
 
 
 def _without_terms(X: sp.csr_matrix, columns: np.ndarray) -> sp.csr_matrix:
