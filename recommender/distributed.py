@@ -37,6 +37,7 @@ from .errors import ConfigError
 from .neighbors import (
     COMMON_SHARE,
     MAX_HOLDERS,
+    RARITY_POWER,
     ExactSearch,
     FastSearch,
     check_block_size,
@@ -148,6 +149,7 @@ def top_k_cosine_fast_dask(
     n_candidates: int | None = None,
     common_share: float = COMMON_SHARE,
     max_holders: int | None = MAX_HOLDERS,
+    rarity_power: float = RARITY_POWER,
     block_size: int = 4096,
     progress: bool = False,
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -155,7 +157,7 @@ def top_k_cosine_fast_dask(
 
     Parameters
     ----------
-    X, Y, k, n_terms, n_candidates, common_share, max_holders, block_size, progress
+    X, Y, k, n_terms, n_candidates, common_share, max_holders, rarity_power, block_size, progress
         As in :func:`~recommender.neighbors.top_k_cosine_fast`.
     client : dask.distributed.Client, optional
         The cluster to use; default the current client.
@@ -175,6 +177,7 @@ def top_k_cosine_fast_dask(
         n_candidates=n_candidates,
         common_share=common_share,
         max_holders=max_holders,
+        rarity_power=rarity_power,
     )
     return _blocks_on_cluster(
         client,

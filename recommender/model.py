@@ -818,6 +818,8 @@ class Recommender(BaseEstimator):
     ) -> tuple[np.ndarray, np.ndarray]:
         """The exact or fast search, its blocks on the Dask cluster when one is in use."""
         options = {"k": k, "block_size": self.block_size, "progress": self.progress}
+        if fast:  # strong terms picked by their classic TF-IDF weight (see neighbors)
+            options["rarity_power"] = max(0.0, 1.0 - self.idf_power)
         client = cluster_client(self.n_jobs)
         if client is not None:
             search = top_k_cosine_fast_dask if fast else top_k_cosine_dask

@@ -66,7 +66,7 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 #: Version of the state's layout; a state of another format is rebuilt.
-STATE_FORMAT = 6  # 6: the pages' rest fingerprints hash a byte form, not a repr
+STATE_FORMAT = 7  # 7: the fast search picks strong terms by classic TF-IDF (its candidates)
 #: Page columns the state leaves out: the long texts, which only vectorising
 #: and embedding read, and only for the new and changed pages a run reads anew.
 #: Leaving them out keeps the state's page table a sixth of the size (19 MB, not 117 MB).
