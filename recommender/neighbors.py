@@ -89,8 +89,9 @@ MAX_HOLDERS = 2000
 #: default weights hold the square root of the idf (``idf_power``), so times the
 #: idf's other half a term is picked by its classic TF-IDF weight.  Softened, the
 #: idf leaves common words strong in many pages, with long posting lists: picked by
-#: their weight alone, the real site's candidate search did 6.8e8 steps of work
-#: against 4.7e8 (recall of the exact top 6: 0.998 against 0.997).
+#: their weight alone, the real site's strong terms reached 6.8e8 pages squared
+#: against 4.7e8, and its search took 5.2 s against 4.2 s (recall of the exact top 6:
+#: 0.998 against 0.997).
 RARITY_POWER = 0.5
 
 
