@@ -385,3 +385,6 @@ def test_strongest_terms_ranked_by_column_weights_keep_their_own_values():
     weights = np.float32([1.0, 1.0, 3.0, 2.0])
     kept = strongest_terms(X, 2, weights).toarray()
     np.testing.assert_array_equal(kept, np.float32([[0.9, 0.0, 0.4, 0.0], [0.0, 0.0, 0.1, 0.3]]))
+    X.data[-1] = -0.3  # a negative entry: the general way ranks by the products too
+    kept = strongest_terms(X, 2, weights).toarray()
+    np.testing.assert_array_equal(kept, np.float32([[0.9, 0.0, 0.4, 0.0], [0.2, 0.0, 0.1, 0.0]]))
