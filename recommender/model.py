@@ -519,7 +519,8 @@ class Recommender(BaseEstimator):
         coverage then run over the whole site, so the links are exactly those
         of a fit whose vectorizers saw the same words as this one's, with the
         exact search (with the fast one, nearly: a changed page can shift the
-        pool a page's candidates come from; see README).  With
+        pool a page's candidates come from, and which terms are its strongest;
+        see README).  With
         ``semantic_weight``, only the new and changed pages are embedded (the
         others keep their row of ``embeddings_``).  As a
         site grows the frozen document frequencies drift from a fresh fit's:

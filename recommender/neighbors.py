@@ -519,7 +519,7 @@ def top_k_cosine_fast(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Approximately the k rows of ``Y`` with the largest dot product with each row of ``X``.
 
-    Candidates come from each row's ``n_terms`` heaviest terms: the
+    Candidates come from each row's ``n_terms`` strongest terms: the
     ``n_candidates`` targets with the largest dot product over those terms
     only (the query's and the target's; ties by index, as in
     :func:`top_k_cosine`), which is cheap because a row's heavy terms are
@@ -541,7 +541,7 @@ def top_k_cosine_fast(
     n_candidates : int, optional
         Candidates re-scored per query; default ``max(2 * k, 80)``.
     common_share : float, default 0.1
-        A term among the ``n_terms`` heaviest of more than this share of the
+        A term among the ``n_terms`` strongest of more than this share of the
         targets (and of more than :data:`COMMON_MIN_TARGETS`, 20,000, of them) finds
         no candidates; it still counts in the exact scores.  Such a term
         says little about which pages are related, and its posting list is
@@ -549,16 +549,17 @@ def top_k_cosine_fast(
         were half of the work).  1 keeps every term.
     max_holders : int or None, default 2000
         A term finds candidates only among the ``max_holders`` targets it
-        weighs most in, of those holding it among their ``n_terms`` heaviest
+        weighs most in, of those holding it among their ``n_terms`` strongest
         (ties: the lower index); a target it weighs less in can still be found
         through its other terms.  This keeps the candidate search linear in
         the targets (:data:`MAX_HOLDERS`).  None: no limit.
     rarity_power : float, default 0.5
-        A row's heaviest terms are those with the largest weight times the
-        term's idf over the targets (``log((1 + n) / (1 + df)) + 1``) to this
-        power: rarer terms, with shorter posting lists, are preferred
-        (:data:`RARITY_POWER`; :class:`~recommender.Recommender` passes one
-        less its ``idf_power``).  0: by weight alone.
+        A row's strongest terms are those with the largest weight times the
+        term's idf over the targets to this power: ``log((1 + n) / (1 + df))
+        + 1``, with n the targets and df the targets holding the term.  Rarer
+        terms, with shorter posting lists, are preferred (:data:`RARITY_POWER`;
+        :class:`~recommender.Recommender` passes ``max(0, 1 - idf_power)``).
+        0: by weight alone.
     block_size : int, default 4096
         Query rows searched at a time; bounds memory.
     n_jobs : int or None, default None
@@ -621,7 +622,7 @@ class FastSearch:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
         if not 0 < common_share <= 1:
             raise ValueError(f"common_share must be in (0, 1], got {common_share!r}")
-        if not rarity_power >= 0:
+        if not rarity_power >= 0:  # too large a power: term_rarity says it overflows
             raise ValueError(f"rarity_power must be at least 0, got {rarity_power!r}")
         self.k = k
         self.width = max(2 * k, 80) if n_candidates is None else n_candidates
@@ -708,12 +709,20 @@ STRONG_ROWS = 1 << 10
 
 def term_rarity(Y: sp.csr_matrix, power: float) -> np.ndarray | None:
     """Each column's smoothed idf over the rows of ``Y``, to ``power``, as float32
-    (None for a power of 0): see :func:`top_k_cosine_fast`'s ``rarity_power``."""
+    (None for a power of 0): see :func:`top_k_cosine_fast`'s ``rarity_power``.
+
+    A column no row of ``Y`` holds can find no candidates: it gets 1e-6, so that
+    it is picked last (the others' are at least 1).
+    """
     if power == 0:
         return None
     df = np.bincount(Y.indices, minlength=Y.shape[1])
     idf = np.log((1.0 + Y.shape[0]) / (1.0 + df)) + 1.0
-    return (idf**power).astype(np.float32)
+    rarity = np.maximum(idf, 1.0) ** power  # the idf is below 1 only with repeated entries
+    rarity[df == 0] = 1e-6
+    if (rarity > np.finfo(np.float32).max).any():  # an infinite power too
+        raise ValueError(f"rarity_power {power!r} overflows the weights")
+    return rarity.astype(np.float32)
 
 
 def strongest_terms(
@@ -741,7 +750,7 @@ def _strongest_in(
     rows = np.repeat(np.arange(X.shape[0], dtype=np.int64), counts)
     values = np.ascontiguousarray(X.data, dtype=np.float32)
     if column_weights is not None:
-        values = values * column_weights[X.indices]
+        values = values * column_weights.astype(np.float32, copy=False)[X.indices]
     if values.size and not (values > 0).all():
         order = np.lexsort((-values, rows))  # zeros or negative entries: the general way
         rank = np.arange(X.nnz) - np.repeat(X.indptr[:-1], counts)

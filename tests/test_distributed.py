@@ -68,6 +68,15 @@ def test_same_result_as_one_process(client):
     np.testing.assert_array_equal(found[1], expected[1])
 
 
+def test_strong_terms_by_weight_alone_on_the_cluster_too(client):
+    X = topical_rows(600, seed=15)
+    options = {"k": 5, "n_terms": 8, "n_candidates": 10}
+    found = top_k_cosine_fast_dask(X, rarity_power=0, block_size=128, client=client, **options)
+    by_weight = top_k_cosine_fast(X, rarity_power=0, **options)
+    np.testing.assert_array_equal(found[0], by_weight[0])
+    assert (found[0] != top_k_cosine_fast(X, **options)[0]).any()  # the power counts here
+
+
 def test_common_terms_find_no_candidates_on_the_cluster_either(client, monkeypatch):
     monkeypatch.setattr(neighbors, "COMMON_MIN_TARGETS", 10)  # decided before blocks go out
     X = pairs_over_a_common_term(40)

@@ -504,7 +504,9 @@ def test_search_chooses_the_exact_or_the_fast_kernel(
     assert metrics["pages_with_k_links"] == len(sample_pages) and metrics["self_links"] == 0
 
 
-@pytest.mark.parametrize(("idf_power", "rarity_power"), [(0.5, 0.5), (0.2, 0.8), (1.0, 0.0)])
+@pytest.mark.parametrize(
+    ("idf_power", "rarity_power"), [(0.5, 0.5), (0.2, 0.8), (1.0, 0.0), (1.5, 0.0)]
+)
 def test_the_fast_search_picks_strong_terms_by_their_classic_tf_idf(
     sample_pages, monkeypatch, idf_power, rarity_power
 ):
@@ -512,10 +514,10 @@ def test_the_fast_search_picks_strong_terms_by_their_classic_tf_idf(
     asked = []
     real = model_module.top_k_cosine_fast
     monkeypatch.setattr(
-        model_module, "top_k_cosine_fast", lambda *a, **k: asked.append(k) or real(*a, **k)
+        model_module, "top_k_cosine_fast", lambda *a, **kw: asked.append(kw) or real(*a, **kw)
     )
     Recommender(min_df=1, search="fast", idf_power=idf_power).fit(sample_pages)
-    assert [k["rarity_power"] for k in asked] == pytest.approx([rarity_power])
+    assert [kw["rarity_power"] for kw in asked] == pytest.approx([rarity_power])
 
 
 # ---------------------------------------------------------------- vectorizer parameters

@@ -270,6 +270,7 @@ def test_common_terms_are_counted_among_the_targets_only(monkeypatch):
         {"max_holders": 0},
         {"rarity_power": -0.5},
         {"rarity_power": float("nan")},
+        {"rarity_power": float("inf")},
     ],
 )
 def test_bad_parameters_are_refused(bad):
@@ -373,11 +374,27 @@ def test_strong_terms_are_picked_by_weight_times_the_idf_to_the_rarity_power():
 def test_term_rarity_is_the_idf_of_the_term_weights_over_the_targets():
     from recommender.features import TermWeighting
 
-    counts = sp.csr_matrix(np.float32([[1, 0, 2, 0], [3, 1, 0, 0], [1, 0, 0, 0]]))
+    counts = sp.csr_matrix(np.float32([[1, 0, 2, 0], [3, 1, 0, 0], [1, 0, 0, 4]]))
     idf = TermWeighting(idf_power=1).fit(counts).idf_
     np.testing.assert_allclose(neighbors.term_rarity(counts, 1.0), idf, rtol=1e-6)
     np.testing.assert_allclose(neighbors.term_rarity(counts, 0.5), np.sqrt(idf), rtol=1e-6)
     assert neighbors.term_rarity(counts, 0) is None
+    wider = sp.hstack([counts, sp.csr_matrix((3, 1), dtype=np.float32)], "csr")
+    assert neighbors.term_rarity(wider, 0.5)[-1] == np.float32(1e-6)  # held by no target
+    with pytest.raises(ValueError, match="overflows"):
+        neighbors.term_rarity(counts, 200.0)
+    # one row holding a column five times: counted as five rows, it would be below 1 (NaN)
+    repeated = sp.csr_matrix((np.ones(5, np.float32), np.zeros(5, int), [0, 5]), shape=(1, 1))
+    assert neighbors.term_rarity(repeated, 0.5).tolist() == [1.0]
+
+
+def test_a_query_term_no_target_holds_is_picked_last():
+    """The query's rarest term is one no target holds: it cannot find candidates, so the
+    one strong term is the one shared with target 1."""
+    X = sp.csr_matrix(np.float32([[0.5, 0.6, 0.0]]))
+    Y = sp.csr_matrix(np.float32([[0.0, 0.0, 1.0], [1.0, 0.0, 0.0], [0.0, 0.0, 1.0]]))
+    found, _ = top_k_cosine_fast(X, Y, k=1, n_terms=1, n_candidates=1)
+    assert found.tolist() == [[1]]
 
 
 def test_strongest_terms_ranked_by_column_weights_keep_their_own_values():
@@ -385,6 +402,8 @@ def test_strongest_terms_ranked_by_column_weights_keep_their_own_values():
     weights = np.float32([1.0, 1.0, 3.0, 2.0])
     kept = strongest_terms(X, 2, weights).toarray()
     np.testing.assert_array_equal(kept, np.float32([[0.9, 0.0, 0.4, 0.0], [0.0, 0.0, 0.1, 0.3]]))
+    kept64 = strongest_terms(X, 2, weights.astype(np.float64)).toarray()
+    np.testing.assert_array_equal(kept64, kept)
     X.data[-1] = -0.3  # a negative entry: the general way ranks by the products too
     kept = strongest_terms(X, 2, weights).toarray()
     np.testing.assert_array_equal(kept, np.float32([[0.9, 0.0, 0.4, 0.0], [0.2, 0.0, 0.1, 0.0]]))
