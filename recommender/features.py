@@ -61,6 +61,7 @@ from sklearn.feature_extraction.text import (
 from sklearn.preprocessing import normalize
 from tqdm.auto import tqdm
 
+from .matrices import ENTRIES_AT_A_TIME, entries_per_column
 from .workers import PARALLEL_MIN_PAGES, run_chunks
 
 __all__ = [
@@ -404,7 +405,7 @@ def _kept_columns(columns: list[np.ndarray], keep: np.ndarray) -> list[np.ndarra
 def _document_frequency_mask(counts: sp.csr_matrix, min_df: float, max_df: float) -> np.ndarray:
     """Columns whose number of pages is within [min_df, max_df] (shares of pages for floats)."""
     n = counts.shape[0]
-    frequency = _entries_per_column(counts)
+    frequency = entries_per_column(counts, _SLICE)
     low = min_df * n if isinstance(min_df, float) else min_df
     high = max_df * n if isinstance(max_df, float) else max_df
     return (frequency >= low) & (frequency <= high)
@@ -470,7 +471,7 @@ class _FastCounting:
         """
         if limit is not None or (high is None and low is None):
             return super()._limit_features(X, vocabulary, high, low, limit)
-        frequencies = _entries_per_column(X)
+        frequencies = entries_per_column(X, _SLICE)
         kept = np.ones(len(frequencies), dtype=bool)
         if high is not None:
             kept &= frequencies <= high
@@ -570,15 +571,7 @@ def _count_block(
 
 
 #: Entries of a count matrix handled at a time where a whole-matrix step would copy them.
-_SLICE = 1 << 22
-
-
-def _entries_per_column(X: sp.csr_matrix) -> np.ndarray:
-    """Each column's number of stored entries (a term's document frequency in counts)."""
-    counts = np.zeros(X.shape[1], dtype=np.int64)
-    for start in range(0, X.nnz, _SLICE):
-        counts += np.bincount(X.indices[start : start + _SLICE], minlength=X.shape[1])
-    return counts
+_SLICE = ENTRIES_AT_A_TIME
 
 
 def _kept_entries(X: sp.csr_matrix, new_column: np.ndarray, width: int) -> sp.csr_matrix:
@@ -683,7 +676,7 @@ class TermWeighting:
     def fit(self, counts: sp.csr_matrix) -> TermWeighting:
         """Learn the idf of each column and the mean page length; return self."""
         pages = counts.shape[0]
-        frequency = _entries_per_column(counts)
+        frequency = entries_per_column(counts, _SLICE)
         self.idf_ = (np.log((1 + pages) / (1 + frequency)) + 1) ** self.idf_power
         self.mean_length_ = float(counts.sum() / pages) if pages else 1.0
         return self

@@ -35,6 +35,8 @@ import scipy.sparse as sp
 from sparse_dot_topn import sp_matmul_topn
 from tqdm.auto import tqdm
 
+from .matrices import entries_per_column
+
 __all__ = [
     "COMMON_MIN_TARGETS",
     "COMMON_SHARE",
@@ -666,7 +668,7 @@ def fast_block(queries, strong_queries, Y, strong_targets_t, *, k, width, n_thre
 def common_terms(strong_targets: sp.csr_matrix, share: float) -> np.ndarray:
     """Whether each column is among the strongest terms of too many targets (see
     :func:`top_k_cosine_fast`'s ``common_share``)."""
-    holders = np.bincount(strong_targets.indices, minlength=strong_targets.shape[1])
+    holders = entries_per_column(strong_targets)
     return holders > max(share * strong_targets.shape[0], COMMON_MIN_TARGETS)
 
 
@@ -716,7 +718,7 @@ def term_rarity(Y: sp.csr_matrix, power: float) -> np.ndarray | None:
     """
     if power == 0:
         return None
-    df = np.bincount(Y.indices, minlength=Y.shape[1])
+    df = entries_per_column(Y)
     idf = np.log((1.0 + Y.shape[0]) / (1.0 + df)) + 1.0
     rarity = np.maximum(idf, 1.0) ** power  # the idf is below 1 only with repeated entries
     rarity[df == 0] = 1e-6
