@@ -870,13 +870,14 @@ def _rescore_rows(
 
 
 def _best_of(found: np.ndarray, exact: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """The k best candidates per row by score descending, then index ascending; padded."""
+    """The k best candidates per row by score descending, then index ascending.
+
+    ``found`` holds at least k candidates a row (-1 padded), as many as the fast
+    search's ``width``.
+    """
     order = np.lexsort((found, -exact), axis=1)[:, :k]
     indices = np.take_along_axis(found, order, 1)
     scores = np.take_along_axis(exact, order, 1)
-    if k > found.shape[1]:
-        indices = np.pad(indices, ((0, 0), (0, k - found.shape[1])), constant_values=-1)
-        scores = np.pad(scores, ((0, 0), (0, k - found.shape[1])))
     empty = ~(scores > 0)
     indices[empty], scores[empty] = -1, 0.0
     return indices, scores

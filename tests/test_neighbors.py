@@ -265,6 +265,21 @@ def test_rows_tied_after_the_doublings_keep_every_target_at_or_above_their_kth(
         assert calls[5:] == [(1, floor) for floor in sorted(under, reverse=True)]
 
 
+def test_a_tie_left_open_is_searched_from_the_kth_score_not_a_better_place(monkeypatch):
+    # three targets above a tie of 300 at places 4 and 5: the last search keeps what
+    # scores at least the 5th (the tie), not the 3rd, so the lowest tied indices win
+    calls = recorded_searches(monkeypatch, "threshold")
+    leaders = [[4.0, 0.0], [3.0, 0.0], [2.0, 0.0]]
+    Y = sp.csr_matrix(np.vstack([[1.0, 0.2]] * 300 + leaders + [[0.0, 1.0]]))
+    X = sp.csr_matrix(np.array([[1.0, 0.0], [1.0, 0.1]]))
+    indices, scores = top_k_cosine(X, Y, k=5)
+    assert indices.tolist() == [[300, 301, 302, 0, 1]] * 2
+    expected_indices, expected_scores = dense_top_k(X, Y, 5)
+    np.testing.assert_array_equal(indices, expected_indices)
+    np.testing.assert_allclose(scores, expected_scores, rtol=1e-6)
+    assert calls[-1] == (2, np.nextafter(scores[:, 4], np.float32(-np.inf)).min())
+
+
 def test_blocks_bound_the_rows_multiplied_at_once_and_threads_reach_the_kernel(monkeypatch):
     calls = recorded_searches(monkeypatch, "n_threads")
     X = random_rows(23, 10, 0.4, seed=10)
