@@ -48,6 +48,13 @@ def test_current_links_keep_the_pages_that_resolve_in_order(pages):
     assert (current[held.index != SOURCE] < 0).all()
 
 
+def test_current_links_are_as_wide_as_the_most_links_a_page_holds_page_zero_too():
+    pages = pd.DataFrame(
+        {"related_urls": [[], ["/a", "/gone", "/c"], ["/a"]]}, index=["/a", "/b", "/c"]
+    )
+    assert current_links(pages).tolist() == [[-1, -1], [0, 2], [0, -1]]
+
+
 @pytest.fixture(scope="module")
 def ladder(pages):
     """The source's six best links, best first, with their scores."""
@@ -167,8 +174,10 @@ def test_added_targets_leave_out_non_targets_and_take_page_zero():
     given = np.array([[0.1, 0], [0.1, 0], [0, 0], [0.9, 0]], dtype=np.float32)
     more = np.array([[1, 3], [2, 0], [0, -1], [-1, -1]])
     is_target = np.array([True, True, True, False])  # page 3 may not be linked to
-    found, _ = add_candidates(candidates, given, more, features, is_target)
+    found, scores = add_candidates(candidates, given, more, features, is_target)
     assert found.tolist() == [[1, 2, -1, -1], [2, 0, -1, -1], [0, -1, -1, -1], [1, -1, -1, -1]]
+    true = (features @ features.T).toarray()  # page 0 added is scored like any other
+    assert scores[2, 0] == pytest.approx(true[2, 0]) and scores[2, 0] > 0
     in_blocks = _among(more, candidates, rows=1)  # a row at a time: the same answer
     np.testing.assert_array_equal(in_blocks, _among(more, candidates))
     assert in_blocks.tolist() == [[False, False], [False, True], [False, True], [True, True]]
@@ -213,6 +222,30 @@ def test_mutual_discount_ranks_a_pairs_second_way_lower(discount, order):
     assert ranked[1].tolist() == order  # 0.9 x 0.95 > 0.85 > 0.9 x 0.9
     assert ranked[0].tolist() == [1, 2]  # the earlier row keeps its link
     assert sorted(scores[1].tolist()) == [0.85, 0.9]  # similarities are not discounted
+
+
+def test_second_ways_rank_places_by_similarity_whatever_the_columns_order():
+    # each row's first k are found by similarity, not taken from its first columns
+    rng = np.random.default_rng(3)
+    candidates = np.array([[1, 2, 3, 4], [0, 2, 3, 4], [0, 1, 3, 4], [0, 1, 2, 4], [0, 1, 2, 3]])
+    similarity = rng.permutation(20).reshape(5, 4) / 20.0
+    order = np.argsort(-similarity, axis=1)  # best first
+    found = second_ways(
+        np.take_along_axis(candidates, order, 1), np.take_along_axis(similarity, order, 1), 2
+    )
+    expected = np.empty_like(found)
+    np.put_along_axis(expected, order, found, axis=1)  # back in the columns' order
+    assert expected.any()
+    for _ in range(5):
+        shuffled = np.argsort(rng.random(candidates.shape), axis=1)
+        found = second_ways(
+            np.take_along_axis(candidates, shuffled, 1),
+            np.take_along_axis(similarity, shuffled, 1),
+            2,
+        )
+        back = np.empty_like(found)
+        np.put_along_axis(back, shuffled, found, axis=1)
+        np.testing.assert_array_equal(back, expected)
 
 
 def test_mutual_discount_links_more_distinct_pairs_and_is_checked(pages):
