@@ -107,6 +107,20 @@ def test_max_df_share_never_prunes_below_two_pages(pages):
     assert "membran" in set(model.feature_names_["term"])  # in 2 of 3 pages
 
 
+@pytest.mark.parametrize("combine", ["per_field", "concatenate"])
+def test_a_min_df_share_counts_pages_like_the_count_it_stands_for(pages, combine):
+    weights = {"title": 3.0, "keywords": 2.0, "answer": 1.0}
+
+    def terms(min_df):
+        model = FieldFeatures(weights, combine=combine, min_df=min_df, max_df=1.0)
+        model.fit_transform(pages)
+        return set(model.feature_names_["term"])
+
+    everything = terms(1)
+    assert terms(0.6) == terms(2) != everything  # 0.6 of 3 pages: in two pages at least
+    assert terms(0.3) == everything
+
+
 def test_tag_analyzer_keeps_whole_tags_and_their_words():
     words = TfidfVectorizer(stop_words="english").build_analyzer()
     assert TagAnalyzer(words)("Cell Biology, the  Cell,, X-ray") == [
