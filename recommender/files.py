@@ -301,12 +301,13 @@ def remove_temporary_files(root: str | os.PathLike[str]) -> int:
 class SiteLock:
     """One writing run at a time: a lock file in the site holding the run's pid and host.
 
-    The file is ``.recommender/recommend.lock`` when the site has a
-    ``.recommender`` state folder, else ``.recommend.lock`` at its root.  It is
-    held with ``flock``, which the system releases when the process ends, however
-    it ends: a lock left by a killed run is taken over (and logged).  A lock
-    held by a live process raises :class:`~recommender.errors.LockedError`
-    naming it.
+    The file is ``.recommend.lock`` at the site's root, whatever else the
+    site holds (a lock that moved into the state folder once there was one
+    let a run started while a site's first run made that folder take the
+    other file, and both ran).  It is held with ``flock``, which the system
+    releases when the process ends, however it ends: a lock left by a killed
+    run is taken over (and logged).  A lock held by a live process raises
+    :class:`~recommender.errors.LockedError` naming it.
 
     Examples
     --------
@@ -317,10 +318,7 @@ class SiteLock:
     """
 
     def __init__(self, root: str | os.PathLike[str]):
-        root = Path(root)
-        state = root / ".recommender"
-        in_state = state.is_dir() and not state.is_symlink()
-        self.path = (state / "recommend.lock") if in_state else (root / ".recommend.lock")
+        self.path = Path(root) / ".recommend.lock"
         self._descriptor: int | None = None
         self.stale: dict | None = None
 

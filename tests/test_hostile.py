@@ -499,14 +499,20 @@ def test_a_stale_lock_of_a_killed_run_is_taken_over(site, capsys):
     assert not (site / ".recommend.lock").exists()
 
 
-def test_the_lock_goes_into_the_state_folder_when_there_is_one(site):
+def test_the_lock_holds_while_a_first_run_makes_the_state_folder(site):
+    # a site's first run makes .recommender when it writes its state: a run started
+    # then must still find the lock taken, however the site looks now
+    from recommender.errors import LockedError
     from recommender.files import SiteLock
 
-    (site / ".recommender").mkdir()
+    shutil.rmtree(site / ".recommender", ignore_errors=True)
     with SiteLock(site) as lock:
-        assert lock.path == site / ".recommender" / "recommend.lock"
+        assert lock.path == site / ".recommend.lock"
         holder = json.loads(lock.path.read_text(encoding="utf-8"))
         assert holder == {"pid": os.getpid(), "host": socket.gethostname()}
+        (site / ".recommender").mkdir()
+        with pytest.raises(LockedError, match="another run"), SiteLock(site):
+            pass
 
 
 def test_temporary_files_of_a_killed_run_are_removed_and_counted(site, capsys):
