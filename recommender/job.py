@@ -62,6 +62,7 @@ from .state import (
     Signatures,
     SiteChanges,
     StateDamagedError,
+    check_state_folder,
     file_signatures,
     read_state,
     settings_key,
@@ -352,6 +353,8 @@ def _run(root, *, settings, **options) -> JobResult:
     if not root.is_dir():
         raise SiteNotFoundError(f"{root}: not a folder")
     folder = _state_folder(root, options["state"])
+    if folder is not None and write_back.writes:  # refused now, not after the pages are written
+        check_state_folder(folder)
     unfitted = Recommender(**settings)
     unfitted.check_params()  # a bad setting or a missing extra fails before any page is read
     # the page size limit decides which pages load: a state made under another is not used

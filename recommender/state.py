@@ -57,6 +57,7 @@ __all__ = [
     "SavedState",
     "SiteChanges",
     "StateDamagedError",
+    "check_state_folder",
     "file_signatures",
     "read_state",
     "settings_key",
@@ -338,6 +339,32 @@ def _damage_as(kind: type[Exception], folder: Path):
         yield
     except Exception as exc:
         raise kind(f"state in {folder} is damaged ({exc})") from exc
+
+
+def check_state_folder(folder: Path) -> None:
+    """Refuse, before any page is read, a state folder that no run could write.
+
+    Checked where writing would otherwise fail only after the pages were
+    rewritten, and again every night: a state folder that is a file (or
+    ``/dev/null``), and a folder where ``state.json`` goes.  An empty one
+    there is removed (logged); one holding anything is refused, never emptied.
+
+    Raises
+    ------
+    UnsafeFileError
+        Naming the path and what is wrong.
+    """
+    if folder.exists() and not folder.is_dir():
+        raise UnsafeFileError(f"{folder}: cannot be the state folder: not a folder")
+    header = folder / _HEADER
+    if header.is_dir() and not header.is_symlink():
+        try:
+            header.rmdir()
+        except OSError:
+            raise UnsafeFileError(
+                f"{header}: a folder where the state's header goes; remove it"
+            ) from None
+        logger.warning("removed the empty folder %s, where the state's header goes", header)
 
 
 def read_state(folder: Path, key: str) -> SavedState | None:

@@ -400,6 +400,43 @@ def test_a_planted_state_symlink_is_refused_and_nothing_outside_is_touched(site,
     assert sorted(p.relative_to(site) for p in site.rglob("*.md")) == pages
 
 
+@pytest.mark.parametrize("where", ["in the site", "named"])
+def test_a_state_folder_that_is_a_file_is_refused_before_any_page_is_written(site, tmp_path, where):
+    # the run wrote every page, then failed to write its state, night after night
+    from recommender.errors import UnsafeFileError
+
+    if where == "in the site":
+        (site / ".recommender").write_text("not a folder")
+        state = True
+    else:
+        state = tmp_path / "state-file"
+        state.write_text("not a folder")
+    before = {p: p.read_bytes() for p in site.rglob("*.md")}
+
+    def run(state, write_back=WriteBack.YES):
+        return run_job(site, settings=SETTINGS, write_back=write_back, state=state)
+
+    with pytest.raises(UnsafeFileError, match="cannot be the state folder: not a folder"):
+        run(state)
+    assert {p: p.read_bytes() for p in site.rglob("*.md")} == before
+    assert run(state, WriteBack.NO).kind is RunKind.FULL  # a run that only reads goes on
+    assert run(False).kind is RunKind.FULL  # and so does one without a state
+
+
+def test_a_folder_holding_things_where_state_json_goes_is_refused_and_kept(site):
+    rewrite(site)
+    from recommender.errors import UnsafeFileError
+
+    header = site / ".recommender" / "state.json"
+    header.unlink()
+    (header / "notes").mkdir(parents=True)
+    before = {p: p.read_bytes() for p in site.rglob("*.md")}
+    with pytest.raises(UnsafeFileError, match=r"state\.json: a folder where the state's header"):
+        rewrite(site, full=True)
+    assert {p: p.read_bytes() for p in site.rglob("*.md")} == before
+    assert (header / "notes").is_dir()
+
+
 def test_a_page_turned_into_a_fifo_between_runs_is_reported_not_waited_for(site, alarm):
     rewrite(site)
     page = sorted(site.rglob("*.md"))[2]
@@ -414,7 +451,7 @@ def test_a_state_file_that_is_no_regular_file_is_damage_not_a_hang(site, tmp_pat
     folder = site / ".recommender"
     victim = tmp_path / "victim.txt"  # where a planted link leads: never written
     victim.write_text("keep")
-    names = ["pages.parquet", "links.parquet"] + (["state.json"] if planted != "folder" else [])
+    names = ["pages.parquet", "links.parquet", "state.json"]  # an empty folder: removed
     for name in names:
         rewrite(site)  # a good state again
         generation = folder / json.loads((folder / "state.json").read_text())["generation"]
