@@ -120,8 +120,10 @@ class JobResult:
     kind : RunKind
         Whether the run was full, incremental, or found nothing changed.
     full_because : str or None
-        Why a run with a state was a full one (the share of files changed,
-        changes the state cannot take, a state that could not be read).
+        Why a run that keeps a state was a full one (no state yet, ``--full``,
+        a state ignored or unreadable, the share of files changed, changes
+        the state cannot take); None for an incremental or unchanged run, and
+        for a run without a state.
     changes : SiteChanges or None
         With a state: the files new, changed and deleted since the last run.
     output : Path or None
@@ -190,6 +192,8 @@ class JobResult:
                 f"{len(self.changes.changed):,} changed, {len(self.changes.deleted):,} deleted "
                 "files since the last run"
             )
+        elif self.full_because:  # no state to compare with: say why
+            lines.append(f"  state    {self.kind.value} run ({self.full_because})")
         if self.output is not None:
             lines.append(f"  output   {len(self.links):,} links written to {self.output}")
         if self.temporary_files_removed:
@@ -359,7 +363,9 @@ def _run(root, *, settings, **options) -> JobResult:
     unfitted.check_params()  # a bad setting or a missing extra fails before any page is read
     # the page size limit decides which pages load: a state made under another is not used
     key = settings_key({**unfitted.get_params(), "max_page_bytes": options["max_page_bytes"]})
-    saved = None if folder is None or options["full"] else read_state(folder, key)
+    saved, no_state_because = None, None
+    if folder is not None:
+        saved, no_state_because = (None, "--full") if options["full"] else read_state(folder, key)
     rels, before, walked = [], None, None
     if folder is not None:  # without a state, only the loader needs to walk the site
         walked = find_pages(root)
@@ -367,6 +373,8 @@ def _run(root, *, settings, **options) -> JobResult:
         before = file_signatures(root, rels, digests=False)
     changes = None if saved is None else saved.changes(root, before)
     kind, full_because = _run_kind(saved, changes, options["full_after"], options["evaluate"])
+    if write_back.writes:  # a run keeping a state says why it had none to use
+        full_because = full_because or no_state_because or None
     try:
         if kind is RunKind.UNCHANGED:
             corpus, links, report, model = _unchanged(saved, walked, root, options)

@@ -367,25 +367,26 @@ def check_state_folder(folder: Path) -> None:
         logger.warning("removed the empty folder %s, where the state's header goes", header)
 
 
-def read_state(folder: Path, key: str) -> SavedState | None:
-    """The state in ``folder`` if it was made with these settings, else None (one log line)."""
+def read_state(folder: Path, key: str) -> tuple[SavedState | None, str]:
+    """The state in ``folder`` if it was made with these settings, and '' ; else None and
+    why not, for the run's summary (and one log line)."""
     try:
         header = json.loads(_state_file(folder, _HEADER, max_bytes=1 << 20).read_text("utf-8"))
     except FileNotFoundError:
         logger.info("no state in %s: a full run", folder)
-        return None
+        return None, "no state yet"
     except (OSError, ValueError) as exc:
         logger.warning("state in %s is unreadable (%s): a full run rebuilds it", folder, exc)
-        return None
+        return None, "the state could not be read"
     reason = _distrust(header, key)
     if reason:
         logger.warning("state in %s ignored: %s; a full run rebuilds it", folder, reason)
-        return None
+        return None, f"the state was ignored: {reason}"
     try:
-        return _read_signatures(folder, header["generation"])
+        return _read_signatures(folder, header["generation"]), ""
     except Exception as exc:  # a damaged file can fail in many ways; none is trusted
         logger.warning("state in %s is damaged (%s): a full run rebuilds it", folder, exc)
-        return None
+        return None, "the state could not be read"
 
 
 def _distrust(header: Any, key: str) -> str:

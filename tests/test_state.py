@@ -631,6 +631,25 @@ def _state_line(result) -> str:
     return next(line for line in result.summary_lines() if line.startswith("  state"))
 
 
+def test_the_summary_says_why_a_run_without_a_state_to_use_was_a_full_one(site):
+    assert _state_line(rewrite(site)) == "  state    full run (no state yet)"
+    assert _state_line(rewrite(site, full=True)) == "  state    full run (--full)"
+    settings = {**SETTINGS, "mutual_discount": 0.3}
+    other = run_job(site, settings=settings, write_back=WriteBack.YES, state=True)
+    assert _state_line(other) == (
+        "  state    full run (the state was ignored: it was made with other settings)"
+    )
+    (site / ".recommender" / "state.json").write_text("garbage")
+    result = rewrite(site)
+    assert result.full_because == "the state could not be read"
+    assert _state_line(result) == "  state    full run (the state could not be read)"
+    for options in ({"state": False}, {"state": True, "full": True}):  # no state, no writing
+        write_back = WriteBack.YES if options["state"] is False else WriteBack.NO
+        result = run_job(site, settings=SETTINGS, write_back=write_back, **options)
+        assert result.kind is RunKind.FULL and result.full_because is None
+        assert not [line for line in result.summary_lines() if line.startswith("  state")]
+
+
 def test_the_summary_says_why_a_run_with_a_state_was_a_full_one(site):
     rewrite(site)
     pages = sorted(site.rglob("*.md"))
