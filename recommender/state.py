@@ -37,6 +37,7 @@ import stat
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -101,14 +102,19 @@ _NOT_SHAPING = ("n_jobs", "progress", "embedding_cache")
 _EMBEDDING_SETTINGS = ("semantic_weight", "n_semantic_candidates", "embedding_model")
 
 
+#: Libraries whose version shapes what the state holds: the parsed fields (PyYAML), the
+#: words and their stems (scikit-learn, PyStemmer), the weights and the candidates.
+SHAPING_LIBRARIES = ("scikit-learn", "PyStemmer", "PyYAML", "numpy", "scipy", "sparse-dot-topn")
+
+
 def settings_key(settings: Mapping[str, Any]) -> str:
     """A digest of everything that shapes the links: settings and library versions.
 
     Without ``semantic_weight``, the embedding settings are left out: they
-    shape nothing then, so changing them does not force a full run.
+    shape nothing then, so changing them does not force a full run.  After
+    an upgrade of any of :data:`SHAPING_LIBRARIES` the state is not trusted:
+    a new stemmer's words, say, would not match the stored vocabulary.
     """
-    import sklearn
-
     ignored = _NOT_SHAPING
     if not settings.get("semantic_weight"):
         ignored += _EMBEDDING_SETTINGS
@@ -116,12 +122,19 @@ def settings_key(settings: Mapping[str, Any]) -> str:
         {
             "settings": {k: v for k, v in settings.items() if k not in ignored},
             "recommender": __version__,
-            "scikit-learn": sklearn.__version__,
+            **{name: _installed_version(name) for name in SHAPING_LIBRARIES},
         },
         sort_keys=True,
         default=repr,
     )
     return hashlib.sha256(described.encode("utf-8")).hexdigest()
+
+
+def _installed_version(distribution: str) -> str | None:
+    try:
+        return metadata.version(distribution)
+    except metadata.PackageNotFoundError:
+        return None
 
 
 @dataclass

@@ -285,6 +285,26 @@ def test_a_damaged_model_file_falls_back_to_a_full_run(site, caplog):
     assert any("damaged" in r.getMessage() for r in caplog.records)
 
 
+@pytest.mark.parametrize("library", ["PyStemmer", "PyYAML", "scikit-learn", "numpy"])
+def test_a_library_upgrade_is_a_change_of_settings(site, monkeypatch, library):
+    # a new stemmer's words would not match the stored vocabulary (found by a hostile pass)
+    import recommender.state as state_module
+
+    rewrite(site)
+    settings = Recommender(**SETTINGS).get_params()
+    key = settings_key(settings)
+    installed = state_module.metadata.version
+    monkeypatch.setattr(
+        state_module.metadata,
+        "version",
+        lambda name: "99.0" if name == library else installed(name),
+    )
+    assert settings_key(settings) != key
+    result = rewrite(site)
+    assert result.kind is RunKind.FULL
+    assert result.full_because == "the state was ignored: it was made with other settings"
+
+
 def test_embeddings_count_as_settings_only_with_a_weight(site, tmp_path):
     plain = Recommender().get_params()
     before_embeddings = {
