@@ -81,7 +81,11 @@ MAX_NODES = 100_000
 #: Deepest nesting of lists and mappings a front matter may have.
 MAX_DEPTH = 64
 _RELATED_KEY = re.compile(r"related_article(\d+)")
-_BLANK_OR_COMMENT_LINE = re.compile(r"(?:[ \t]*|#[^\n]*)\r?\n")  # a comment at column 0
+#: YAML's line breaks: a line ends at any of them, not only at ``\n``.
+_BREAKS = "\n\r\x85\u2028\u2029"
+_LINE_BREAK = re.compile(f"\r\n|[{_BREAKS}]")
+_BLANK_OR_COMMENT_LINE = re.compile(f"(?:[ \t]*|#[^{_BREAKS}]*)(?:\r\n|[{_BREAKS}])")  # column 0
+_INDENTED_COMMENT_LINE = re.compile(f"[ \t]+#[^{_BREAKS}]*(?:\r\n|[{_BREAKS}])")
 _OPENING = re.compile(r"---[ \t]*\r?\n")
 _CLOSING_LINE = re.compile(r"---[ \t]*(?:\r?\n|\r?$)")
 
@@ -329,27 +333,49 @@ def related_spans(front_matter: str, root: Any) -> list[tuple[int, int]]:
             continue
         if key.start_mark.column != 0 or key.tag != "tag:yaml.org,2002:str" or key.style:
             raise RewriteCheckError(f"the key {key.value} is not at the start of a plain line")
-        spans.append((key.start_mark.index, _block_end(front_matter, value.end_mark.index)))
+        literal = _ends_in_block_scalar(value)
+        spans.append(
+            (key.start_mark.index, _block_end(front_matter, value.end_mark.index, literal))
+        )
     return spans
 
 
-def _block_end(text: str, value_end: int) -> int:
-    """Where a block whose value ends at ``value_end`` ends: after its value's last line."""
-    line_start = text.rfind("\n", 0, value_end) + 1
-    if line_start != value_end:  # the value ends inside a line: the block takes the whole line
+def _block_end(text: str, value_end: int, literal: bool = False) -> int:
+    """Where a block whose value ends at ``value_end`` ends: after its value's last line.
+
+    Blank and comment lines after the value stay outside the block, indented
+    comments too, unless the value ends in a block scalar (``|``, ``>``),
+    whose indented ``#`` lines are its text.
+    """
+    if _line_start(text, value_end) != value_end:  # it ends inside a line: the block takes it
         return _line_end(text, value_end)
     end = value_end  # a nested mapping ends where the next key starts: give back blank lines
     while end > 0:
-        previous = text.rfind("\n", 0, end - 1) + 1
-        if not _BLANK_OR_COMMENT_LINE.fullmatch(text, previous, end):
+        previous = _line_start(text, end - 1 - (text[end - 2 : end] == "\r\n"))
+        if not _BLANK_OR_COMMENT_LINE.fullmatch(text, previous, end) and (
+            literal or not _INDENTED_COMMENT_LINE.fullmatch(text, previous, end)
+        ):
             break
         end = previous
     return end
 
 
+def _ends_in_block_scalar(node: Any) -> bool:
+    """Whether a node's text ends with a literal or folded scalar (its last value's)."""
+    while isinstance(node, (MappingNode, SequenceNode)) and node.value:
+        node = node.value[-1][1] if isinstance(node, MappingNode) else node.value[-1]
+    return isinstance(node, ScalarNode) and node.style in ("|", ">")
+
+
+def _line_start(text: str, position: int) -> int:
+    """Where the line holding ``position`` starts: after the last line break before it."""
+    return max(text.rfind(character, 0, position) for character in _BREAKS) + 1
+
+
 def _line_end(text: str, position: int) -> int:
-    end = text.find("\n", position)
-    return len(text) if end == -1 else end + 1
+    """After the line break that ends the line holding ``position`` (any of YAML's)."""
+    found = _LINE_BREAK.search(text, position)
+    return len(text) if found is None else found.end()
 
 
 def _check_unique_keys(node: MappingNode) -> None:

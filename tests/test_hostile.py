@@ -691,3 +691,37 @@ def test_a_lock_file_planted_as_a_symlink_is_never_written_through(site, tmp_pat
     code, _, err = run(capsys, site, "--rewrite")
     assert code == 4 and "cannot be the lock" in err
     assert victim.read_text(encoding="utf-8") == "keep me"
+
+
+def test_comment_lines_after_a_block_stay_indented_or_not():
+    # an indented comment after a block took the block's end past every comment above it,
+    # and they went with the old block (found by a hostile pass)
+    text = (
+        "---\ntitle: Page\nurl: /p\nrelated_article1:\n    title: Old\n    url: /old\n"
+        "# editor: keep the next block pinned\n    # (indented note)\n\ntags: [a]\n---\nbody\n"
+    )
+    new = replace_related(text, [{"title": "New", "url": "/new"}])
+    assert "Old" not in new and "/new" in new
+    assert new.endswith(
+        "# editor: keep the next block pinned\n    # (indented note)\n\ntags: [a]\n---\nbody\n"
+    )
+
+
+@pytest.mark.parametrize("line_break", ["\r", "\x85", "\u2028", "\u2029"])
+def test_a_comment_after_any_of_yamls_line_breaks_stays(line_break):
+    text = (
+        f"---\ntitle: P\nurl: /p\nrelated_article1:\n    url: /x{line_break}# keep me\nz: 1\n---\n"
+    )
+    new = replace_related(text, [{"title": "A", "url": "/a"}])
+    assert "/x" not in new and new.endswith("# keep me\nz: 1\n---\n")
+
+
+def test_a_block_scalar_s_hash_lines_go_with_its_block():
+    # in a literal scalar an indented '#' line is text, not a comment: the old block's
+    # text goes whole, none of it left behind as a comment
+    text = (
+        "---\ntitle: P\nurl: /p\nrelated_article1:\n    url: /x\n    title: |\n"
+        "        first\n        # not a comment\nz: 1\n---\n"
+    )
+    new = replace_related(text, [{"title": "A", "url": "/a"}])
+    assert "not a comment" not in new and "first" not in new and new.endswith("z: 1\n---\n")
