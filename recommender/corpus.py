@@ -830,16 +830,25 @@ def _links_frame(records: list[dict[str, Any]]) -> pd.DataFrame:
         {  # text in Arrow buffers, not a Python string each
             "source_path": pd.array(paths, dtype="str"),
             "source_url": pd.array(sources, dtype="str"),
-            "rank": np.array(ranks, dtype=np.int64),
+            "rank": np.array([min(rank, _INT64_MAX) for rank in ranks], dtype=np.int64),
             "target_url": pd.array(urls, dtype="str"),
-            "target_id": pd.array(
-                [v if isinstance(v, int) and not isinstance(v, bool) else None for v in ids],
-                dtype="Int64",
-            ),
+            "target_id": pd.array([v if _is_int64(v) else None for v in ids], dtype="Int64"),
             "target_title": pd.array([_block_text(v) for v in titles], dtype="str"),
             "target_subject": pd.array([_block_text(v) for v in subjects], dtype="str"),
         },
         columns=["source_path", *BLOCK_COLUMNS],
+    )
+
+
+_INT64_MAX = int(np.iinfo(np.int64).max)
+
+
+def _is_int64(value: Any) -> bool:
+    """An integer (not a bool) that an int64 holds: an old block's id another can be."""
+    return (
+        isinstance(value, int)
+        and not isinstance(value, bool)
+        and -_INT64_MAX <= value <= _INT64_MAX
     )
 
 

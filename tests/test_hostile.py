@@ -725,3 +725,17 @@ def test_a_block_scalar_s_hash_lines_go_with_its_block():
     )
     new = replace_related(text, [{"title": "A", "url": "/a"}])
     assert "not a comment" not in new and "first" not in new and new.endswith("z: 1\n---\n")
+
+
+def test_an_old_block_with_an_id_or_number_past_64_bits_loads_the_page(tmp_path):
+    # the page was refused with an internal OverflowError and never linked (hostile pass)
+    (tmp_path / "a.md").write_text("---\ntitle: A\nurl: /a\n---\n", encoding="utf-8")
+    (tmp_path / "p.md").write_text(
+        "---\ntitle: P\nurl: /p\nrelated_article1:\n    id: 99999999999999999999999\n"
+        "    url: /a\nrelated_article99999999999999999999999:\n    url: /a\n---\n",
+        encoding="utf-8",
+    )
+    corpus = load_corpus(tmp_path, n_jobs=1)
+    assert corpus.errors.empty and "/p" in corpus.pages.index
+    links = corpus.links[corpus.links["source_url"] == "/p"]
+    assert links["target_id"].isna().all() and links["rank"].tolist()[0] == 1
