@@ -271,8 +271,8 @@ def _as_loaded(pages: pd.DataFrame) -> list[tuple[str, list[int], str] | None]:
     if not set(LOADED_COLUMNS) <= set(pages.columns):
         return [None] * len(pages)
     return [
-        None
-        if not isinstance(digest, str) or spans is None or fingerprint is None
+        None  # a frame holds a missing fingerprint (a !!set value) as NaN: not one
+        if not isinstance(digest, str) or spans is None or not isinstance(fingerprint, str)
         else (digest, spans, fingerprint)
         for digest, spans, fingerprint in zip(
             *(pages[column].tolist() for column in LOADED_COLUMNS), strict=True

@@ -739,3 +739,24 @@ def test_an_old_block_with_an_id_or_number_past_64_bits_loads_the_page(tmp_path)
     assert corpus.errors.empty and "/p" in corpus.pages.index
     links = corpus.links[corpus.links["source_url"] == "/p"]
     assert links["target_id"].isna().all() and links["rank"].tolist()[0] == 1
+
+
+def test_a_page_holding_a_set_is_written(tmp_path):
+    # its missing fingerprint reached the exporter as NaN, taken for a real one: refused
+    # every run (hostile pass)
+    (tmp_path / "p.md").write_text("---\ntitle: P\nurl: /p\ntags: !!set {a, b}\n---\n", "utf-8")
+    (tmp_path / "a.md").write_text("---\ntitle: A\nurl: /a\n---\n", encoding="utf-8")
+    corpus = load_corpus(tmp_path, n_jobs=1)
+    links = pd.DataFrame({"source_url": ["/p"], "rank": [1], "target_url": ["/a"]})
+    report = export_links(tmp_path, corpus.pages, links, write=True).set_index("url")
+    assert report.loc["/p", "status"] == "written"
+    assert "tags: !!set {a, b}" in (tmp_path / "p.md").read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize("old_id", ["5.0", "true", "'5'"])
+def test_a_block_whose_id_is_no_integer_is_rewritten(old_id):
+    # id 5.0 and true equal 5 and 1 in Python: the block counted as already right
+    text = f"---\ntitle: P\nurl: /p\nrelated_article1:\n    id: {old_id}\n    url: /a\n---\n"
+    want = 1 if old_id == "true" else 5
+    new = replace_related(text, [{"id": want, "url": "/a"}])
+    assert new.replace(" ", "").count(f"id:{want}\n") == 1
