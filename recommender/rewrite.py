@@ -512,6 +512,12 @@ def _rewrite_page(
     encoded = new.encode("utf-8")
     if encoded == old:
         return "unchanged", "", None, None
+    if len(encoded) > max_bytes:  # the next run would not read it back
+        problem = (
+            f"its new text would be {len(encoded):,} bytes, over {max_bytes:,} (max_page_bytes)"
+        )
+        logger.warning("%s: not exported: %s", path, problem)
+        return "error", f"{path}: {problem}", None, None
     if on_change is not None:
         on_change(PageChange(path=path, url=url, old=old.decode("utf-8"), new=new))
     if writer is None:

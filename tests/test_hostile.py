@@ -760,3 +760,19 @@ def test_a_block_whose_id_is_no_integer_is_rewritten(old_id):
     want = 1 if old_id == "true" else 5
     new = replace_related(text, [{"id": want, "url": "/a"}])
     assert new.replace(" ", "").count(f"id:{want}\n") == 1
+
+
+def test_a_rewrite_never_grows_a_page_past_the_size_the_loader_reads(tmp_path):
+    # the next run skipped the page it wrote as too big (exit 3): its links were lost
+    page = "---\ntitle: P\nurl: /p\n---\n" + "body text\n" * 150
+    (tmp_path / "p.md").write_text(page, encoding="utf-8")
+    (tmp_path / "a.md").write_text("---\ntitle: A\nurl: /a\n---\n", encoding="utf-8")
+    limit = len(page) + 20  # the page fits; with its block it does not
+    corpus = load_corpus(tmp_path, n_jobs=1, max_page_bytes=limit)
+    links = pd.DataFrame({"source_url": ["/p"], "rank": [1], "target_url": ["/a"]})
+    report = export_links(tmp_path, corpus.pages, links, write=True, max_page_bytes=limit)
+    row = report.set_index("url").loc["/p"]
+    assert row["status"] == "error" and f"over {limit:,} (max_page_bytes)" in row["detail"]
+    assert (tmp_path / "p.md").read_text(encoding="utf-8") == page
+    roomy = export_links(tmp_path, corpus.pages, links, write=True, max_page_bytes=limit + 100)
+    assert roomy.set_index("url").loc["/p", "status"] == "written"
