@@ -227,6 +227,10 @@ def _replaced(
     if old_text == rendered or (blocks and _blocks_say(old_text, wanted)):
         return text, blocks
     pieces = outside_spans(front_matter, blocks)
+    if not blocks:  # at the end, but before a document-end marker (``...``) closing it
+        ending = _DOCUMENT_END.search(front_matter)
+        cut = len(front_matter) if ending is None else ending.start()
+        pieces = [front_matter[:cut], front_matter[cut:]]
     # the new blocks go where the first old one was, else at the end
     new_front_matter = pieces[0] + rendered + "".join(pieces[1:])
     new_text = text[:start] + new_front_matter + text[end:]
@@ -236,6 +240,10 @@ def _replaced(
     _check_rewrite(before, new_front_matter, wanted, fingerprint)
     ends = list(itertools.accumulate([len(pieces[0]), *map(len, each_block)]))
     return new_text, list(itertools.pairwise(ends))
+
+
+#: A front matter's last lines from a document-end marker: ``...``, then blank or comment lines.
+_DOCUMENT_END = re.compile(r"^\.\.\.[ \t]*(?:#.*)?\r?\n(?:[ \t]*(?:#.*)?\r?\n)*\Z", re.M)
 
 
 def check_rewrite(old: str, new: str, wanted: Sequence[Mapping[str, object]]) -> None:

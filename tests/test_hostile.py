@@ -776,3 +776,15 @@ def test_a_rewrite_never_grows_a_page_past_the_size_the_loader_reads(tmp_path):
     assert (tmp_path / "p.md").read_text(encoding="utf-8") == page
     roomy = export_links(tmp_path, corpus.pages, links, write=True, max_page_bytes=limit + 100)
     assert roomy.set_index("url").loc["/p", "status"] == "written"
+
+
+@pytest.mark.parametrize("ending", ["...\n", "... # end\n\n# notes\n", "...\r\n"])
+def test_new_blocks_go_before_a_document_end_marker(ending):
+    # after `...` they started a second document: refused every run (hostile pass)
+    newline = "\r\n" if ending.endswith("\r\n") else "\n"
+    text = f"---{newline}title: P{newline}url: /p{newline}{ending}---{newline}body{newline}"
+    new = replace_related(text, [{"title": "A", "url": "/a"}])
+    assert new.index("related_article1") < new.index(ending) and new.endswith(
+        f"{ending}---{newline}body{newline}"
+    )
+    assert replace_related(new, [{"title": "A", "url": "/a"}]) == new
