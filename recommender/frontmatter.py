@@ -333,10 +333,11 @@ def related_spans(front_matter: str, root: Any) -> list[tuple[int, int]]:
             continue
         if key.start_mark.column != 0 or key.tag != "tag:yaml.org,2002:str" or key.style:
             raise RewriteCheckError(f"the key {key.value} is not at the start of a plain line")
-        literal = _ends_in_block_scalar(value)
-        spans.append(
-            (key.start_mark.index, _block_end(front_matter, value.end_mark.index, literal))
-        )
+        if value.start_mark.index < key.end_mark.index:  # an alias (`*a`): the anchored
+            end = _line_end(front_matter, key.end_mark.index)  # node is written before it
+        else:
+            end = _block_end(front_matter, value.end_mark.index, _ends_in_block_scalar(value))
+        spans.append((key.start_mark.index, end))
     return spans
 
 

@@ -788,3 +788,11 @@ def test_new_blocks_go_before_a_document_end_marker(ending):
         f"{ending}---{newline}body{newline}"
     )
     assert replace_related(new, [{"title": "A", "url": "/a"}]) == new
+
+
+def test_a_block_that_is_an_alias_of_another_is_replaced_with_it():
+    # its span ended before it started (the alias's node is the anchored one): the
+    # rewrite was refused every run (hostile pass)
+    text = "---\ntitle: P\nurl: /p\nrelated_article1: &a\n    url: /x\nrelated_article2: *a\nz: 1\n---\n"
+    new = replace_related(text, [{"title": "A", "url": "/a"}])
+    assert "*a" not in new and "&a" not in new and new.endswith("    url: /a\nz: 1\n---\n")
