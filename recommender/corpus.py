@@ -345,8 +345,12 @@ def read_page(
         detail = " ".join(part for part in (exc.context, exc.problem) if part)
         line = mark.line + 2 if mark is not None else None
         raise PageError(rel, "invalid YAML", detail or str(exc), line) from None
+    except yaml.reader.ReaderError as exc:  # a character YAML refuses: its line, one line
+        line = front_matter.count("\n", 0, exc.position) + 2
+        character = f"#x{exc.character:04x}" if isinstance(exc.character, int) else "a byte"
+        raise PageError(rel, "invalid YAML", f"{character}: {exc.reason}", line) from None
     except yaml.YAMLError as exc:
-        raise PageError(rel, "invalid YAML", str(exc)) from None
+        raise PageError(rel, "invalid YAML", str(exc).splitlines()[0]) from None
     if data is None:
         raise PageError(rel, "empty front matter", "there is nothing between the '---' lines", 1)
     if not isinstance(data, dict):

@@ -796,3 +796,11 @@ def test_a_block_that_is_an_alias_of_another_is_replaced_with_it():
     text = "---\ntitle: P\nurl: /p\nrelated_article1: &a\n    url: /x\nrelated_article2: *a\nz: 1\n---\n"
     new = replace_related(text, [{"title": "A", "url": "/a"}])
     assert "*a" not in new and "&a" not in new and new.endswith("    url: /a\nz: 1\n---\n")
+
+
+def test_a_character_yaml_refuses_is_one_error_line_with_its_line(tmp_path):
+    # it was two lines, "in <unicode string>, position 18", without the page's line
+    (tmp_path / "p.md").write_text("---\ntitle: P\nurl: /p\nnote: bell\x07here\n---\n", "utf-8")
+    (error,) = load_corpus(tmp_path, n_jobs=1).errors.to_dict("records")
+    assert error["line"] == 4 and error["problem"] == "invalid YAML"
+    assert error["message"] == "p.md:4: invalid YAML: #x0007: control characters are not allowed"
