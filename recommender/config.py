@@ -33,7 +33,8 @@ from typing import Any
 
 import tomli_w
 
-from .errors import ConfigError
+from .errors import ConfigError, UnsafeFileError
+from .files import read_regular_file
 from .model import DEFAULT_FIELD_WEIGHTS, DEFAULT_NGRAM_RANGES, Recommender
 from .rules import EditorialRules, Keep, Never, Pin
 
@@ -54,6 +55,26 @@ SETTINGS: tuple[str, ...] = tuple(
 )
 
 
+#: Largest settings or rules file read (a FIFO is never opened, ``/dev/zero`` never read).
+MAX_FILE_BYTES = 1 << 20
+
+
+def _read_text(path: str | os.PathLike[str], what: str) -> str:
+    """A settings or rules file's text: a regular file of at most :data:`MAX_FILE_BYTES`,
+    UTF-8 (a byte-order mark allowed), read as the pages are; else a ConfigError naming it."""
+    try:
+        data = read_regular_file(path, os.path.realpath(path), MAX_FILE_BYTES)
+        return data.decode("utf-8-sig")
+    except (OSError, UnsafeFileError) as exc:
+        detail = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+        raise ConfigError(f"{path}: cannot read {what}: {detail}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"{path}: cannot read {what}: byte {exc.object[exc.start]:#04x} at offset "
+            f"{exc.start} is not UTF-8"
+        ) from None
+
+
 def load_settings(path: str | os.PathLike[str]) -> dict[str, Any]:
     """Read a TOML settings file and check it; return the parameters it sets.
 
@@ -64,10 +85,7 @@ def load_settings(path: str | os.PathLike[str]) -> dict[str, Any]:
         or gives a bad value, naming the file and the setting.
     """
     try:
-        with open(path, "rb") as stream:
-            settings = tomllib.load(stream)
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read the settings: {exc.strerror or exc}") from None
+        settings = tomllib.loads(_read_text(path, "the settings"))
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
     unknown = sorted(set(settings) - set(SETTINGS))
@@ -178,12 +196,9 @@ def load_rules(path: str | os.PathLike[str]) -> EditorialRules:
         the line of the rule (``FILE:LINE: [[pin]]``) and what is wrong.
         Whether the pages it names exist is checked when the model is fit.
     """
+    text = _read_text(path, "the rules")
     try:
-        with open(path, "rb") as stream:
-            text = stream.read().decode("utf-8")
         document = tomllib.loads(text)
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: cannot read the rules: {exc}") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
     reader = _RulesReader(str(path), text)

@@ -29,6 +29,7 @@ import secrets
 import socket
 import stat
 from pathlib import Path
+from typing import Any
 
 from .errors import LockedError, UnsafeFileError
 
@@ -116,10 +117,23 @@ def read_regular_file(
         opened = os.fstat(stream.fileno())
         if not stat.S_ISREG(opened.st_mode):  # it changed between the check and the open
             raise UnsafeFileError(f"{_kind(opened.st_mode)}, not a regular file; not read")
-        data = stream.read(max_bytes + 1)
+        data = _read_at_most(stream, max_bytes + 1)
     if len(data) > max_bytes:
         raise UnsafeFileError(_too_big(len(data), max_bytes))
     return data
+
+
+def _read_at_most(stream: Any, limit: int, chunk: int = 1 << 20) -> bytes:
+    """Up to ``limit`` bytes of a stream, a chunk at a time: a limit of a terabyte (or
+    2**63) reserves no memory for what the file does not hold."""
+    parts, size = [], 0
+    while size < limit:
+        part = stream.read(min(chunk, limit - size))
+        if not part:
+            break
+        parts.append(part)
+        size += len(part)
+    return b"".join(parts)
 
 
 def _too_big(size: int, max_bytes: int) -> str:

@@ -202,3 +202,26 @@ def test_print_config_names_the_rules_file_so_that_it_reads_back(tmp_path, capsy
     assert code == 0 and f'rules = "{rules}"' in out
     settings = write(tmp_path / "..", out, "printed.toml")
     assert load_settings(settings)["rules"] == load_rules(rules)
+
+
+@pytest.mark.parametrize("load", [load_settings, load_rules])
+def test_a_settings_or_rules_file_is_read_as_pages_are(tmp_path, alarm, load):
+    # a FIFO hung the run, /dev/zero filled memory, other bytes than UTF-8 were an internal
+    # error (a hostile pass found each)
+    fifo = tmp_path / "fifo.toml"
+    os.mkfifo(fifo)
+    with pytest.raises(ConfigError, match=r"fifo\.toml: cannot read .*not a regular file"):
+        load(fifo)
+    with pytest.raises(ConfigError, match=r"/dev/zero: cannot read .*not a regular file"):
+        load("/dev/zero")
+    big = tmp_path / "big.toml"
+    big.write_text("# " + "x" * (1 << 20) + "\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"big\.toml: cannot read .*over the limit"):
+        load(big)
+    latin = tmp_path / "latin.toml"
+    latin.write_bytes("# caf\xe9\n".encode("latin-1"))
+    with pytest.raises(ConfigError, match=r"latin\.toml: cannot read .*0xe9 at offset 5 is not"):
+        load(latin)
+    marked = tmp_path / "marked.toml"
+    marked.write_bytes("\ufeff# a byte-order mark is fine\n".encode())
+    load(marked)

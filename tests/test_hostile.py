@@ -804,3 +804,11 @@ def test_a_character_yaml_refuses_is_one_error_line_with_its_line(tmp_path):
     (error,) = load_corpus(tmp_path, n_jobs=1).errors.to_dict("records")
     assert error["line"] == 4 and error["problem"] == "invalid YAML"
     assert error["message"] == "p.md:4: invalid YAML: #x0007: control characters are not allowed"
+
+
+@pytest.mark.parametrize("limit", [10**12, 2**63 - 1])
+def test_a_huge_page_size_limit_reads_pages_as_they_are(tmp_path, limit):
+    # each read reserved the whole limit first: every page a MemoryError or OverflowError
+    (tmp_path / "p.md").write_text("---\ntitle: P\nurl: /p\n---\n", encoding="utf-8")
+    corpus = load_corpus(tmp_path, n_jobs=1, max_page_bytes=limit)
+    assert corpus.errors.empty and list(corpus.pages.index) == ["/p"]
