@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import re
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 
@@ -78,6 +79,10 @@ def on_cluster(address: str, *, timeout: float | None = None) -> Iterator[object
         ``address`` within ``timeout`` seconds (default :data:`CONNECT_TIMEOUT`).
     """
     timeout = CONNECT_TIMEOUT if timeout is None else timeout
+    if not _ADDRESS.fullmatch(address):  # a client half made of a bad one hangs when freed
+        raise ConfigError(
+            f"{address!r} is no Dask scheduler address: tcp://host:port (or host:port)"
+        )
     try:
         from dask.distributed import Client
     except ImportError:
@@ -99,6 +104,10 @@ def on_cluster(address: str, *, timeout: float | None = None) -> Iterator[object
         logger.info("running on the Dask scheduler at %s (%d workers)", address, workers)
         with joblib.parallel_config(backend="dask", client=client):
             yield client
+
+
+#: A scheduler's address: [protocol://]host:port, or an in-process one.
+_ADDRESS = re.compile(r"inproc://\S+|(?:[a-z][a-z0-9+.-]*://)?[^\s/:]+(?::[^\s/]*)*:\d+/?")
 
 
 def top_k_cosine_dask(

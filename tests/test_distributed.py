@@ -238,6 +238,17 @@ def test_recommend_with_an_unreachable_scheduler_fails_soon(site, capsys, monkey
     assert snapshot(site) == before
 
 
+@pytest.mark.parametrize("address", ["garbage", "tcp://host", "host:"])
+def test_a_scheduler_address_without_a_port_fails_at_once(site, capsys, address):
+    # dask's half-made client hung 20 s when freed, then printed a traceback (hostile pass)
+    before = snapshot(site)
+    code = main([str(site), "--rewrite", "--scheduler", address])
+    err = capsys.readouterr().err
+    assert code == EXIT_USAGE
+    assert f"{address!r} is no Dask scheduler address" in err and err.count("\n") == 1
+    assert snapshot(site) == before
+
+
 def test_recommend_with_a_scheduler_without_workers_fails_soon(site, capsys, monkeypatch):
     monkeypatch.setattr(distributed_module, "CONNECT_TIMEOUT", 1.0)
     with local_cluster(0, processes=False) as empty:
