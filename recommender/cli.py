@@ -31,6 +31,7 @@ from .errors import (
 from .export import LINKS_TABLE_SUFFIXES, PageChange, WriteBack
 from .files import DEFAULT_MAX_PAGE_BYTES
 from .job import DEFAULT_FULL_AFTER, DEFAULT_MAX_REMOVAL_SHARE, JobResult, run_job
+from .model import Recommender
 from .state import DEFAULT_STATE_FOLDER
 
 EXIT_OK = 0  # done; with --check: no page would change
@@ -263,7 +264,8 @@ def _interrupt(signum, frame) -> None:
 
 def _run(args: argparse.Namespace) -> int:
     settings = _settings(args)
-    if args.print_config:
+    if args.print_config:  # only settings a run takes, so that --config reads them back
+        Recommender(**settings).check_params()
         print(settings_toml(effective_settings(settings)), end="")
         return EXIT_OK
     if args.path is None:

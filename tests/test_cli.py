@@ -404,3 +404,9 @@ def test_the_console_script_runs_the_command(monkeypatch):
     with pytest.raises(SystemExit) as stopped:
         launch.main()
     assert stopped.value.code == 0
+
+
+def test_print_config_refuses_what_a_run_refuses(capsys):
+    # it printed `n_jobs = 0`, a file --config then refused (hostile pass)
+    code, out, err = run(capsys, "--jobs", "0", "--print-config")
+    assert code == 2 and out == "" and "error: n_jobs must be" in err
