@@ -300,7 +300,7 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _settings(args: argparse.Namespace) -> dict:
-    settings = load_settings(args.config) if args.config else {}
+    settings = load_settings(args.config, rules=args.rules is None) if args.config else {}
     settings.setdefault("n_jobs", -1)
     if args.jobs is not None:
         settings["n_jobs"] = args.jobs

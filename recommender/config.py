@@ -75,8 +75,11 @@ def _read_text(path: str | os.PathLike[str], what: str) -> str:
         ) from None
 
 
-def load_settings(path: str | os.PathLike[str]) -> dict[str, Any]:
+def load_settings(path: str | os.PathLike[str], *, rules: bool = True) -> dict[str, Any]:
     """Read a TOML settings file and check it; return the parameters it sets.
+
+    Without ``rules``, a ``rules`` key is left out, its file not read: the
+    command line's ``--rules`` overrides it, even one that names no file.
 
     Raises
     ------
@@ -96,6 +99,8 @@ def load_settings(path: str | os.PathLike[str]) -> dict[str, Any]:
         )
     if isinstance(settings.get("ngram_range"), list):
         settings["ngram_range"] = tuple(settings["ngram_range"])
+    if not rules:
+        settings.pop("rules", None)
     if "rules" in settings:
         settings["rules"] = _rules_setting(path, settings["rules"])
     if isinstance(settings.get("embedding_cache"), str):

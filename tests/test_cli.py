@@ -410,3 +410,15 @@ def test_print_config_refuses_what_a_run_refuses(capsys):
     # it printed `n_jobs = 0`, a file --config then refused (hostile pass)
     code, out, err = run(capsys, "--jobs", "0", "--print-config")
     assert code == 2 and out == "" and "error: n_jobs must be" in err
+
+
+def test_rules_on_the_command_line_override_a_settings_file_naming_none(capsys, tmp_path):
+    # the settings' missing rules file failed the run, --rules notwithstanding (hostile pass)
+    settings = tmp_path / "settings.toml"
+    settings.write_text('rules = "missing.toml"\n', encoding="utf-8")
+    rules = tmp_path / "rules.toml"
+    rules.write_text("[dates]\nno_newer = true\n", encoding="utf-8")
+    code, out, _ = run(capsys, "--config", settings, "--rules", rules, "--print-config")
+    assert code == 0 and tomllib.loads(out)["rules"] == str(rules)
+    code, _, err = run(capsys, "--config", settings, "--print-config")
+    assert code == 2 and "missing.toml" in err
