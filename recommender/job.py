@@ -542,7 +542,9 @@ def _incremental(saved, changes, walked, root, settings, options):
     _raise_first_error(corpus, options["strict"])
     # the exporter's workers start while the links are computed, not when it needs them
     with exporter_started(settings.get("n_jobs"), options["on_change"]):
-        model = saved.read_model({**settings, "progress": options["progress"]})
+        model = saved.read_model(
+            {**_rules_knowing(corpus, settings), "progress": options["progress"]}
+        )
         old_links = model.related_
         links = model.update(corpus.pages, changed=fresh.pages.index).related_
         restated = _restated(old, fresh)
@@ -749,7 +751,7 @@ def _fit(
     corpus = replace(loaded, pages=slim)
     with_texts = [loaded.pages]
     del loaded
-    model = Recommender(**settings, progress=progress)
+    model = Recommender(**_rules_knowing(corpus, settings), progress=progress)
     if len(corpus.pages) < 2:
         logger.warning("%d pages loaded: nothing to link, no page is changed", len(corpus.pages))
         return corpus, model, pd.DataFrame(columns=list(LINK_COLUMNS))
@@ -757,6 +759,15 @@ def _fit(
         logger.warning("every page is no_index: no page may be linked to")
         return corpus, model, pd.DataFrame(columns=list(LINK_COLUMNS))
     return corpus, model, model.fit(with_texts.pop()).related_
+
+
+def _rules_knowing(corpus: Corpus, settings: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The settings with the editor's rules told how many pages could not be loaded: a
+    rule naming one of them is then left out, with a warning, not a usage error."""
+    rules = settings.get("rules")
+    if rules is None or corpus.errors.empty:
+        return settings
+    return {**settings, "rules": replace(rules, unloaded=len(corpus.errors))}
 
 
 def _metrics(

@@ -22,6 +22,7 @@ DataFrame (slugs, questions, subjects, flags) but not files or vectors.
 
 from __future__ import annotations
 
+import logging
 import re
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
@@ -32,6 +33,8 @@ import scipy.sparse as sp
 from scipy.sparse.csgraph import connected_components
 
 from .errors import ConfigError
+
+logger = logging.getLogger(__name__)
 
 __all__ = [
     "apply_rules",
@@ -248,6 +251,9 @@ class EditorialRules:
     cross_min_score: float | None = None
     file: str = "rules"
     section_lines: tuple[tuple[str, int], ...] = ()
+    #: Pages of the site that could not be loaded (set by the job): a rule naming no page
+    #: that loaded may name one of them, so it is left out with a warning, not an error.
+    unloaded: int = field(default=0, repr=False, compare=False)
 
     def where(self, rule: Pin | Never | Keep | str) -> str:
         """``FILE:LINE: [[kind]]`` for a rule, or ``FILE:LINE: [section]`` for a section name."""
@@ -313,8 +319,13 @@ class _Selector:
         else:
             mask = (self.urls == selector) | (self.paths == selector)
         if not mask.any():
-            raise ConfigError(
-                f"{self.rules.where(rule)}: {field} {selector!r} names no page of the site"
+            problem = f"{self.rules.where(rule)}: {field} {selector!r} names no page of the site"
+            if not self.rules.unloaded:
+                raise ConfigError(problem)
+            logger.warning(  # one bad page never stops the others
+                "%s that loaded (%d could not be read: it may be one); the rule is left out",
+                problem,
+                self.rules.unloaded,
             )
         return mask
 
@@ -350,6 +361,8 @@ def _resolve_pins(
         where = rules.where(pin)
         sources = np.flatnonzero(select(pin, pin.source, "source"))
         targets = np.flatnonzero(select(pin, pin.target, "target"))
+        if not len(targets) and rules.unloaded:  # its target may be a page not loaded
+            continue
         if len(targets) != 1:
             raise ConfigError(f"{where}: target {pin.target!r} names {len(targets)} pages, not one")
         target = int(targets[0])

@@ -225,3 +225,31 @@ def test_a_settings_or_rules_file_is_read_as_pages_are(tmp_path, alarm, load):
     marked = tmp_path / "marked.toml"
     marked.write_bytes("\ufeff# a byte-order mark is fine\n".encode())
     load(marked)
+
+
+@pytest.mark.parametrize(
+    "rule",
+    [
+        '[[keep]]\nsource = "/learn/economics/questions/what-causes-inflation"\n',
+        '[[pin]]\nsource = "subject:economics"\n'
+        'target = "/learn/economics/questions/what-causes-inflation"\n',
+    ],
+)
+def test_a_rule_naming_a_page_that_cannot_be_read_never_stops_the_others(
+    site, tmp_path, capsys, rule
+):
+    # it was a usage error (exit 2) and no page was written (hostile pass)
+    rules = write(tmp_path, rule)
+    broken = site / "economics" / "what-causes-inflation.md"
+    broken.write_text(
+        broken.read_text(encoding="utf-8").replace("title:", "title: [unclosed", 1), "utf-8"
+    )
+    written = []
+    for state in ("--no-state", "--full", None):  # full runs, then a night with the state
+        arguments = [site, "--rules", rules, "--rewrite", "-j", "1", state]
+        code, out, err = run(capsys, *[a for a in arguments if a is not None])
+        assert code == 3 and "bad page economics/what-causes-inflation.md" in err
+        fitted = "names no page of the site that loaded (1 could not be read" in err
+        assert fitted == (state is not None)  # the night finds nothing changed: no fit
+        written.append(int(re.search(r"pages +([\d,]+) rewritten", out)[1].replace(",", "")))
+    assert written[0] > 0 and written[1:] == [0, 0]
