@@ -262,9 +262,23 @@ def _interrupt(signum, frame) -> None:
     raise KeyboardInterrupt
 
 
+#: Options of a run that --print-config would silently not do.
+_RUN_ONLY = {
+    "--rewrite": "rewrite",
+    "--check": "check",
+    "--diff": "diff",
+    "--output": "output",
+    "--evaluate": "evaluate",
+}
+
+
 def _run(args: argparse.Namespace) -> int:
     settings = _settings(args)
     if args.print_config:  # only settings a run takes, so that --config reads them back
+        doing = [name for name, given in _RUN_ONLY.items() if getattr(args, given)]
+        if args.path is not None or doing:
+            what = ", ".join(["PATH"] * (args.path is not None) + doing)
+            raise _Usage(f"--print-config prints the settings and exits; not with {what}")
         Recommender(**settings).check_params()
         print(settings_toml(effective_settings(settings)), end="")
         return EXIT_OK

@@ -15,7 +15,7 @@ from recommender import Recommender, load_corpus
 from recommender.cli import main
 from recommender.config import SETTINGS, load_settings
 
-from .conftest import BROKEN, fail_writes_to
+from .conftest import BROKEN, SAMPLE, fail_writes_to
 
 
 def snapshot(root):
@@ -422,3 +422,10 @@ def test_rules_on_the_command_line_override_a_settings_file_naming_none(capsys, 
     assert code == 0 and tomllib.loads(out)["rules"] == str(rules)
     code, _, err = run(capsys, "--config", settings, "--print-config")
     assert code == 2 and "missing.toml" in err
+
+
+@pytest.mark.parametrize("extra", [[SAMPLE], ["--rewrite"], ["--output", "links.csv"]])
+def test_print_config_with_a_site_or_a_run_s_options_is_a_usage_error(capsys, extra):
+    # it printed the settings and did nothing else, silently (hostile pass)
+    code, out, err = run(capsys, *extra, "--print-config")
+    assert code == 2 and out == "" and "--print-config prints the settings and exits" in err
