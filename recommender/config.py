@@ -282,10 +282,13 @@ class _RulesReader:
         self.check_keys(where, name, values)
         checks = {
             "no_newer": (lambda v: isinstance(v, bool), "true or false"),
-            "half_life_days": (lambda v: _is_real(v) and v > 0, "a number of days > 0"),
+            "half_life_days": (
+                lambda v: _is_real(v) and 0 < v <= _MOST_DAYS,
+                f"a number of days > 0 and at most {_MOST_DAYS:,}",
+            ),
             "min_same": (
-                lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0,
-                "an integer >= 0",
+                lambda v: isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= _MOST_LINKS,
+                f"an integer from 0 to {_MOST_LINKS:,}",
             ),
             "cross_min_score": (lambda v: _is_real(v) and 0 <= v < 1, "a number in [0, 1)"),
         }
@@ -303,6 +306,12 @@ class _RulesReader:
         missing = [key for key, required in known.items() if required and key not in entry]
         if missing:
             raise ConfigError(f"{where}: {missing[0]} is required")
+
+
+#: Bounds of rules' numbers, far past any use: numpy holds them (10**23 links or 10**400
+#: days were internal errors).
+_MOST_DAYS = 10**9
+_MOST_LINKS = 10**6
 
 
 def _is_real(value: Any) -> bool:

@@ -695,3 +695,19 @@ def test_with_stability_an_orphan_is_rescued_by_the_page_that_links_it_now(stabi
     places = model._choose(candidates, scores, np.ones(7, bool), scores, current)
     picked = candidates[np.arange(7), places[:, 0]]
     assert picked[0] == first_row and picked[1] == (0 if first_row == 5 else 5)
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"field_weights": {"title": float("inf")}},
+        {"field_weights": {"titel": 1.0}},
+        {"field_weights": {"title": float("nan"), "answer": 1.0}},
+        {"idf_power": 1e300},
+    ],
+)
+def test_settings_that_would_fail_only_while_vectorising_are_refused_first(params):
+    # they failed inside the fit, naming neither the setting nor the file (hostile pass)
+    name = next(iter(params))
+    with pytest.raises(ConfigError, match=name):
+        Recommender(**params).check_params()
