@@ -49,7 +49,8 @@ from . import __version__
 from .corpus import CLEANED_TEXT_COLUMNS, RAW_TEXT_COLUMNS, Corpus
 from .errors import UnsafeFileError
 from .files import read_regular_file, temporary_name, write_atomic
-from .model import Recommender
+from .model import DEFAULT_FIELD_WEIGHTS, DEFAULT_NGRAM_RANGES, Recommender
+from .rules import EditorialRules
 
 __all__ = [
     "DEFAULT_STATE_FOLDER",
@@ -120,7 +121,7 @@ def settings_key(settings: Mapping[str, Any]) -> str:
         ignored += _EMBEDDING_SETTINGS
     described = json.dumps(
         {
-            "settings": {k: v for k, v in settings.items() if k not in ignored},
+            "settings": {k: _as_shaping(k, v) for k, v in settings.items() if k not in ignored},
             "recommender": __version__,
             **{name: _installed_version(name) for name in SHAPING_LIBRARIES},
         },
@@ -128,6 +129,29 @@ def settings_key(settings: Mapping[str, Any]) -> str:
         default=repr,
     )
     return hashlib.sha256(described.encode("utf-8")).hexdigest()
+
+
+def _as_shaping(name: str, value: Any) -> Any:
+    """A setting as it shapes the links, whatever its spelling: the default field weights
+    and n-grams written out or not, an editor's rules without their file's name or lines."""
+    if name == "field_weights" and value is None:
+        return DEFAULT_FIELD_WEIGHTS
+    if name == "ngram_range" and value is None:
+        return DEFAULT_NGRAM_RANGES
+    if name == "ngram_range" and isinstance(value, Mapping):
+        return {field: list(pair) for field, pair in value.items()}
+    if isinstance(value, EditorialRules):
+        return {
+            "pins": [(pin.source, pin.target, pin.rank) for pin in value.pins],
+            "nevers": [(never.source, never.target) for never in value.nevers],
+            "keeps": [keep.source for keep in value.keeps],
+            **{key: getattr(value, key) for key in _RULE_VALUES},
+        }
+    return value
+
+
+#: An editor's rules' settings besides the rules themselves.
+_RULE_VALUES = ("no_newer", "half_life_days", "min_same", "cross_min_score")
 
 
 def _installed_version(distribution: str) -> str | None:

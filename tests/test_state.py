@@ -701,3 +701,31 @@ def test_the_summary_says_why_a_run_with_a_state_was_a_full_one(site):
     result = rewrite(site)
     assert result.kind is RunKind.UNCHANGED and result.full_because is None
     assert _state_line(result).startswith("  state    unchanged run: 0 new")
+
+
+def test_the_same_settings_spelled_otherwise_keep_the_state(site, tmp_path):
+    # a settings file of the defaults, the rules file by another path or with a comment
+    # made the state one of other settings: a full run (hostile pass)
+    from recommender.config import load_rules, load_settings
+
+    rules = tmp_path / "rules.toml"
+    rules.write_text("[dates]\nno_newer = true\n", encoding="utf-8")
+    defaults = tmp_path / "defaults.toml"
+    defaults.write_text("field_weights = {title = 3.0, keywords = 2.0, answer = 1.0}\n", "utf-8")
+
+    def run(settings):
+        return run_job(
+            site, settings={**SETTINGS, **settings}, write_back=WriteBack.YES, state=True
+        )
+
+    run({"rules": load_rules(rules)})
+    assert run({"rules": load_rules(rules)}).kind is RunKind.UNCHANGED
+    rules.write_text("# an editor's note\n\n[dates]\nno_newer = true\n", encoding="utf-8")
+    other_path = tmp_path / "elsewhere" / "same.toml"
+    other_path.parent.mkdir()
+    other_path.write_bytes(rules.read_bytes())
+    for again in (load_rules(rules), load_rules(other_path)):
+        assert run({"rules": again}).kind is RunKind.UNCHANGED
+    assert run({**load_settings(defaults), "rules": load_rules(rules)}).kind is RunKind.UNCHANGED
+    rules.write_text("[dates]\nno_newer = false\n", encoding="utf-8")
+    assert run({"rules": load_rules(rules)}).kind is RunKind.FULL  # what the rules say counts
