@@ -405,7 +405,7 @@ def _kept_columns(columns: list[np.ndarray], keep: np.ndarray) -> list[np.ndarra
 def _document_frequency_mask(counts: sp.csr_matrix, min_df: float, max_df: float) -> np.ndarray:
     """Columns whose number of pages is within [min_df, max_df] (shares of pages for floats)."""
     n = counts.shape[0]
-    frequency = entries_per_column(counts, _SLICE)
+    frequency = entries_per_column(counts)
     low = min_df * n if isinstance(min_df, float) else min_df
     high = max_df * n if isinstance(max_df, float) else max_df
     return (frequency >= low) & (frequency <= high)
@@ -471,7 +471,7 @@ class _FastCounting:
         """
         if limit is not None or (high is None and low is None):
             return super()._limit_features(X, vocabulary, high, low, limit)
-        frequencies = entries_per_column(X, _SLICE)
+        frequencies = entries_per_column(X)
         kept = np.ones(len(frequencies), dtype=bool)
         if high is not None:
             kept &= frequencies <= high
@@ -676,7 +676,7 @@ class TermWeighting:
     def fit(self, counts: sp.csr_matrix) -> TermWeighting:
         """Learn the idf of each column and the mean page length; return self."""
         pages = counts.shape[0]
-        frequency = entries_per_column(counts, _SLICE)
+        frequency = entries_per_column(counts)
         self.idf_ = (np.log((1 + pages) / (1 + frequency)) + 1) ** self.idf_power
         self.mean_length_ = float(counts.sum() / pages) if pages else 1.0
         return self

@@ -128,11 +128,12 @@ def _read_at_most(stream: Any, limit: int, chunk: int = 1 << 20) -> bytes:
     2**63) reserves no memory for what the file does not hold."""
     parts, size = [], 0
     while size < limit:
-        part = stream.read(min(chunk, limit - size))
-        if not part:
-            break
+        wanted = min(chunk, limit - size)
+        part = stream.read(wanted)
         parts.append(part)
         size += len(part)
+        if len(part) < wanted:  # the end of the file: no read more than before
+            break
     return b"".join(parts)
 
 

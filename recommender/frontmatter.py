@@ -84,6 +84,7 @@ _RELATED_KEY = re.compile(r"related_article(\d+)")
 #: YAML's line breaks: a line ends at any of them, not only at ``\n``.
 _BREAKS = "\n\r\x85\u2028\u2029"
 _LINE_BREAK = re.compile(f"\r\n|[{_BREAKS}]")
+_RARE_BREAK = re.compile("[\r\x85\u2028\u2029]")
 _BLANK_OR_COMMENT_LINE = re.compile(f"(?:[ \t]*|#[^{_BREAKS}]*)(?:\r\n|[{_BREAKS}])")  # column 0
 _INDENTED_COMMENT_LINE = re.compile(f"[ \t]+#[^{_BREAKS}]*(?:\r\n|[{_BREAKS}])")
 _OPENING = re.compile(r"---[ \t]*\r?\n")
@@ -336,13 +337,13 @@ def related_spans(front_matter: str, root: Any) -> list[tuple[int, int]]:
         if value.start_mark.index < key.end_mark.index:  # an alias (`*a`): the anchored
             end = _line_end(front_matter, key.end_mark.index)  # node is written before it
         else:
-            end = _block_end(front_matter, value.end_mark.index, _ends_in_block_scalar(value))
+            end = _block_end(front_matter, value.end_mark.index, value)
         spans.append((key.start_mark.index, end))
     return spans
 
 
-def _block_end(text: str, value_end: int, literal: bool = False) -> int:
-    """Where a block whose value ends at ``value_end`` ends: after its value's last line.
+def _block_end(text: str, value_end: int, value: Any = None) -> int:
+    """Where a block whose value (node) ends at ``value_end`` ends: after its last line.
 
     Blank and comment lines after the value stay outside the block, indented
     comments too, unless the value ends in a block scalar (``|``, ``>``),
@@ -354,7 +355,8 @@ def _block_end(text: str, value_end: int, literal: bool = False) -> int:
     while end > 0:
         previous = _line_start(text, end - 1 - (text[end - 2 : end] == "\r\n"))
         if not _BLANK_OR_COMMENT_LINE.fullmatch(text, previous, end) and (
-            literal or not _INDENTED_COMMENT_LINE.fullmatch(text, previous, end)
+            not _INDENTED_COMMENT_LINE.fullmatch(text, previous, end)
+            or _ends_in_block_scalar(value)
         ):
             break
         end = previous
@@ -369,8 +371,15 @@ def _ends_in_block_scalar(node: Any) -> bool:
 
 
 def _line_start(text: str, position: int) -> int:
-    """Where the line holding ``position`` starts: after the last line break before it."""
-    return max(text.rfind(character, 0, position) for character in _BREAKS) + 1
+    """Where the line holding ``position`` starts: after the last line break before it.
+
+    The last ``\n``, then any of YAML's rarer breaks between it and ``position``
+    (a search of the whole text back for each of those cost every page its time).
+    """
+    start = text.rfind("\n", 0, position) + 1
+    while (rare := _RARE_BREAK.search(text, start, position)) is not None:
+        start = rare.end()
+    return start
 
 
 def _line_end(text: str, position: int) -> int:
