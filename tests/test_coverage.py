@@ -293,3 +293,21 @@ def test_the_rescue_weighs_its_own_scores_where_they_are_given():
     assert candidates[np.arange(7), by_ranking[:, 0]].tolist()[:2] == [1, 5]
     chosen = spread_links(candidates, ranking, rescue_scores=similarity, **kwargs)
     assert candidates[np.arange(7), chosen[:, 0]].tolist()[:2] == [5, 0]
+
+
+def test_an_orphan_left_by_one_round_is_rescued_in_the_next():
+    # orphans 3 and 4 both cost page 1 least; page 1 makes one swap, to 3 (the cheaper);
+    # 4 is left for the second round, where page 2 (dropping page 0, linked from four
+    # pages) takes it: each round counts the in-links the swaps before it left
+    candidates = np.array(
+        [[5, -1, -1], [0, 3, 4], [0, 4, -1], [0, -1, -1], [0, -1, -1], [0, -1, -1]]
+    )
+    scores = np.array(
+        [[0.9, 0, 0], [0.9, 0.85, 0.8], [0.9, 0.7, 0], [0.9, 0, 0], [0.9, 0, 0], [0.9, 0, 0]],
+        dtype=np.float32,
+    )
+    kwargs = {"n_links": 1, "max_in_links": 10, "tolerance": 0.3, "is_target": np.ones(6, bool)}
+    one_round = spread_links(candidates, scores, max_rounds=1, **kwargs)
+    assert picks(candidates, one_round)[:, 0].tolist() == [5, 3, 0, 0, 0, 0]
+    chosen = spread_links(candidates, scores, **kwargs)
+    assert picks(candidates, chosen)[:, 0].tolist() == [5, 3, 4, 0, 0, 0]
