@@ -35,7 +35,12 @@ ROOT = Path(__file__).resolve().parents[1]
 #: The fast tests that exercise each module (a mutant runs only those that reach it).
 TESTS: dict[str, list[str]] = {
     "neighbors": ["tests/test_neighbors.py", "tests/test_neighbors_fast.py"],
-    "rules": ["tests/test_rules.py", "tests/test_evaluate.py"],
+    "rules": [
+        "tests/test_rules.py",
+        "tests/test_editorial.py",
+        "tests/test_config_rules.py",
+        "tests/test_evaluate.py",
+    ],
     "coverage": ["tests/test_coverage.py"],
     "export": ["tests/test_export.py"],
     "rewrite": ["tests/test_export.py"],
@@ -51,7 +56,7 @@ PYTEST_ARGS = ["-o", "addopts=", "-p", "no:cacheprovider", "-q", "-x"]
 #: Statuses that need no second look: killed, or not run (outside an --every sample).
 DONE = frozenset({"killed", "not checked"})
 
-_RESULT = re.compile(r"^\s*(\S+\.x_\S+):\s*(.+?)\s*$")
+_RESULT = re.compile(r"^\s*(\S+\.x(?:_|\u01c1)\S+):\s*(.+?)\s*$")  # x_function, or xǁClassǁmethod
 
 
 def toml_list(values: list[str]) -> str:
