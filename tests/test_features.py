@@ -1,4 +1,5 @@
 import pickle
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -397,3 +398,207 @@ def test_new_values_share_sorted_indices_and_copy_unsorted_ones():
         padded = sp.csr_matrix((matrix.data, matrix.indices, np.r_[matrix.indptr, matrix.nnz]))
         padded.resize(matrix.shape[0] + 1, matrix.shape[1] + 2)
         assert features_module._with_values(padded, padded.data).shape == padded.shape
+
+
+def test_a_float_max_df_is_a_share_of_the_pages_and_never_under_two():
+    # "common" in 6 of 10 pages, "half" in 5: at 0.5 of 10 pages, at most 5 pages
+    pages = pd.DataFrame(
+        {"answer_text": [f"common half w{i}" for i in range(5)] + ["common z", "y"] + ["x"] * 3}
+    )
+    model = FieldFeatures({"answer": 1.0}, stem=False, max_df=0.5)
+    model.fit_transform(pages)
+    assert model.counting_["max_df"] == 5
+    terms = set(model.feature_names_["term"])
+    assert "half" in terms and "common" not in terms
+    # on 3 pages 0.1 is 2 pages, never fewer: a term in 2 pages stays, one in all 3 goes
+    few = pd.DataFrame({"answer_text": ["every pair", "every pair", "every"]})
+    small = FieldFeatures({"answer": 1.0}, stem=False, max_df=0.1)
+    small.fit_transform(few)
+    assert small.counting_["max_df"] == 2
+    assert list(small.feature_names_["term"]) == ["pair"]
+
+
+@pytest.mark.parametrize("combine", ["per_field", "concatenate"])
+def test_a_field_weighing_zero_is_never_read(pages, combine):
+    model = FieldFeatures({"title": 1.0, "answer": 0.0}, combine=combine, stem=False)
+    features = model.fit_transform(pages.drop(columns="answer_text"))
+    assert list(model.vectorizers_) == ["title"]
+    assert "holds" not in set(model.feature_names_["term"])  # an answer's word only
+    assert features.shape[1] == len(model.feature_names_)
+    assert np.isfinite(features.data).all()
+
+
+@pytest.mark.parametrize("combine", ["per_field", "concatenate"])
+def test_an_empty_field_before_others_leaves_only_itself_out(pages, combine):
+    empty = pages.assign(keywords_text="")
+    model = FieldFeatures({"keywords": 1.0, "title": 1.0, "answer": 1.0}, combine=combine)
+    model.fit_transform(empty)
+    assert list(model.vectorizers_) == ["title", "answer"]
+
+
+def test_the_error_for_no_terms_at_all_names_each_field_and_its_problem(pages):
+    empty = pages.assign(keywords_text="", answer_text="the and of")
+    model = FieldFeatures({"keywords": 1.0, "answer": 1.0}, stop_words="english")
+    with pytest.raises(ValueError) as raised:
+        model.fit_transform(empty)
+    message = str(raised.value)
+    assert message.startswith("no field has any term left: keywords: empty vocabulary")
+    assert "; answer: empty vocabulary" in message
+    per_field = FieldFeatures({"title": 1.0}, combine="per_field", min_df=3)  # no word in all
+    with pytest.raises(ValueError) as raised:
+        per_field.fit_transform(pages)
+    assert str(raised.value) == (
+        "no field has any term left: title: "
+        "After pruning, no terms remain. Try a lower min_df or a higher max_df."
+    )
+
+
+def test_one_space_refuses_a_min_df_that_prunes_every_term(pages):
+    model = FieldFeatures({"title": 1.0, "answer": 1.0}, min_df=4)  # of 3 pages
+    with pytest.raises(ValueError) as raised:
+        model.fit_transform(pages)
+    assert str(raised.value) == "no field has any term left: every term pruned by min_df/max_df"
+
+
+def test_one_space_counts_the_pages_of_a_term_over_all_fields_for_min_df():
+    # "apple" is in one page's title and another page's answer: in 2 pages in all
+    pages = pd.DataFrame(
+        {"title_text": ["apple pie", "pear tart", "plum jam"], "answer_text": ["", "apple", ""]}
+    )
+    model = FieldFeatures({"title": 1.0, "answer": 1.0}, stem=False, min_df=2)
+    model.fit_transform(pages)
+    assert list(model.feature_names_["term"]) == ["apple"]
+
+
+@pytest.mark.parametrize("combine", ["per_field", "concatenate"])
+def test_term_weight_settings_reach_the_term_weighting(pages, combine):
+    settings = {"tf": "bm25", "bm25_k1": 1.2, "bm25_b": 0.3, "idf_power": 1.0}
+    model = FieldFeatures({"answer": 1.0}, combine=combine, stem=False, **settings)
+    features = model.fit_transform(pages)
+    counts = model.vectorizers_["answer"].transform(pages["answer_text"])
+    weighted = TermWeighting(**settings).fit(counts).transform(counts)
+    expected = weighted.toarray() / np.linalg.norm(weighted.toarray(), axis=1, keepdims=True)
+    np.testing.assert_allclose(features.toarray(), expected, rtol=1e-6)
+
+
+def test_by_default_features_weigh_terms_by_bm25_k1_5_b_075_and_the_root_of_the_idf(pages):
+    model = FieldFeatures({"answer": 1.0}, stem=False)
+    features = model.fit_transform(pages)
+    counts = model.vectorizers_["answer"].transform(pages["answer_text"])
+    explicit = TermWeighting(tf="bm25", bm25_k1=5.0, bm25_b=0.75, idf_power=0.5)
+    weighted = explicit.fit(counts).transform(counts).toarray()
+    expected = weighted / np.linalg.norm(weighted, axis=1, keepdims=True)
+    np.testing.assert_allclose(features.toarray(), expected, rtol=1e-6)
+
+
+def test_term_weighting_defaults_to_bm25_k1_5_b_075_and_the_root_of_the_idf():
+    counts = sp.csr_matrix(np.array([[2.0, 0.0, 1.0], [1.0, 3.0, 0.0], [0.0, 0.0, 4.0]]))
+    weighting = TermWeighting().fit(counts)
+    dense = counts.toarray()
+    lengths = dense.sum(axis=1, keepdims=True) / 11 * 3  # mean length 11 / 3
+    idf = np.log(4 / np.array([3.0, 2.0, 3.0])) + 1  # in 2, 1 and 2 of 3 pages
+    expected = dense * 6 / (dense + 5 * (0.25 + 0.75 * lengths)) * np.sqrt(idf)
+    np.testing.assert_allclose(weighting.transform(counts).toarray(), expected, rtol=1e-12)
+
+
+def test_term_weighting_fitted_on_no_counts_takes_the_mean_page_length_as_one():
+    none = TermWeighting(idf_power=0).fit(sp.csr_matrix((0, 2)))
+    assert none.mean_length_ == 1.0
+    blank = TermWeighting(idf_power=0).fit(sp.csr_matrix((2, 2)))  # pages without a term
+    assert blank.mean_length_ == 0.0
+    counts = sp.csr_matrix(np.array([[2.0, 0.0]]))  # length 2, twice the mean taken as 1
+    expected = 2 * 6 / (2 + 5 * (0.25 + 0.75 * 2))
+    for weighting in (none, blank):
+        assert weighting.transform(counts).toarray()[0, 0] == pytest.approx(expected)
+
+
+def test_stemming_drops_the_stop_words_asked_for(pages):
+    model = FieldFeatures({"title": 1.0}, stop_words="english")
+    model.fit_transform(pages)
+    assert list(model.feature_names_["term"]) == ["cell", "galaxi", "membran", "star"]
+    assert StemmingTokenizer()("the cells and a membrane") == ["cell", "membran"]
+
+
+def test_ngram_ranges_apply_to_their_field_only(pages):
+    model = FieldFeatures({"title": 1.0, "answer": 1.0}, {"title": (1, 2)}, stem=False)
+    model.fit_transform(pages)
+    terms = set(model.feature_names_["term"])
+    assert {"cells and", "membranes of", "stars and"} <= terms
+    assert "a cell" not in terms and "cell has" not in terms  # the answer's words alone
+
+
+def test_fitting_and_transforming_warn_about_no_unused_counting_setting(pages):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for stem in (True, False):
+            model = FieldFeatures(
+                {"title": 1.0, "keywords": 1.0},
+                {"title": (1, 2), "keywords": (1, 2)},
+                stem=stem,
+                stop_words="english",
+            )
+            model.fit_transform(pages)
+            model.transform(pages)
+
+
+@pytest.mark.parametrize("combine", ["per_field", "concatenate"])
+def test_features_are_float32_when_fitted_and_when_transformed(pages, combine):
+    model = FieldFeatures({"title": 3.0, "answer": 1.0}, combine=combine)
+    assert model.fit_transform(pages).dtype == np.float32
+    assert model.transform(pages).dtype == np.float32
+
+
+def test_a_fitted_vectorizer_counts_no_pages_as_an_empty_matrix(pages):
+    model = FieldFeatures({"title": 1.0}, stem=False)
+    model.fit_transform(pages)
+    none = model.vectorizers_["title"].transform(pages["title_text"].iloc[:0])
+    assert none.shape == (0, len(model.feature_names_))
+
+
+def test_features_without_arrays_read_still_write_their_arrays(pages):
+    # fitted by a version before arrays_read_ (an older model file)
+    model = FieldFeatures({"title": 1.0, "answer": 1.0})
+    model.fit_transform(pages)
+    written = model.to_arrays()
+    del model.arrays_read_
+    again = model.to_arrays()
+    assert again.keys() == written.keys()
+    for name, array in written.items():
+        np.testing.assert_array_equal(again[name], array)
+
+
+@pytest.mark.parametrize("pruning", [{}, {"max_df": 16, "min_df": 13}])
+def test_fast_counting_keeps_scikit_learns_max_features(pruning):
+    from sklearn.feature_extraction.text import CountVectorizer
+
+    texts = _random_texts(300, seed=7)
+    ours = FieldFeatures({"answer": 1.0}, stem=False)._field_vectorizer("answer", {})
+    ours.set_params(max_features=25, **pruning)
+    theirs = CountVectorizer(**ours.get_params())
+    mine, reference = ours.fit_transform(texts), theirs.fit_transform(texts)
+    assert len(ours.vocabulary_) == 25
+    if pruning:  # max_df and min_df prune before the 25 most frequent are kept
+        frequency = np.diff(mine.tocsc().indptr)
+        assert frequency.min() >= 13 and frequency.max() <= 16
+    assert ours.vocabulary_ == theirs.vocabulary_
+    assert (mine != reference).nnz == 0
+
+
+def test_a_progress_bar_over_the_fields_only_when_asked(pages, capsys):
+    FieldFeatures({"title": 1.0, "answer": 1.0}).fit_transform(pages)
+    FieldFeatures({"title": 1.0, "answer": 1.0}).fit_counts(pages)
+    assert capsys.readouterr().err == ""
+    FieldFeatures({"title": 1.0, "answer": 1.0}).fit_transform(pages, progress=True)
+    assert "vectorising: 100%" in capsys.readouterr().err
+
+
+def test_one_space_prunes_max_df_over_the_combined_counts_only():
+    # every title word is in all 3 pages: pruned from the one space, yet the title is fitted
+    pages = pd.DataFrame(
+        {"title_text": ["same", "same", "same"], "answer_text": ["apple", "apple pear", "plum"]}
+    )
+    model = FieldFeatures({"title": 1.0, "answer": 1.0}, stem=False, max_df=2)
+    model.fit_transform(pages)
+    assert list(model.vectorizers_) == ["title", "answer"]
+    assert list(model.feature_names_["field"].unique()) == ["title+answer"]
+    assert list(model.feature_names_["term"]) == ["apple", "pear", "plum"]

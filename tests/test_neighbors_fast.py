@@ -407,3 +407,47 @@ def test_strongest_terms_ranked_by_column_weights_keep_their_own_values():
     X.data[-1] = -0.3  # a negative entry: the general way ranks by the products too
     kept = strongest_terms(X, 2, weights).toarray()
     np.testing.assert_array_equal(kept, np.float32([[0.9, 0.0, 0.4, 0.0], [0.2, 0.0, 0.1, 0.0]]))
+
+
+def test_fast_search_by_default_keeps_40_terms_a_row_and_max_2k_80_candidates():
+    X = sp.csr_matrix(np.float32(np.arange(1, 61).reshape(1, 60) % 7 + 1))  # 60 terms
+    X = normalize(sp.vstack([X, random_rows(9, 60, 0.5, seed=30)], format="csr"))
+    assert neighbors.FastSearch(X, k=5).width == 80
+    assert neighbors.FastSearch(X, k=50).width == 100
+    assert neighbors.FastSearch(X, k=5, n_candidates=7).width == 7
+    assert np.diff(neighbors.FastSearch(X, k=1).strong_queries.indptr)[0] == 40
+
+
+def test_fast_search_takes_more_than_80_results_a_query():
+    X = random_rows(120, 30, 0.3, seed=31)
+    indices, _ = top_k_cosine_fast(X, k=100)
+    np.testing.assert_array_equal(indices, top_k_cosine(X, k=100)[0])
+
+
+@pytest.mark.parametrize("name", ["k", "n_terms", "max_holders"])
+def test_a_count_below_one_is_refused_by_its_name(name):
+    X = random_rows(5, 5, 0.5, seed=8)
+    with pytest.raises(ValueError, match=f"^{name} must be a positive integer, got 0$"):
+        neighbors.FastSearch(X, **{"k": 2, name: 0})
+
+
+def test_other_targets_strong_terms_are_picked_by_weight_times_rarity_too():
+    """As for one matrix: row 0's one strong term is the rare term it shares with row 19,
+    among the targets too, though the targets are another matrix of the same rows."""
+    n = 20
+    common = sp.csr_matrix(np.full((n, 1), 0.8, dtype=np.float32))
+    rare = sp.csr_matrix(([0.6, 0.6], ([0, n - 1], [0, 0])), shape=(n, 1), dtype=np.float32)
+    X = sp.hstack([common, rare, sp.identity(n, np.float32, "csr") * 0.1], "csr")
+    found, _ = top_k_cosine_fast(X, X.copy(), k=2, n_terms=1, n_candidates=2)
+    assert found[0].tolist() == [0, n - 1]
+    same, _ = top_k_cosine_fast(X, k=2, n_terms=1, n_candidates=2)
+    np.testing.assert_array_equal(found, same)
+
+
+def test_common_terms_leave_other_targets_strong_terms_their_own(monkeypatch):
+    monkeypatch.setattr(neighbors, "COMMON_MIN_TARGETS", 10)
+    Y = pairs_over_a_common_term(40)
+    X = Y[[10, 20, 30]]  # three queries: their partners are targets 11, 21 and 31
+    indices, scores = top_k_cosine_fast(X, Y, k=2, common_share=0.5)
+    assert indices.tolist() == [[10, 11], [20, 21], [30, 31]]
+    np.testing.assert_allclose(scores, 1.0, rtol=1e-6)
