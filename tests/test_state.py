@@ -729,3 +729,67 @@ def test_the_same_settings_spelled_otherwise_keep_the_state(site, tmp_path):
     assert run({**load_settings(defaults), "rules": load_rules(rules)}).kind is RunKind.UNCHANGED
     rules.write_text("[dates]\nno_newer = false\n", encoding="utf-8")
     assert run({"rules": load_rules(rules)}).kind is RunKind.FULL  # what the rules say counts
+
+
+# ---------------------------------------------------------------- from mutation testing
+
+
+def test_an_edit_that_keeps_the_size_is_seen_by_its_new_time(site):
+    rewrite(site)
+    page = sorted(site.rglob("*.md"))[5]
+    data = page.read_bytes()
+    at = data.index(b"\nanswer:") + len(b"\nanswer:")
+    letter = next(i for i in range(at, len(data)) if data[i : i + 1].isalpha())
+    swapped = b"q" if data[letter : letter + 1] != b"q" else b"z"
+    page.write_bytes(data[:letter] + swapped + data[letter + 1 :])  # same size, other bytes
+    result = rewrite(site)
+    assert result.kind is RunKind.INCREMENTAL
+    assert result.changes.changed == [page.relative_to(site).as_posix()]
+
+
+class _Planted:
+    """Unpickled, it makes a file: a state read with pickles would run what it holds."""
+
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (Path.touch, (self.marker,))
+
+
+@pytest.mark.parametrize(
+    ("file", "array"), [("signatures.npz", "in_sync"), ("model.npz", "copy_group")]
+)
+def test_a_state_array_holding_a_pickle_is_damage_and_never_unpickled(site, tmp_path, file, array):
+    rewrite(site)
+    folder = site / ".recommender"
+    path = folder / json.loads((folder / "state.json").read_text())["generation"] / file
+    with np.load(path) as held:
+        arrays = {name: held[name] for name in held.files}
+    marker = tmp_path / "unpickled"
+    arrays[array] = np.array([_Planted(marker)] * len(arrays[array]), dtype=object)
+    np.savez(path, **arrays)
+    page = sorted(site.rglob("*.md"))[0]
+    page.write_text(page.read_text(encoding="utf-8") + "\n", encoding="utf-8")
+    assert rewrite(site).kind is RunKind.FULL
+    assert not marker.exists()
+
+
+def test_the_model_read_from_the_state_is_the_model_fitted(site):
+    from recommender.corpus import DEFAULT_MAX_PAGE_BYTES
+    from recommender.state import read_state
+
+    rewrite(site)
+    settings = Recommender(**SETTINGS).get_params()
+    key = settings_key({**settings, "max_page_bytes": DEFAULT_MAX_PAGE_BYTES})  # as the job's
+    saved, reason = read_state(site / ".recommender", key)
+    assert reason == ""
+    read = saved.read_model(settings)
+    fitted = Recommender(**SETTINGS).fit(load_corpus(site).pages)
+    assert read.urls_.equals(fitted.urls_) and read.urls_.name == "url"
+    assert (read.features_ != fitted.features_).nnz == 0
+    assert read.features_.shape == fitted.features_.shape
+    np.testing.assert_array_equal(read.copy_group_, fitted.copy_group_)
+    np.testing.assert_array_equal(read.candidates_, fitted.candidates_)
+    assert read.semantic_candidates_.shape == fitted.semantic_candidates_.shape == (64, 0)
+    assert read.timings_ == {}
