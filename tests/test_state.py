@@ -793,3 +793,28 @@ def test_the_model_read_from_the_state_is_the_model_fitted(site):
     np.testing.assert_array_equal(read.candidates_, fitted.candidates_)
     assert read.semantic_candidates_.shape == fitted.semantic_candidates_.shape == (64, 0)
     assert read.timings_ == {}
+
+
+def test_a_state_that_fails_to_write_leaves_the_last_one_whole_and_no_half_of_its_own(
+    site, monkeypatch
+):
+    import recommender.state as state_module
+
+    rewrite(site)
+    folder = site / ".recommender"
+    before = sorted(p.name for p in folder.iterdir())
+    header = (folder / "state.json").read_text(encoding="utf-8")
+    page = sorted(site.rglob("*.md"))[0]
+    page.write_text(page.read_text(encoding="utf-8") + "\n", encoding="utf-8")
+
+    def disk_full(target, *args):
+        (target / "signatures.npz").write_bytes(b"half")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(state_module, "_write_generation", disk_full)
+    with pytest.raises(OSError, match="No space left"):
+        rewrite(site)
+    assert sorted(p.name for p in folder.iterdir()) == before  # no half-written generation
+    assert (folder / "state.json").read_text(encoding="utf-8") == header
+    monkeypatch.undo()
+    assert rewrite(site).kind is RunKind.INCREMENTAL  # the last state still serves
