@@ -818,3 +818,17 @@ def test_a_state_that_fails_to_write_leaves_the_last_one_whole_and_no_half_of_it
     assert (folder / "state.json").read_text(encoding="utf-8") == header
     monkeypatch.undo()
     assert rewrite(site).kind is RunKind.INCREMENTAL  # the last state still serves
+
+
+@pytest.mark.parametrize("generation", [5, "..", "0" * 31 + "g"])
+def test_a_header_naming_no_generation_is_ignored_and_the_state_rebuilt(site, caplog, generation):
+    rewrite(site)
+    folder = site / ".recommender"
+    header = json.loads((folder / "state.json").read_text(encoding="utf-8"))
+    (folder / "state.json").write_text(json.dumps({**header, "generation": generation}))
+    with caplog.at_level("WARNING", logger="recommender.state"):
+        assert rewrite(site).kind is RunKind.FULL
+    assert [r.getMessage().split(": ", 1)[1] for r in caplog.records] == [
+        "it names no generation; a full run rebuilds it"
+    ]
+    assert rewrite(site).kind is RunKind.UNCHANGED
