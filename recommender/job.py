@@ -370,7 +370,7 @@ def _run(root, *, settings, **options) -> JobResult:
     if folder is not None:  # without a state, only the loader needs to walk the site
         walked = find_pages(root)
         rels, _ = walked
-        before = file_signatures(root, rels, digests=False)
+        before = file_signatures(root, rels)
     changes = None if saved is None else saved.changes(root, before)
     kind, full_because = _run_kind(saved, changes, options["full_after"], options["evaluate"])
     if write_back.writes:  # a run keeping a state says why it had none to use

@@ -171,21 +171,17 @@ class Signatures:
     digest: np.ndarray  # (n, 16) uint8; zeros where not computed
 
 
-def file_signatures(root: Path, paths: list[str], *, digests: bool) -> Signatures:
-    """Stat (and with ``digests``, hash) each page; a missing file gets size -1."""
+def file_signatures(root: Path, paths: list[str]) -> Signatures:
+    """Stat each page (its content hash is left zero); a missing file gets size -1."""
     size = np.full(len(paths), -1, dtype=np.int64)
     mtime = np.zeros(len(paths), dtype=np.int64)
-    digest = np.zeros((len(paths), 16), dtype=np.uint8)
-    root_real = os.path.realpath(root)
     for i, path in enumerate(paths):
         try:
             info = os.stat(os.path.join(root, path))
         except OSError:
             continue
         size[i], mtime[i] = info.st_size, info.st_mtime_ns
-        if digests:
-            digest[i] = _digest(root, path, root_real)
-    return Signatures(paths, size, mtime, digest)
+    return Signatures(paths, size, mtime, np.zeros((len(paths), 16), dtype=np.uint8))
 
 
 def signatures_after_writes(
