@@ -832,3 +832,53 @@ def test_a_header_naming_no_generation_is_ignored_and_the_state_rebuilt(site, ca
         "it names no generation; a full run rebuilds it"
     ]
     assert rewrite(site).kind is RunKind.UNCHANGED
+
+
+def test_threads_bars_and_the_embedding_cache_never_change_the_settings_key(tmp_path):
+    plain = Recommender(**SETTINGS).get_params()
+    key = settings_key(plain)
+    for name, value in [("n_jobs", 1), ("progress", True), ("embedding_cache", tmp_path)]:
+        assert settings_key({**plain, name: value}) == key, name
+    assert settings_key({**plain, "ngram_range": {"title": (1, 2)}}) != key
+    assert settings_key({**plain, "ngram_range": {"title": (1, 2)}}) != settings_key(
+        {**plain, "ngram_range": {"title": (1, 3)}}
+    )
+    assert settings_key({**plain, "ngram_range": {"title": [1, 2]}}) == settings_key(
+        {**plain, "ngram_range": {"title": (1, 2)}}
+    )
+
+
+def test_a_generation_that_is_a_link_to_a_folder_elsewhere_is_damage(site, tmp_path, caplog):
+    rewrite(site)
+    folder = site / ".recommender"
+    generation = folder / json.loads((folder / "state.json").read_text())["generation"]
+    elsewhere = tmp_path / "elsewhere"
+    shutil.move(generation, elsewhere)
+    generation.symlink_to(elsewhere, target_is_directory=True)
+    with caplog.at_level("WARNING", logger="recommender.state"):
+        assert rewrite(site).kind is RunKind.FULL
+    assert f"{generation} is not a folder" in caplog.text
+    assert sorted(p.name for p in elsewhere.iterdir())  # read nothing there, removed nothing
+
+
+def test_the_state_says_in_one_line_why_it_is_not_used(site, caplog):
+    folder = site / ".recommender"
+
+    def said(**options):
+        caplog.clear()
+        with caplog.at_level("INFO", logger="recommender.state"):
+            rewrite(site, **options)
+        return [r.getMessage() for r in caplog.records if r.name == "recommender.state"]
+
+    assert said() == [f"no state in {folder}: a full run"]
+    header = json.loads((folder / "state.json").read_text())
+    (folder / "state.json").write_text(json.dumps({**header, "recommender": "0.0.0"}))
+    assert said() == [
+        f"state in {folder} ignored: it was made by recommender 0.0.0, this is "
+        f"{json.loads((folder / 'state.json').read_text())['recommender']}; a full run rebuilds it"
+    ]
+    (folder / "state.json").write_text("{not json")
+    assert said()[0].startswith(f"state in {folder} is unreadable (")
+    generation = folder / json.loads((folder / "state.json").read_text())["generation"]
+    (generation / "signatures.npz").write_bytes(b"not an npz")
+    assert said()[0].startswith(f"state in {folder} is damaged (")
