@@ -16,12 +16,12 @@ import recommender.job as job_module
 import recommender.model as model_module
 import recommender.rewrite as rewrite_module
 from recommender import load_corpus
-from recommender.corpus import CLEANED_TEXT_COLUMNS, RAW_TEXT_COLUMNS
+from recommender.corpus import CLEANED_TEXT_COLUMNS, DEFAULT_MAX_PAGE_BYTES, RAW_TEXT_COLUMNS
 from recommender.export import WriteBack
 from recommender.features import FieldFeatures
 from recommender.job import RunKind, run_job
 from recommender.model import Recommender
-from recommender.state import STATE_FORMAT, TEXT_COLUMNS, settings_key
+from recommender.state import STATE_FORMAT, TEXT_COLUMNS, read_state, settings_key
 
 from .conftest import fail_writes_to
 from .test_embeddings import FakeEncoder
@@ -776,9 +776,6 @@ def test_a_state_array_holding_a_pickle_is_damage_and_never_unpickled(site, tmp_
 
 
 def test_the_model_read_from_the_state_is_the_model_fitted(site):
-    from recommender.corpus import DEFAULT_MAX_PAGE_BYTES
-    from recommender.state import read_state
-
     rewrite(site)
     settings = Recommender(**SETTINGS).get_params()
     key = settings_key({**settings, "max_page_bytes": DEFAULT_MAX_PAGE_BYTES})  # as the job's
