@@ -22,8 +22,8 @@ page, one scikit-learn ``TfidfVectorizer`` over title, keywords and answer,
 a blockwise ``X @ X.T`` top 5, and ``frontmatter.dumps`` writing every page.
 Peak memory is the child's maximum resident set size.  Before the runs, the
 disk's floor, on a copy of its own: every page replaced by its own bytes (a
-temporary file, then a rename, as the exporter writes), which no code around
-the writes can beat.
+temporary file in the site's scratch folder, then a rename, in one process, as
+the exporter writes), which no code around the writes can beat.
 
 Nothing is deleted until the end: a used copy is moved aside, not removed.
 On this machine's file system (ext4 without a journal) a new file's inode is
@@ -149,26 +149,19 @@ def naive(site: Path) -> float:
 def write_floor(site: Path) -> float:
     """Seconds to replace every page with its own bytes as the exporter does, and nothing else.
 
-    A temporary file beside each page, then ``os.replace``, in two processes
-    (the exporter's workers): what the disk asks of a full rewrite whatever
-    the code does around it.
+    A temporary file in the site's scratch folder, then ``os.replace`` over the
+    page, in one process (the exporter's calling process makes every file
+    change): what the disk asks of a full rewrite whatever the code does
+    around it.
     """
-    from recommender.workers import run_chunks
+    from recommender.files import PageWriter
 
     pages = sorted(str(page) for page in site.rglob("*.md"))
     start = time.perf_counter()
-    _, results = run_chunks(_rewrite_as_they_are, pages, str(site), n_jobs=2)
-    for _ in results:
-        pass
-    return time.perf_counter() - start
-
-
-def _rewrite_as_they_are(pages: list[str], root: str) -> None:
-    from recommender.files import PageWriter
-
-    with PageWriter(os.path.realpath(root)) as writer:
+    with PageWriter(os.path.realpath(site)) as writer:
         for page in pages:
             writer.replace(page, Path(page).read_bytes())
+    return time.perf_counter() - start
 
 
 def naive_in_child(site: Path) -> float:
@@ -236,7 +229,7 @@ def main() -> None:
                 f"naive pipeline (frontmatter, TfidfVectorizer, X @ X.T, dumps): {baseline:.1f} s"
             )
         floor = write_floor(extract(args.site, work / "floor"))
-        print(f"the disk's floor: every page replaced by its own bytes, 2 processes: {floor:.1f} s")
+        print(f"the disk's floor: every page replaced by its own bytes, one process: {floor:.1f} s")
         if args.full_run_only:
             runs = [("first full run", repeated(site, work, args.repeat))]
         else:

@@ -51,6 +51,8 @@ logger = logging.getLogger(__name__)
 DEFAULT_MAX_PAGE_BYTES = 1_000_000
 #: The name :func:`write_atomic` and :class:`PageWriter` give their temporary files.
 TEMPORARY_NAME = re.compile(r"\..+\.md\.[a-z0-9_]{8}\.tmp")
+#: The folder at a site's root where :class:`PageWriter` writes new page texts.
+SCRATCH_FOLDER = ".recommend-writing"
 
 
 def temporary_name(name: str) -> re.Pattern[str]:
@@ -173,10 +175,12 @@ class PageWriter:
     through, at its real path.  Use it as a context manager.
     """
 
-    def __init__(self, root_real: str):
+    def __init__(self, root_real: str, scratch: _Scratch | None = None):
         self.root_real = root_real
         self._folder: str | None = None
         self._descriptor: int | None = None
+        self._owns_scratch = scratch is None
+        self._scratch = _Scratch(root_real) if scratch is None else scratch
 
     def replace(self, path: str | os.PathLike[str], data: bytes) -> None:
         """Replace the page at ``path`` with ``data``, keeping its mode.
@@ -192,7 +196,7 @@ class PageWriter:
         descriptor = self._open(folder)
         status = os.lstat(name, dir_fd=descriptor)
         if stat.S_ISLNK(status.st_mode):  # a page linked to another: checked by its real path
-            with PageWriter(self.root_real) as writer:
+            with PageWriter(self.root_real, self._scratch) as writer:
                 writer.replace(writable_target(path, self.root_real), data)
             return
         if not stat.S_ISREG(status.st_mode):
@@ -200,12 +204,20 @@ class PageWriter:
         writable = status.st_mode & (stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH)
         if not writable or not os.access(name, os.W_OK, dir_fd=descriptor):
             raise UnsafeFileError("the page is read-only; not replaced")
-        _replace_in(descriptor, name, data, stat.S_IMODE(status.st_mode))
+        mode = stat.S_IMODE(status.st_mode)
+        scratch = self._scratch.descriptor()
+        if scratch is not None:
+            try:
+                _replace_in(descriptor, name, data, mode, scratch)
+                return
+            except OSError:  # another file system under the site, say: written beside itself
+                pass
+        _replace_in(descriptor, name, data, mode)
 
     def _open(self, folder: str) -> int:
         if folder == self._folder and self._descriptor is not None:
             return self._descriptor
-        self.__exit__()
+        self._close_folder()
         real = os.path.realpath(folder)
         if not is_inside(self.root_real, real):
             raise UnsafeFileError(f"its real folder {real} is outside the site; not written")
@@ -217,9 +229,63 @@ class PageWriter:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
+        self._close_folder()
+        if self._owns_scratch:
+            self._scratch.close()
+
+    def _close_folder(self) -> None:
         if self._descriptor is not None:
             os.close(self._descriptor)
         self._folder = self._descriptor = None
+
+
+class _Scratch:
+    """The folder :data:`SCRATCH_FOLDER` at a site's root, where new page texts are written
+    before they are renamed over their pages; made when first asked for, removed when closed.
+
+    It is used only when it is a real folder of this user's that no one else may
+    write to (a link or another's folder planted there is left alone, and the
+    pages are then written beside themselves).
+    """
+
+    def __init__(self, root_real: str):
+        self.path = os.path.join(root_real, SCRATCH_FOLDER)
+        self._descriptor: int | None = None
+        self._tried = False
+
+    def descriptor(self) -> int | None:
+        """The open folder's descriptor; None where it cannot serve."""
+        if not self._tried:
+            self._tried = True
+            self._descriptor = _own_folder(self.path)
+        return self._descriptor
+
+    def close(self) -> None:
+        if self._descriptor is not None:
+            os.close(self._descriptor)
+            self._descriptor = None
+            with contextlib.suppress(OSError):  # not empty: another writer's file is there
+                os.rmdir(self.path)
+
+
+def _own_folder(path: str) -> int | None:
+    """A descriptor of the folder ``path``, made if missing; None unless it is a folder of
+    this user's, not a link, that no one else may write to."""
+    try:
+        os.mkdir(path, 0o700)
+    except FileExistsError:  # left by a killed run, or another writer's: checked below
+        pass
+    except OSError:
+        return None
+    try:
+        descriptor = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError:
+        return None
+    status = os.fstat(descriptor)
+    if status.st_uid != os.geteuid() or status.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        os.close(descriptor)
+        return None
+    return descriptor
 
 
 def write_atomic(
@@ -253,16 +319,22 @@ def _umask() -> int:
     return mask
 
 
-def _replace_in(folder: int | None, path: str, data: bytes, mode: int) -> None:
+def _replace_in(
+    folder: int | None, path: str, data: bytes, mode: int, scratch: int | None = None
+) -> None:
     """Write ``data`` to a temporary file beside ``path``, then rename it over ``path``.
 
     ``path`` is a name in the open ``folder`` (a descriptor), or with no
-    folder, a path.  Whatever interrupts it (Ctrl-C, the SIGTERM the command
-    line turns into one), even the moment the temporary file is created, the
-    temporary file is removed.
+    folder, a path.  With a ``scratch`` folder (a descriptor), the temporary
+    file is written there instead.  Whatever interrupts it (Ctrl-C, the
+    SIGTERM the command line turns into one), even the moment the temporary
+    file is created, the temporary file is removed.
     """
     head, name = os.path.split(path)
-    in_folder = {} if folder is None else {"dir_fd": folder}
+    if scratch is not None:
+        head = ""
+    temporary_folder = folder if scratch is None else scratch
+    in_folder = {} if temporary_folder is None else {"dir_fd": temporary_folder}
     temporary = descriptor = None
     try:
         for _ in range(100):
@@ -282,7 +354,7 @@ def _replace_in(folder: int | None, path: str, data: bytes, mode: int) -> None:
         os.fchmod(descriptor, mode)
         os.close(descriptor)
         descriptor = None
-        both = {} if folder is None else {"src_dir_fd": folder, "dst_dir_fd": folder}
+        both = {} if folder is None else {"src_dir_fd": temporary_folder, "dst_dir_fd": folder}
         os.replace(temporary, path, **both)
     except BaseException:
         if descriptor is not None:
@@ -298,19 +370,39 @@ def remove_temporary_files(root: str | os.PathLike[str]) -> int:
     """Remove the temporary files (``.NAME.md.XXXXXXXX.tmp``) a killed run left; return how many.
 
     Only regular files inside the root are removed; symlinks and dot-folders
-    are not followed.
+    are not followed, but for the scratch folder (:data:`SCRATCH_FOLDER`),
+    which is removed once empty.
     """
     removed = 0
     for folder, dirs, files in os.walk(root):
         dirs[:] = [d for d in dirs if not d.startswith(".")]
-        for name in files:
-            path = os.path.join(folder, name)
-            if TEMPORARY_NAME.fullmatch(name) and stat.S_ISREG(os.lstat(path).st_mode):
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(path)
-                    removed += 1
-                    logger.info("removed %s, left by a killed run", path)
+        removed += _remove_temporary(folder, files)
+    scratch = os.path.join(root, SCRATCH_FOLDER)
+    if stat.S_ISDIR(_mode_of(scratch)):  # never a link: lstat's mode
+        with contextlib.suppress(OSError):
+            removed += _remove_temporary(scratch, os.listdir(scratch))
+            os.rmdir(scratch)
     return removed
+
+
+def _remove_temporary(folder: str, names: list[str]) -> int:
+    removed = 0
+    for name in names:
+        path = os.path.join(folder, name)
+        if TEMPORARY_NAME.fullmatch(name) and stat.S_ISREG(_mode_of(path)):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
+                removed += 1
+                logger.info("removed %s, left by a killed run", path)
+    return removed
+
+
+def _mode_of(path: str) -> int:
+    """``lstat``'s mode of ``path``; 0 for nothing there."""
+    try:
+        return os.lstat(path).st_mode
+    except FileNotFoundError:
+        return 0
 
 
 class SiteLock:

@@ -1,3 +1,4 @@
+import errno
 import json
 import logging
 import os
@@ -28,7 +29,7 @@ from recommender.export import (
     write_links_table,
     yaml_scalar,
 )
-from recommender.files import PageWriter
+from recommender.files import SCRATCH_FOLDER, PageWriter
 from recommender.rewrite import check_rewrite
 
 from .conftest import FIXTURES, SAMPLE
@@ -584,6 +585,90 @@ def test_a_page_writer_never_writes_through_a_folder_leading_outside(tmp_path):
     ):
         writer.replace(site / "b" / "page.md", b"mine")
     assert (outside / "page.md").read_text(encoding="utf-8") == "theirs"
+
+
+def _replaces_recorded(monkeypatch, root: Path, failing: bool = False) -> list[str]:
+    """Where each ``os.replace`` found its source: ``scratch`` or ``beside`` (the page's
+    folder); with ``failing``, one from the scratch folder fails as across file systems."""
+    seen, real = [], os.replace
+
+    def recording(source, target, *, src_dir_fd=None, dst_dir_fd=None):
+        where = "scratch" if (root / SCRATCH_FOLDER / source).exists() else "beside"
+        seen.append(where)
+        if failing and where == "scratch":
+            raise OSError(errno.EXDEV, "Invalid cross-device link")
+        real(source, target, src_dir_fd=src_dir_fd, dst_dir_fd=dst_dir_fd)
+
+    monkeypatch.setattr(os, "replace", recording)
+    return seen
+
+
+def test_new_page_texts_are_written_in_a_scratch_folder_removed_at_the_end(tmp_path, monkeypatch):
+    """The temporary files go to one folder at the root, not beside each page: there,
+    a new file never waits for the inodes the replaced pages freed (see README)."""
+    (tmp_path / "a").mkdir()
+    pages = [tmp_path / "a" / "one.md", tmp_path / "two.md"]
+    for page in pages:
+        page.write_text("old", encoding="utf-8")
+        page.chmod(0o640)
+    seen = _replaces_recorded(monkeypatch, tmp_path)
+    with PageWriter(os.path.realpath(tmp_path)) as writer:
+        for page in pages:
+            writer.replace(page, b"new")
+        scratch = (tmp_path / SCRATCH_FOLDER).stat()
+        assert (
+            stat.S_IMODE(scratch.st_mode) == 0o700
+            and list((tmp_path / SCRATCH_FOLDER).iterdir()) == []
+        )
+    assert seen == ["scratch", "scratch"]
+    assert all(p.read_bytes() == b"new" and stat.S_IMODE(p.stat().st_mode) == 0o640 for p in pages)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a", "two.md"]
+
+
+def test_a_scratch_folder_of_ours_already_there_is_used_and_removed(tmp_path, monkeypatch):
+    (tmp_path / "page.md").write_text("old", encoding="utf-8")
+    (tmp_path / SCRATCH_FOLDER).mkdir(mode=0o755)  # another writer's of ours, say
+    seen = _replaces_recorded(monkeypatch, tmp_path)
+    with PageWriter(os.path.realpath(tmp_path)) as writer:
+        writer.replace(tmp_path / "page.md", b"new")
+    assert seen == ["scratch"] and (tmp_path / "page.md").read_bytes() == b"new"
+    assert [p.name for p in tmp_path.iterdir()] == ["page.md"]
+
+
+@pytest.mark.parametrize("planted", ["a link", "a folder others may write to", "another's folder"])
+def test_a_scratch_folder_planted_by_someone_else_is_never_used(tmp_path, monkeypatch, planted):
+    site, elsewhere = tmp_path / "site", tmp_path / "elsewhere"
+    site.mkdir()
+    elsewhere.mkdir()
+    (site / "page.md").write_text("old", encoding="utf-8")
+    scratch = site / SCRATCH_FOLDER
+    if planted == "a link":
+        scratch.symlink_to(elsewhere)
+    else:
+        scratch.mkdir()
+        scratch.chmod(0o777 if planted.startswith("a folder") else 0o700)
+    if planted == "another's folder":
+        monkeypatch.setattr(os, "geteuid", lambda: os.stat(scratch).st_uid + 1)
+    seen = _replaces_recorded(monkeypatch, site)
+    with PageWriter(os.path.realpath(site)) as writer:
+        writer.replace(site / "page.md", b"new")
+    assert seen == ["beside"] and (site / "page.md").read_bytes() == b"new"
+    assert scratch.is_symlink() if planted == "a link" else scratch.is_dir()
+    assert list(elsewhere.iterdir()) == []
+
+
+def test_a_page_the_scratch_folder_cannot_serve_is_written_beside_itself(tmp_path, monkeypatch):
+    """A page under another file system mounted in the site cannot be renamed into from
+    the scratch folder: it is written as before, and the next page tries the folder again."""
+    for name in ("one", "two"):
+        (tmp_path / f"{name}.md").write_text("old", encoding="utf-8")
+    seen = _replaces_recorded(monkeypatch, tmp_path, failing=True)
+    with PageWriter(os.path.realpath(tmp_path)) as writer:
+        writer.replace(tmp_path / "one.md", b"new one")
+        writer.replace(tmp_path / "two.md", b"new two")
+    assert seen == ["scratch", "beside", "scratch", "beside"]
+    assert [(tmp_path / f"{n}.md").read_bytes() for n in ("one", "two")] == [b"new one", b"new two"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["one.md", "two.md"]
 
 
 def test_targets_by_source_lists_each_sources_targets_in_rank_order():

@@ -23,6 +23,7 @@ import recommender.rewrite as rewrite_module
 from recommender import load_corpus
 from recommender.cli import main
 from recommender.export import export_links, replace_related
+from recommender.files import SCRATCH_FOLDER
 
 from .conftest import SAMPLE
 
@@ -520,15 +521,28 @@ def test_temporary_files_of_a_killed_run_are_removed_and_counted(site, capsys):
     leftovers = [
         page_path.with_name(f".{page_path.name}.a1b2c3d4.tmp"),
         site / f".{page_path.name}.zz_99xyz.tmp",
+        site / SCRATCH_FOLDER / f".{page_path.name}.0a1b2c3d.tmp",  # the writer's own folder
     ]
+    leftovers[-1].parent.mkdir()
     for leftover in leftovers:
         leftover.write_text("half a page", encoding="utf-8")
     keep = site / ".notes.txt.tmp"
     keep.write_text("not ours", encoding="utf-8")
     code, out, _ = run(capsys, site, "--rewrite")
     assert code == 0
-    assert "cleaned  2 temporary files left by a killed run" in out
+    assert "cleaned  3 temporary files left by a killed run" in out
     assert not any(p.exists() for p in leftovers) and keep.exists()
+    assert not (site / SCRATCH_FOLDER).exists()
+
+
+def test_a_scratch_folder_holding_what_is_not_ours_is_left_with_it(site):
+    from recommender.files import remove_temporary_files
+
+    (site / SCRATCH_FOLDER).mkdir()
+    (site / SCRATCH_FOLDER / "notes.txt").write_text("theirs", encoding="utf-8")
+    (site / SCRATCH_FOLDER / ".a.md.0a1b2c3d.tmp").write_text("half", encoding="utf-8")
+    assert remove_temporary_files(site) == 1
+    assert [p.name for p in (site / SCRATCH_FOLDER).iterdir()] == ["notes.txt"]
 
 
 # ---------------------------------------------------------------------- --diff is a patch
