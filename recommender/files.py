@@ -181,6 +181,7 @@ class PageWriter:
         self._descriptor: int | None = None
         self._owns_scratch = scratch is None
         self._scratch = _Scratch(root_real) if scratch is None else scratch
+        self._via_scratch = False  # may the held folder's pages be written from the scratch?
 
     def replace(self, path: str | os.PathLike[str], data: bytes) -> None:
         """Replace the page at ``path`` with ``data``, keeping its mode.
@@ -205,13 +206,13 @@ class PageWriter:
         if not writable or not os.access(name, os.W_OK, dir_fd=descriptor):
             raise UnsafeFileError("the page is read-only; not replaced")
         mode = stat.S_IMODE(status.st_mode)
-        scratch = self._scratch.descriptor()
-        if scratch is not None:
+        if self._via_scratch:
             try:
-                _replace_in(descriptor, name, data, mode, scratch)
+                _replace_in(descriptor, name, data, mode, self._scratch.descriptor())
                 return
-            except OSError:  # another file system under the site, say: written beside itself
-                pass
+            except OSError as exc:  # another mount under the site, say: the folder's pages
+                self._via_scratch = False  # are written beside themselves from now on
+                logger.debug("%s: written beside itself (%s)", path, exc)
         _replace_in(descriptor, name, data, mode)
 
     def _open(self, folder: str) -> int:
@@ -223,6 +224,7 @@ class PageWriter:
             raise UnsafeFileError(f"its real folder {real} is outside the site; not written")
         self._descriptor = os.open(real, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         self._folder = folder
+        self._via_scratch = self._scratch.serves(self._descriptor)
         return self._descriptor
 
     def __enter__(self) -> PageWriter:
@@ -241,51 +243,88 @@ class PageWriter:
 
 class _Scratch:
     """The folder :data:`SCRATCH_FOLDER` at a site's root, where new page texts are written
-    before they are renamed over their pages; made when first asked for, removed when closed.
+    before they are renamed over their pages; made when first asked for, and removed
+    when closed if it was made then (another writer may be using one found there).
 
     It is used only when it is a real folder of this user's that no one else may
-    write to (a link or another's folder planted there is left alone, and the
-    pages are then written beside themselves).
+    write to (a link or another's folder planted there is left alone), and only
+    for the pages of a folder whose new files would get what they get there:
+    the same file system, group, default ACL and security label (else they are
+    written beside themselves, as a setgid folder's pages must be to keep its
+    group).
     """
 
     def __init__(self, root_real: str):
         self.path = os.path.join(root_real, SCRATCH_FOLDER)
         self._descriptor: int | None = None
+        self._created = False
         self._tried = False
+        self._inherited: tuple | None = None
 
     def descriptor(self) -> int | None:
         """The open folder's descriptor; None where it cannot serve."""
         if not self._tried:
             self._tried = True
-            self._descriptor = _own_folder(self.path)
+            self._descriptor, self._created = _own_folder(self.path)
+            if self._descriptor is not None:
+                self._inherited = _inherited(self._descriptor)
         return self._descriptor
+
+    def serves(self, folder: int) -> bool:
+        """May the pages of ``folder`` (a descriptor) be written from here?"""
+        return self.descriptor() is not None and _inherited(folder) == self._inherited
 
     def close(self) -> None:
         if self._descriptor is not None:
             os.close(self._descriptor)
             self._descriptor = None
-            with contextlib.suppress(OSError):  # not empty: another writer's file is there
-                os.rmdir(self.path)
+            if self._created:
+                with contextlib.suppress(OSError):  # not empty: another writer's file is there
+                    os.rmdir(self.path)
 
 
-def _own_folder(path: str) -> int | None:
-    """A descriptor of the folder ``path``, made if missing; None unless it is a folder of
-    this user's, not a link, that no one else may write to."""
+def _own_folder(path: str) -> tuple[int | None, bool]:
+    """A descriptor of the folder ``path``, made if missing (and whether it was made); None
+    unless it is a folder of this user's, not a link, that no one else may write to."""
+    created = True
     try:
         os.mkdir(path, 0o700)
     except FileExistsError:  # left by a killed run, or another writer's: checked below
-        pass
+        created = False
     except OSError:
-        return None
+        return None, False
     try:
         descriptor = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
     except OSError:
-        return None
-    status = os.fstat(descriptor)
-    if status.st_uid != os.geteuid() or status.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        return None, False
+    if not _is_private(os.fstat(descriptor)):
         os.close(descriptor)
+        return None, False
+    return descriptor, created
+
+
+def _is_private(status: os.stat_result) -> bool:
+    """A folder of this user's that no one else may write to?"""
+    return status.st_uid == os.geteuid() and not status.st_mode & (stat.S_IWGRP | stat.S_IWOTH)
+
+
+#: Extended attributes a new file takes from its folder.
+_INHERITED_ATTRIBUTES = ("system.posix_acl_default", "security.selinux")
+
+
+def _inherited(folder: int) -> tuple:
+    """What a new file takes from the folder (a descriptor): its file system, its group
+    (None: the process's own), its default ACL and security label."""
+    status = os.fstat(folder)
+    group = status.st_gid if status.st_mode & stat.S_ISGID else None
+    return (status.st_dev, group, *(_attribute(folder, name) for name in _INHERITED_ATTRIBUTES))
+
+
+def _attribute(folder: int, name: str) -> bytes | None:
+    try:
+        return os.getxattr(folder, name)
+    except (OSError, AttributeError):  # none, not supported, or no xattrs on this system
         return None
-    return descriptor
 
 
 def write_atomic(
@@ -332,6 +371,8 @@ def _replace_in(
     """
     head, name = os.path.split(path)
     if scratch is not None:
+        if folder is None:
+            raise ValueError("a scratch folder serves only pages named in an open folder")
         head = ""
     temporary_folder = folder if scratch is None else scratch
     in_folder = {} if temporary_folder is None else {"dir_fd": temporary_folder}
@@ -378,31 +419,30 @@ def remove_temporary_files(root: str | os.PathLike[str]) -> int:
         dirs[:] = [d for d in dirs if not d.startswith(".")]
         removed += _remove_temporary(folder, files)
     scratch = os.path.join(root, SCRATCH_FOLDER)
-    if stat.S_ISDIR(_mode_of(scratch)):  # never a link: lstat's mode
-        with contextlib.suppress(OSError):
-            removed += _remove_temporary(scratch, os.listdir(scratch))
-            os.rmdir(scratch)
+    with contextlib.suppress(OSError):  # none there, or a link: never followed
+        folder = os.open(scratch, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        try:
+            if _is_private(os.fstat(folder)):
+                removed += _remove_temporary(scratch, os.listdir(folder), folder)
+        finally:
+            os.close(folder)
+        os.rmdir(scratch)
     return removed
 
 
-def _remove_temporary(folder: str, names: list[str]) -> int:
+def _remove_temporary(folder: str, names: list[str], descriptor: int | None = None) -> int:
+    """Remove the temporary files among ``names`` in ``folder`` (opened as ``descriptor``)."""
     removed = 0
     for name in names:
-        path = os.path.join(folder, name)
-        if TEMPORARY_NAME.fullmatch(name) and stat.S_ISREG(_mode_of(path)):
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(path)
+        path = name if descriptor is not None else os.path.join(folder, name)
+        with contextlib.suppress(FileNotFoundError):
+            if TEMPORARY_NAME.fullmatch(name) and stat.S_ISREG(
+                os.lstat(path, dir_fd=descriptor).st_mode
+            ):
+                os.unlink(path, dir_fd=descriptor)
                 removed += 1
-                logger.info("removed %s, left by a killed run", path)
+                logger.info("removed %s, left by a killed run", os.path.join(folder, name))
     return removed
-
-
-def _mode_of(path: str) -> int:
-    """``lstat``'s mode of ``path``; 0 for nothing there."""
-    try:
-        return os.lstat(path).st_mode
-    except FileNotFoundError:
-        return 0
 
 
 class SiteLock:

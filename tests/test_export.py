@@ -5,6 +5,7 @@ import os
 import re
 import shutil
 import stat
+import struct
 from pathlib import Path
 
 import numpy as np
@@ -625,14 +626,16 @@ def test_new_page_texts_are_written_in_a_scratch_folder_removed_at_the_end(tmp_p
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a", "two.md"]
 
 
-def test_a_scratch_folder_of_ours_already_there_is_used_and_removed(tmp_path, monkeypatch):
+def test_a_scratch_folder_of_ours_already_there_is_used_and_left(tmp_path, monkeypatch):
+    """Another writer of ours may be using it: only the writer that made it removes it."""
     (tmp_path / "page.md").write_text("old", encoding="utf-8")
-    (tmp_path / SCRATCH_FOLDER).mkdir(mode=0o755)  # another writer's of ours, say
+    (tmp_path / SCRATCH_FOLDER).mkdir(mode=0o755)
     seen = _replaces_recorded(monkeypatch, tmp_path)
     with PageWriter(os.path.realpath(tmp_path)) as writer:
         writer.replace(tmp_path / "page.md", b"new")
     assert seen == ["scratch"] and (tmp_path / "page.md").read_bytes() == b"new"
-    assert [p.name for p in tmp_path.iterdir()] == ["page.md"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [SCRATCH_FOLDER, "page.md"]
+    assert list((tmp_path / SCRATCH_FOLDER).iterdir()) == []
 
 
 @pytest.mark.parametrize("planted", ["a link", "a folder others may write to", "another's folder"])
@@ -658,17 +661,60 @@ def test_a_scratch_folder_planted_by_someone_else_is_never_used(tmp_path, monkey
 
 
 def test_a_page_the_scratch_folder_cannot_serve_is_written_beside_itself(tmp_path, monkeypatch):
-    """A page under another file system mounted in the site cannot be renamed into from
-    the scratch folder: it is written as before, and the next page tries the folder again."""
-    for name in ("one", "two"):
-        (tmp_path / f"{name}.md").write_text("old", encoding="utf-8")
+    """A page under another mount in the site cannot be renamed into from the scratch
+    folder: it is written as before, and so are its folder's later pages; the next
+    folder's pages try the scratch folder again."""
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    pages = [tmp_path / "a" / "one.md", tmp_path / "a" / "two.md", tmp_path / "b" / "three.md"]
+    for page in pages:
+        page.write_text("old", encoding="utf-8")
     seen = _replaces_recorded(monkeypatch, tmp_path, failing=True)
     with PageWriter(os.path.realpath(tmp_path)) as writer:
-        writer.replace(tmp_path / "one.md", b"new one")
-        writer.replace(tmp_path / "two.md", b"new two")
-    assert seen == ["scratch", "beside", "scratch", "beside"]
-    assert [(tmp_path / f"{n}.md").read_bytes() for n in ("one", "two")] == [b"new one", b"new two"]
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["one.md", "two.md"]
+        for page in pages:
+            writer.replace(page, page.name.encode())
+    assert seen == ["scratch", "beside", "beside", "scratch", "beside"]
+    assert [page.read_bytes() for page in pages] == [b"one.md", b"two.md", b"three.md"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a", "b"]
+
+
+def test_a_setgid_folders_pages_keep_its_group(tmp_path, monkeypatch):
+    """A new file takes a setgid folder's group: one made in the scratch folder would
+    take the process's, so such a folder's pages are written beside themselves."""
+    folder = tmp_path / "shared"
+    folder.mkdir()
+    group = next(g for g in (100, 1, 2, 3) if g != os.getegid())
+    try:
+        os.chown(folder, -1, group)
+    except PermissionError:
+        pytest.skip("cannot give a folder another group here")
+    folder.chmod(0o2775)
+    (folder / "page.md").write_text("old", encoding="utf-8")
+    (tmp_path / "plain.md").write_text("old", encoding="utf-8")
+    seen = _replaces_recorded(monkeypatch, tmp_path)
+    with PageWriter(os.path.realpath(tmp_path)) as writer:
+        writer.replace(folder / "page.md", b"new")
+        writer.replace(tmp_path / "plain.md", b"new")
+    assert seen == ["beside", "scratch"]
+    assert (folder / "page.md").stat().st_gid == group
+
+
+def test_a_folder_with_a_default_acl_has_its_pages_written_beside_themselves(tmp_path, monkeypatch):
+    folder = tmp_path / "shared"
+    folder.mkdir()
+    # user::rwx group::r-x other::r-x, in the kernel's binary form (version 2)
+    acl = struct.pack("<I", 2) + b"".join(
+        struct.pack("<HHI", tag, perms, 0xFFFFFFFF) for tag, perms in ((1, 7), (4, 5), (32, 5))
+    )
+    try:
+        os.setxattr(folder, "system.posix_acl_default", acl)
+    except (OSError, AttributeError):
+        pytest.skip("no POSIX ACLs here")
+    (folder / "page.md").write_text("old", encoding="utf-8")
+    seen = _replaces_recorded(monkeypatch, tmp_path)
+    with PageWriter(os.path.realpath(tmp_path)) as writer:
+        writer.replace(folder / "page.md", b"new")
+    assert seen == ["beside"] and (folder / "page.md").read_bytes() == b"new"
 
 
 def test_targets_by_source_lists_each_sources_targets_in_rank_order():

@@ -535,6 +535,40 @@ def test_temporary_files_of_a_killed_run_are_removed_and_counted(site, capsys):
     assert not (site / SCRATCH_FOLDER).exists()
 
 
+@pytest.mark.parametrize("leftovers", [0, 2])
+def test_a_killed_runs_scratch_folder_is_removed_with_its_leftovers(tmp_path, leftovers):
+    from recommender.files import remove_temporary_files
+
+    (tmp_path / SCRATCH_FOLDER).mkdir()
+    for n in range(leftovers):
+        (tmp_path / SCRATCH_FOLDER / f".p{n}.md.0a1b2c3d.tmp").write_text("half", encoding="utf-8")
+    assert remove_temporary_files(tmp_path) == leftovers
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_scratch_folder_others_may_write_to_is_left_as_it_is(tmp_path):
+    """Not one a writer of ours made: what it holds may be anyone's."""
+    from recommender.files import remove_temporary_files
+
+    (tmp_path / SCRATCH_FOLDER).mkdir()
+    (tmp_path / SCRATCH_FOLDER).chmod(0o777)
+    (tmp_path / SCRATCH_FOLDER / ".p.md.0a1b2c3d.tmp").write_text("theirs", encoding="utf-8")
+    assert remove_temporary_files(tmp_path) == 0
+    assert (tmp_path / SCRATCH_FOLDER / ".p.md.0a1b2c3d.tmp").exists()
+
+
+def test_a_scratch_folder_that_is_a_link_is_never_followed(tmp_path):
+    from recommender.files import remove_temporary_files
+
+    site, elsewhere = tmp_path / "site", tmp_path / "elsewhere"
+    site.mkdir()
+    elsewhere.mkdir()
+    (elsewhere / ".p.md.0a1b2c3d.tmp").write_text("theirs", encoding="utf-8")
+    (site / SCRATCH_FOLDER).symlink_to(elsewhere)
+    assert remove_temporary_files(site) == 0
+    assert (elsewhere / ".p.md.0a1b2c3d.tmp").exists() and (site / SCRATCH_FOLDER).is_symlink()
+
+
 def test_a_scratch_folder_holding_what_is_not_ours_is_left_with_it(site):
     from recommender.files import remove_temporary_files
 

@@ -44,6 +44,7 @@ TESTS: dict[str, list[str]] = {
     "coverage": ["tests/test_coverage.py"],
     "export": ["tests/test_export.py"],
     "rewrite": ["tests/test_export.py"],
+    "files": ["tests/test_export.py", "tests/test_hostile.py"],
     "evaluate": ["tests/test_evaluate.py"],
 }
 
