@@ -689,13 +689,16 @@ def test_a_setgid_folders_pages_keep_its_group(tmp_path, monkeypatch):
     except PermissionError:
         pytest.skip("cannot give a folder another group here")
     folder.chmod(0o2775)
-    (folder / "page.md").write_text("old", encoding="utf-8")
-    (tmp_path / "plain.md").write_text("old", encoding="utf-8")
+    other = tmp_path / "other-group"  # not setgid: its new files take the process's group
+    other.mkdir()
+    os.chown(other, -1, group)
+    for page in (folder / "page.md", other / "page.md", tmp_path / "plain.md"):
+        page.write_text("old", encoding="utf-8")
     seen = _replaces_recorded(monkeypatch, tmp_path)
     with PageWriter(os.path.realpath(tmp_path)) as writer:
-        writer.replace(folder / "page.md", b"new")
-        writer.replace(tmp_path / "plain.md", b"new")
-    assert seen == ["beside", "scratch"]
+        for page in (folder / "page.md", other / "page.md", tmp_path / "plain.md"):
+            writer.replace(page, b"new")
+    assert seen == ["beside", "scratch", "scratch"]
     assert (folder / "page.md").stat().st_gid == group
 
 

@@ -569,6 +569,31 @@ def test_a_scratch_folder_that_is_a_link_is_never_followed(tmp_path):
     assert (elsewhere / ".p.md.0a1b2c3d.tmp").exists() and (site / SCRATCH_FOLDER).is_symlink()
 
 
+def test_a_scratch_folder_swapped_for_a_link_while_it_is_cleaned_leads_nowhere(
+    tmp_path, monkeypatch
+):
+    """The clean-up removes what it listed through the folder it opened, not by path."""
+    from recommender.files import remove_temporary_files
+
+    site, elsewhere, leftover = tmp_path / "site", tmp_path / "elsewhere", ".p.md.0a1b2c3d.tmp"
+    (site / SCRATCH_FOLDER).mkdir(parents=True)
+    elsewhere.mkdir()
+    for folder in (site / SCRATCH_FOLDER, elsewhere):
+        (folder / leftover).write_text(folder.name, encoding="utf-8")
+    real = os.listdir
+
+    def swapping(folder):
+        names = real(folder)
+        if isinstance(folder, int):  # the opened scratch folder: swapped for a link now
+            (site / SCRATCH_FOLDER).rename(site / "moved")
+            (site / SCRATCH_FOLDER).symlink_to(elsewhere)
+        return names
+
+    monkeypatch.setattr(os, "listdir", swapping)
+    assert remove_temporary_files(site) == 1
+    assert (elsewhere / leftover).exists() and not (site / "moved" / leftover).exists()
+
+
 def test_a_scratch_folder_holding_what_is_not_ours_is_left_with_it(site):
     from recommender.files import remove_temporary_files
 
