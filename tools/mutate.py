@@ -1,6 +1,6 @@
 """Mutation testing of the core rooms, one module at a time, with mutmut 3.
 
-    python tools/mutate.py                      # neighbors rules coverage export rewrite evaluate
+    python tools/mutate.py                      # every module of TESTS, below
     python tools/mutate.py rules coverage       # some of them
     python tools/mutate.py rules --tests tests/test_rules.py tests/test_model.py
     python tools/mutate.py --summary            # print the last runs' summary again
