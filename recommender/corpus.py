@@ -30,17 +30,15 @@ from tqdm.auto import tqdm
 from .errors import (
     ConfigError,
     PageError,
-    RewriteCheckError,
     SiteNotFoundError,
     UnsafeFileError,
 )
 from .files import DEFAULT_MAX_PAGE_BYTES, is_inside, read_regular_file
 from .frontmatter import (
     file_digest,
-    parse_yaml,
-    related_spans,
     rest_fingerprint,
     split_front_matter,
+    value_and_spans,
 )
 from .text import clean_text, split_keywords
 from .workers import run_chunks
@@ -339,7 +337,7 @@ def read_page(
         raise PageError(rel, "no front matter", "the file does not open with a '---' line", 1)
     front_matter = text[span[0] : span[1]]
     try:
-        root, data = parse_yaml(front_matter)
+        data, spans = value_and_spans(front_matter)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         detail = " ".join(part for part in (exc.context, exc.problem) if part)
@@ -360,14 +358,13 @@ def read_page(
             f"it is {_describe(data)}; expected `key: value` lines",
             2,
         )
-    return {**_page_record(rel, front_matter, data), **_as_read(raw, front_matter, root, data)}
+    return {**_page_record(rel, front_matter, data), **_as_read(raw, spans, data)}
 
 
-def _as_read(raw: bytes, front_matter: str, root: Any, data: dict) -> dict[str, Any]:
-    """What the exporter needs to know of the file as read (see :data:`LOADED_COLUMNS`)."""
-    try:
-        spans = related_spans(front_matter, root)
-    except RewriteCheckError:  # the exporter will say why when it tries
+def _as_read(raw: bytes, spans: list[tuple[int, int]] | None, data: dict) -> dict[str, Any]:
+    """What the exporter needs to know of the file as read (see :data:`LOADED_COLUMNS`);
+    no ``spans`` where its blocks cannot be found (the exporter will say why)."""
+    if spans is None:
         return {"file_digest": file_digest(raw), "block_spans": None, "rest_fingerprint": None}
     return {
         "file_digest": file_digest(raw),

@@ -26,9 +26,11 @@ __all__ = [
     "load_yaml",
     "outside_spans",
     "parse_yaml",
+    "quick_parse",
     "related_spans",
     "rest_fingerprint",
     "split_front_matter",
+    "value_and_spans",
 ]
 
 logger = logging.getLogger(__name__)
@@ -165,8 +167,211 @@ def parse_yaml(text: str) -> tuple[Any, Any]:
 
 
 def load_yaml(text: str) -> Any:
-    """The value of :func:`parse_yaml`."""
-    return parse_yaml(text)[1]
+    """The value of :func:`parse_yaml` (read by :func:`quick_parse` where it can)."""
+    quick = quick_parse(text)
+    return parse_yaml(text)[1] if quick is None else quick[0]
+
+
+def value_and_spans(text: str) -> tuple[Any, list[tuple[int, int]] | None]:
+    """The value of front matter text and its :func:`related_spans` (None where that
+    refuses the layout), read by :func:`quick_parse` where it can.
+
+    Raises
+    ------
+    yaml.YAMLError
+        As :func:`parse_yaml`.
+    """
+    quick = quick_parse(text)
+    if quick is not None:
+        return quick
+    root, value = parse_yaml(text)
+    try:
+        return value, related_spans(text, root)
+    except RewriteCheckError:
+        return value, None
+
+
+#: One line: empty (no groups); or ``key: value`` with a plain key: its indentation, key,
+#: and either a block scalar's header and next line (its indentation, its text) or the
+#: value's text; or any other line (its text, the last group).
+_ENTRY = re.compile(
+    r"\n|( *)([A-Za-z_][A-Za-z0-9_-]{0,99}):(?: +(?:([>|]-?)\n( *)([^\n]*)|([^\n]*)))?\n"
+    r"|([^\n]*)\n"
+)
+#: The block scalar headers :func:`quick_parse` reads: does the value keep its final line break?
+_BLOCK_HEADERS = {">-": False, "|-": False, ">": True, "|": True}
+#: A plain scalar cannot open with these; nor with ``-``, ``?`` or ``:`` before a blank.
+_NOT_PLAIN_FIRST = frozenset(",[]{}#&*!|>'\"%@`")
+#: Characters :func:`quick_parse` leaves to libyaml: tabs, line breaks but ``\n``, a BOM,
+#: and every character YAML refuses.
+_NOT_QUICK = re.compile(
+    "[^\n\x20-\x7e\xa0-\u2027\u202a-\ud7ff\ue000-\ufefe\uff00-\ufffd\U00010000-\U0010ffff]"
+)
+_DOUBLE_QUOTED = re.compile(
+    r'(?:[^"\\]|\\(?:[0abtnvfre "/\\N_LP]|x[0-9a-fA-F]{2}|u[0-9a-fA-F]{4}|U[0-9a-fA-F]{8}))*'
+)
+_ESCAPE = re.compile(r"\\(?:x([0-9a-fA-F]{2})|u([0-9a-fA-F]{4})|U([0-9a-fA-F]{8})|(.))")
+_ESCAPED = {
+    "0": "\0", "a": "\a", "b": "\b", "t": "\t", "n": "\n", "v": "\v", "f": "\f",
+    "r": "\r", "e": "\x1b", " ": " ", '"': '"', "/": "/", "\\": "\\",
+    "N": "\x85", "_": "\xa0", "L": "\u2028", "P": "\u2029",
+}  # fmt: skip
+#: Scalar tags :func:`quick_parse` builds (PyYAML's safe constructor for all but text).
+_QUICK_TAGS = frozenset(
+    f"tag:yaml.org,2002:{kind}" for kind in ("bool", "int", "float", "null", "timestamp")
+)
+_RESOLVER = yaml.resolver.Resolver()
+_CONSTRUCTOR = yaml.constructor.SafeConstructor()
+_QUICK_DEPTH = 16
+_NO = object()  # a scalar :func:`quick_parse` leaves to libyaml
+
+
+def quick_parse(text: str) -> tuple[dict, list[tuple[int, int]]] | None:
+    """The value and :func:`related_spans` of front matter in the plain layout sites write,
+    without libyaml; None for any other text, for :func:`parse_yaml` to read.
+
+    Most of a page's parse went to building libyaml's node for each value, not to
+    reading its characters: this reads the layout line by line instead.  It takes
+    only lines of ``key: value`` (a plain key, indented by spaces as deep as its
+    mapping's other keys), where the value is nothing (then a nested mapping, more
+    indented, may follow), a plain scalar on its line, a quoted scalar on its line
+    (``"..."`` with YAML's escapes, ``'...'``), or a block scalar header (``>-``,
+    ``>``, ``|-``, ``|``) followed by exactly one line of text, more indented.
+    Empty lines may come between them.  No other blank lines, no comment lines,
+    tabs, anchors, tags, flow collections, sequences, repeated keys or keys that
+    are not text.  Whatever it takes, it reads as libyaml and :func:`parse_yaml` do
+    (the tests compare them on every page of the corpora, and on generated texts).
+    """
+    if not text.endswith("\n"):
+        return None
+    entries = _ENTRY.findall(text)
+    if len(entries) * 3 > MAX_NODES:
+        return None
+    root: dict = {}
+    stack = [(0, root)]  # (indentation, mapping) of the mappings open at this entry
+    top: list[str] = []  # the top-level keys, in order
+    opened, last = -1, ""  # a key with no value yet, its indentation: a mapping may follow
+    for spaces, key, header, inner_spaces, line, raw, other in entries:
+        if not key:
+            if other:
+                return None
+            continue  # an empty line
+        indent = len(spaces)
+        if opened >= 0:
+            if indent > opened:
+                stack[-1][1][last] = child = {}
+                stack.append((indent, child))
+                if len(stack) > _QUICK_DEPTH:
+                    return None
+            opened = -1
+        while stack[-1][0] > indent:
+            stack.pop()
+        level, mapping = stack[-1]
+        if level != indent or key in mapping or _plain_tag(key) != _STR:
+            return None
+        if header:
+            if len(inner_spaces) <= indent or not line or not _printable(line):
+                return None
+            value = line + "\n" if _BLOCK_HEADERS[header] else line
+        elif raw:
+            value = _quick_scalar(raw)
+            if value is _NO:
+                return None
+        else:
+            value, opened, last = None, indent, key
+        mapping[key] = value
+        if not indent:
+            top.append(key)
+    if not root:  # no key: an empty document, which YAML reads as null
+        return None
+    return root, _top_spans(text, top)
+
+
+def _top_spans(text: str, keys: list[str]) -> list[tuple[int, int]]:
+    """The spans of the ``related_articleN`` blocks among the top-level ``keys`` of text
+    that :func:`quick_parse` read: from each one's line to the next top-level key's, the
+    empty lines between them left out."""
+    spans = []
+    for number, key in enumerate(keys):
+        if _RELATED_KEY.fullmatch(key):
+            start = _key_start(text, key)
+            end = len(text) if number + 1 == len(keys) else _key_start(text, keys[number + 1])
+            while text[end - 2] == "\n":  # an empty line: the only lines between keys
+                end -= 1
+            spans.append((start, end))
+    return spans
+
+
+def _key_start(text: str, key: str) -> int:
+    """Where the line of a top-level key starts: every other line is indented."""
+    return 0 if text.startswith(key + ":") else text.index("\n" + key + ":") + 1
+
+
+def _quick_scalar(raw: str) -> Any:
+    """The value of a scalar written on one line after ``key: ``; :data:`_NO` where
+    :func:`quick_parse` leaves it to libyaml."""
+    if not _printable(raw):
+        return _NO
+    first = raw[0]
+    if first == '"':
+        inner = raw[1:-1]
+        if len(raw) < 2 or raw[-1] != '"' or not _DOUBLE_QUOTED.fullmatch(inner):
+            return _NO
+        try:
+            return _ESCAPE.sub(_unescaped, inner) if "\\" in inner else inner
+        except _NotQuick:
+            return _NO
+    if first == "'":
+        inner = raw[1:-1]
+        if len(raw) < 2 or raw[-1] != "'" or "'" in inner.replace("''", ""):
+            return _NO
+        return inner.replace("''", "'")
+    if first in _NOT_PLAIN_FIRST or ": " in raw or " #" in raw or raw[-1] in ": ":
+        return _NO
+    if first in "-?:" and (len(raw) == 1 or raw[1] == " "):
+        return _NO
+    tag = _plain_tag(raw)
+    if tag == _STR:
+        return raw
+    if tag not in _QUICK_TAGS:
+        return _NO
+    try:
+        return _CONSTRUCTOR.yaml_constructors[tag](_CONSTRUCTOR, ScalarNode(tag, raw))
+    except Exception:  # libyaml's reading says what is wrong with it
+        return _NO
+
+
+def _printable(text: str) -> bool:
+    """Whether text holds no character :data:`_NOT_QUICK` refuses: Python's printable
+    characters are among YAML's, so most texts need no regular expression."""
+    return text.isprintable() or not _NOT_QUICK.search(text)
+
+
+def _unescaped(match: re.Match) -> str:
+    code = match[1] or match[2] or match[3]
+    if code is None:
+        return _ESCAPED[match[4]]
+    number = int(code, 16)
+    if 0xD800 <= number <= 0xDFFF or number > 0x10FFFF:
+        raise _NotQuick
+    return chr(number)
+
+
+class _NotQuick(Exception):
+    """A double-quoted scalar whose escape libyaml refuses."""
+
+
+def _plain_tag(value: str) -> str:
+    """The tag of a plain scalar, as :meth:`_SafeLoader.resolve` finds it (and keeps it)."""
+    resolvers = _RESOLVER.yaml_implicit_resolvers
+    if value[0] not in resolvers and None not in resolvers:  # none looks at it: text
+        return _STR
+    tag = _SafeLoader._resolved.get(value)
+    if tag is None:
+        tag = _RESOLVER.resolve(ScalarNode, value, (True, False))
+        if len(_SafeLoader._resolved) < RESOLVED_LIMIT:
+            _SafeLoader._resolved[value] = tag
+    return tag
 
 
 class _Builder:

@@ -4,10 +4,11 @@ import datetime
 
 import pytest
 import yaml
-from hypothesis import given
+from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
 from recommender import frontmatter
+from recommender.errors import RewriteCheckError
 from recommender.frontmatter import load_yaml, rest_fingerprint, split_front_matter
 
 #: Plain scalars of every kind PyYAML's safe resolver tells apart (YAML 1.1).
@@ -125,3 +126,184 @@ def test_the_rest_fingerprint_is_that_of_the_value_read_again_and_leaves_out_the
         "%TAG !s! tag:yaml.org,2002:\n---\ns: !s!set {a}",
     ):
         assert rest_fingerprint(load_yaml(unordered)) is None  # sets order by hash
+
+
+# The quick reader (``quick_parse``) against libyaml: it reads only a plain layout,
+# and what it reads must be exactly what libyaml and ``parse_yaml`` read.
+
+
+def libyaml_reading(text):
+    """What the loader made of front matter before the quick reader: value and spans,
+    spans None where ``related_spans`` refuses the layout; None where YAML refuses it."""
+    try:
+        root, value = frontmatter.parse_yaml(text)
+    except yaml.YAMLError:
+        return None
+    try:
+        return value, frontmatter.related_spans(text, root)
+    except RewriteCheckError:
+        return value, None
+
+
+def assert_read_alike(text):
+    """quick_parse reads text as libyaml does, or leaves it (None); True when it read it."""
+    quick, reading = frontmatter.quick_parse(text), libyaml_reading(text)
+    if quick is None:
+        return False
+    assert reading is not None, f"libyaml refuses what the quick reader read: {text!r}"
+    assert repr(quick[0]) == repr(reading[0]), text  # repr: types and key order too
+    assert quick[1] == reading[1], text
+    assert frontmatter.value_and_spans(text) == quick
+    return True
+
+
+PAGE = (
+    "_schema: default\nid: 165951\ndate: 2025-01-29\ntitle: What is Impressionism?\n"
+    "seo:\n  title: QuickTakes | Art\n  page_keywords: >-\n    Impressionism, light, color\n"
+    "question: >-\n    What is it?\nanswer: >-\n    It is a movement.\\n\\n### Light\\n\\n1. **Focus**\n"
+    "score: -1.0\nno_index: false\nrelated_article1:\n    id: 160493\n    title: >-\n"
+    "        How has the pandemic influenced ...?\n    subject: Sociology\n    url: /learn/a\n"
+    'related_article2:\n    id: 7\n    title: \'It\'\'s: "quoted"\'\n    url: "/learn/b\\u00e9\\""\n'
+    "subject: English literature\nurl: /learn/english/what\n\n"
+)
+
+READ_QUICKLY = [
+    PAGE,
+    "a: 1\n",
+    "a:\nb: ~\nc: null\n",  # keys with no value, then a sibling or the end: null
+    "a:\n  b:\n    c: x\n  d: 2001-12-14 21:59:43.10\ne: .inf\n",
+    "k: >\n  text  \nl: |-\n   more\nm: |\n x\n",  # block scalars: their one line, clipped
+    "k: -1.0\nl: -x\nm: ?x\nn: :x\no: 0x1F\np: 1_000\nq: 0o17\nr: yes\ns: Off\nt: ~\n",
+    'k: "\\x41\\u00e9\\U0001F600\\t\\N\\_\\L\\P\\ \\/\\0"\nl: \'\'\nm: ""\n',
+    "k: C# and a:b and a,b [x] {y} 'q' \"r\"#hash\n",
+    "k: é ∑ \U0001f600 \u00a0nbsp\n",
+    "related_article2: >-\n  # its text, not a comment\n\n",
+    "related_article1:\n  url: /a\n\n\nrelated_article2: x\nz: 1\n\nrelated_article3:\n  id: 1\n\n",
+]
+
+LEFT_TO_LIBYAML = [
+    "",  # no final line break
+    "a: 1",
+    "\n",  # an empty document is null
+    "a: 1 # comment\n",
+    "# comment\na: 1\n",
+    "a: 1\n  \n",  # a blank line of spaces
+    "a:\tb\n",
+    "a: b\r\n",
+    "a: &x 1\nb: *x\n",
+    "a: !!str 1\n",
+    "a: [1, 2]\n",
+    "a: {b: 1}\n",
+    "a:\n  - 1\n",
+    "a: b\n  continued\n",  # a plain scalar on two lines
+    "a: >-\n  one\n  two\n",  # a block scalar of two lines
+    "a: >-\n\n  after an empty line\n",
+    "a: >-\nb: 1\n",  # a header with no text
+    "a: >2\n   x\n",
+    "a: >+\n  x\n",
+    "a: 1\na: 2\n",  # a repeated key: libyaml's reading refuses it
+    "yes: 1\n",  # a key that is not text
+    "a:\n  b: 1\n c: 2\n",  # indentation between levels
+    "a: b: c\n",
+    "a: - b\n",
+    "a: -\n",
+    "a: b:\n",
+    "a: 'it's'\n",
+    'a: "say "hi""\n',
+    'a: "\\q"\n',
+    'a: "\\ud800"\n',
+    "a: 2024-02-30\n",
+    "a: =\n",  # the value tag, which the safe constructor does not build
+    "a: <<\n",  # YAML's date that Python cannot hold
+    "a: x\x85y\n",
+    "a: x\u2028y\n",
+    "a: \ufeffx\n",
+    "a: x\x7f\n",
+    "a: x \n",  # a plain scalar's trailing blank
+    "...\n",
+    "a: 1\n---\n",
+    '"a": 1\n',
+    "a b: 1\n",
+    "a" * 101 + ": 1\n",
+    "".join(f"{' ' * n}k{n}:\n" for n in range(20)) + " " * 20 + "x: 1\n",  # too deep
+]
+
+
+@pytest.mark.parametrize("text", READ_QUICKLY)
+def test_the_quick_reader_reads_the_plain_layout_as_libyaml_does(text):
+    assert assert_read_alike(text)
+
+
+def test_the_quick_reader_gives_the_related_blocks_spans_without_the_empty_lines_after():
+    text = READ_QUICKLY[-1]
+    assert [text[a:b] for a, b in frontmatter.quick_parse(text)[1]] == [
+        "related_article1:\n  url: /a\n",
+        "related_article2: x\n",
+        "related_article3:\n  id: 1\n",
+    ]
+
+
+@pytest.mark.parametrize("text", LEFT_TO_LIBYAML)
+def test_the_quick_reader_leaves_every_other_layout_to_libyaml(text):
+    assert frontmatter.quick_parse(text) is None
+    reading = libyaml_reading(text)
+    if reading is not None:
+        assert repr(load_yaml(text)) == repr(reading[0])
+
+
+RISKY = [":", "#", " ", "  ", "-", "?", "'", '"', "\\", "\t", "\r", "\x85", "\u2028", "\ufeff"]
+RISKY += ["é", "\x00", "\x7f", "\u00a0", "\U0001f600", ">", "|", "&", "*", "!", "[", "{", "%"]
+SAFE = ["x", "ab", "/learn/x", "Why?", "a, b", "1", "-1.0", "é", "\\n", "C#", "a:b", "x y"]
+LINE_PARTS = st.sampled_from([*SPECIAL_SCALARS, *SAFE] * 3 + RISKY)
+KEYS = st.sampled_from(["a", "b", "c", "d", "e", "f", "g", "url", "related_article1", "id", "no"])
+KEYS |= st.sampled_from(["related_article2", "related_article3", "title"])
+
+
+@st.composite
+def plain_layouts(draw):
+    """Front matter near the plain layout: key lines at the depths of the mappings
+    open (now and then another), values of safe and risky pieces, block scalars,
+    quoted scalars, empty lines, and now and then any line at all."""
+    lines, depths = [], [0]
+    for _ in range(draw(st.integers(1, 10))):
+        depth = draw(st.sampled_from(depths * 8 + [0, 1, 2, 3, 4]))
+        depths = [d for d in depths if d <= depth] or [0]
+        indent = " " * depth
+        kind = draw(st.sampled_from(["value"] * 8 + ["none", "block", "quoted"] * 3 + ["any"]))
+        kind = "empty" if kind == "any" and draw(st.booleans()) else kind
+        key = draw(KEYS)
+        value = "".join(draw(st.lists(LINE_PARTS, min_size=1, max_size=4)))
+        if kind == "value":
+            lines.append(f"{indent}{key}: {value}")
+        elif kind == "none":
+            lines.append(f"{indent}{key}:")
+            depths.append(depth + draw(st.sampled_from([2, 4, 1])))
+        elif kind == "block":
+            header = draw(st.sampled_from([">-", ">", "|-", "|"] * 4 + [">+", ">2"]))
+            inner = " " * (depth + draw(st.sampled_from([2, 4, 1] * 3 + [0])))
+            lines += [f"{indent}{key}: {header}", f"{inner}{value}"]
+        elif kind == "quoted":
+            quote = draw(st.sampled_from(['"', "'"]))
+            lines.append(f"{indent}{key}: {quote}{value}{quote}")
+        elif kind == "empty":
+            lines.append("")
+        else:
+            lines.append(draw(st.text(max_size=12)))
+    return "\n".join(lines) + draw(st.sampled_from(["\n"] * 6 + ["", "\n\n"]))
+
+
+@settings(max_examples=1500)
+@given(plain_layouts())
+def test_the_quick_reader_reads_as_libyaml_or_not_at_all(text):
+    event("read quickly" if assert_read_alike(text) else "left to libyaml")
+
+
+@pytest.mark.real_corpus
+def test_the_quick_reader_reads_the_real_site_as_libyaml_does(real_site):
+    pages = sorted(real_site.rglob("*.md"))
+    read_quickly = 0
+    for path in pages:
+        text = path.read_text("utf-8")
+        start, end, _ = split_front_matter(text)
+        read_quickly += assert_read_alike(text[start:end])
+    assert read_quickly >= 0.99 * len(pages)  # the site's own layout: the quick reader's
