@@ -208,19 +208,19 @@ _NOT_QUICK = re.compile(
     "[^\n\x20-\x7e\xa0-\u2027\u202a-\ud7ff\ue000-\ufefe\uff00-\ufffd\U00010000-\U0010ffff]"
 )
 _DOUBLE_QUOTED = re.compile(
-    r'(?:[^"\\]|\\(?:[0abtnvfre "/\\N_LP]|x[0-9a-fA-F]{2}|u[0-9a-fA-F]{4}|U[0-9a-fA-F]{8}))*'
+    r'(?:[^"\\]|\\(?:[0abtnvfre "\\N_LP]|x[0-9a-fA-F]{2}|u[0-9a-fA-F]{4}|U[0-9a-fA-F]{8}))*'
 )
 _ESCAPE = re.compile(r"\\(?:x([0-9a-fA-F]{2})|u([0-9a-fA-F]{4})|U([0-9a-fA-F]{8})|(.))")
 _ESCAPED = {
     "0": "\0", "a": "\a", "b": "\b", "t": "\t", "n": "\n", "v": "\v", "f": "\f",
-    "r": "\r", "e": "\x1b", " ": " ", '"': '"', "/": "/", "\\": "\\",
+    "r": "\r", "e": "\x1b", " ": " ", '"': '"', "\\": "\\",
     "N": "\x85", "_": "\xa0", "L": "\u2028", "P": "\u2029",
 }  # fmt: skip
 #: Scalar tags :func:`quick_parse` builds (PyYAML's safe constructor for all but text).
 _QUICK_TAGS = frozenset(
     f"tag:yaml.org,2002:{kind}" for kind in ("bool", "int", "float", "null", "timestamp")
 )
-_RESOLVER = yaml.resolver.Resolver()
+_RESOLVING = _SafeLoader("")  # its resolver: the loader's own rules and kept tags
 _CONSTRUCTOR = yaml.constructor.SafeConstructor()
 _QUICK_DEPTH = 16
 _NO = object()  # a scalar :func:`quick_parse` leaves to libyaml
@@ -362,16 +362,11 @@ class _NotQuick(Exception):
 
 
 def _plain_tag(value: str) -> str:
-    """The tag of a plain scalar, as :meth:`_SafeLoader.resolve` finds it (and keeps it)."""
-    resolvers = _RESOLVER.yaml_implicit_resolvers
+    """The tag of a plain scalar, as libyaml's reading gets it (:meth:`_SafeLoader.resolve`)."""
+    resolvers = _SafeLoader.yaml_implicit_resolvers
     if value[0] not in resolvers and None not in resolvers:  # none looks at it: text
         return _STR
-    tag = _SafeLoader._resolved.get(value)
-    if tag is None:
-        tag = _RESOLVER.resolve(ScalarNode, value, (True, False))
-        if len(_SafeLoader._resolved) < RESOLVED_LIMIT:
-            _SafeLoader._resolved[value] = tag
-    return tag
+    return _RESOLVING.resolve(ScalarNode, value, (True, False))
 
 
 class _Builder:

@@ -1,6 +1,7 @@
 """Splitting a page into front matter and body, and loading the YAML safely."""
 
 import datetime
+import re
 
 import pytest
 import yaml
@@ -152,6 +153,8 @@ def assert_read_alike(text):
         return False
     assert reading is not None, f"libyaml refuses what the quick reader read: {text!r}"
     assert repr(quick[0]) == repr(reading[0]), text  # repr: types and key order too
+    # and as PyYAML reads it, without the tags both readers keep (a wrong one would agree)
+    assert repr(quick[0]) == repr(yaml.load(text, Loader=yaml.CSafeLoader)), text
     assert quick[1] == reading[1], text
     assert frontmatter.value_and_spans(text) == quick
     return True
@@ -174,7 +177,7 @@ READ_QUICKLY = [
     "a:\n  b:\n    c: x\n  d: 2001-12-14 21:59:43.10\ne: .inf\n",
     "k: >\n  text  \nl: |-\n   more\nm: |\n x\n",  # block scalars: their one line, clipped
     "k: -1.0\nl: -x\nm: ?x\nn: :x\no: 0x1F\np: 1_000\nq: 0o17\nr: yes\ns: Off\nt: ~\n",
-    'k: "\\x41\\u00e9\\U0001F600\\t\\N\\_\\L\\P\\ \\/\\0"\nl: \'\'\nm: ""\n',
+    'k: "\\x41\\u00e9\\U0001F600\\t\\N\\_\\L\\P\\ \\0"\nl: \'\'\nm: ""\n',
     "k: C# and a:b and a,b [x] {y} 'q' \"r\"#hash\n",
     "k: é ∑ \U0001f600 \u00a0nbsp\n",
     "related_article2: >-\n  # its text, not a comment\n\n",
@@ -212,6 +215,7 @@ LEFT_TO_LIBYAML = [
     'a: "say "hi""\n',
     'a: "\\q"\n',
     'a: "\\ud800"\n',
+    'a: "\\/"\n',  # libyaml before 0.2.2 refuses this escape
     "a: 2024-02-30\n",
     "a: =\n",  # the value tag, which the safe constructor does not build
     "a: <<\n",  # YAML's date that Python cannot hold
@@ -241,6 +245,19 @@ def test_the_quick_reader_gives_the_related_blocks_spans_without_the_empty_lines
         "related_article2: x\n",
         "related_article3:\n  id: 1\n",
     ]
+
+
+def test_the_quick_reader_types_plain_scalars_by_the_loaders_own_rules(monkeypatch):
+    """A rule added to the loader's resolver is the quick reader's too, whichever reads first."""
+    rules = {
+        first: list(found)
+        for first, found in yaml.resolver.Resolver.yaml_implicit_resolvers.items()
+    }
+    rules["n"] = [("tag:yaml.org,2002:null", re.compile("^none$")), *rules["n"]]
+    monkeypatch.setattr(frontmatter._SafeLoader, "yaml_implicit_resolvers", rules)
+    monkeypatch.setattr(frontmatter._SafeLoader, "_resolved", {})
+    assert frontmatter.quick_parse("a: none\n")[0] == {"a": None}
+    assert frontmatter.parse_yaml("a: none\n")[1] == {"a": None}
 
 
 @pytest.mark.parametrize("text", LEFT_TO_LIBYAML)
