@@ -46,6 +46,7 @@ TESTS: dict[str, list[str]] = {
     "rewrite": ["tests/test_export.py"],
     "files": ["tests/test_export.py", "tests/test_hostile.py"],
     "evaluate": ["tests/test_evaluate.py"],
+    "frontmatter": ["tests/test_frontmatter.py", "tests/test_corpus.py"],
 }
 
 #: Copied into each scratch folder besides the package and the tests.
