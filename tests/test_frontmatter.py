@@ -180,6 +180,7 @@ READ_QUICKLY = [
     'k: "\\x41\\u00e9\\U0001F600\\t\\N\\_\\L\\P\\ \\0"\nl: \'\'\nm: ""\n',
     "k: C# and a:b and a,b [x] {y} 'q' \"r\"#hash\n",
     "k: é ∑ \U0001f600 \u00a0nbsp\n",
+    'k: "\\ue000\\U0010FFFF"\nl: MAX\nm: X y\n',  # the ends of the ranges YAML allows
     "related_article2: >-\n  # its text, not a comment\n\n",
     "related_article1:\n  url: /a\n\n\nrelated_article2: x\nz: 1\n\nrelated_article3:\n  id: 1\n\n",
 ]
@@ -215,6 +216,14 @@ LEFT_TO_LIBYAML = [
     'a: "say "hi""\n',
     'a: "\\q"\n',
     'a: "\\ud800"\n',
+    'a: "\\udfff"\n',
+    'a: "\\U00110000"\n',
+    'a: "\n',
+    "a: '\n",
+    "a: >-\n  x\x85y\n",  # a line break inside a block scalar's line
+    "a: |\n  \ufeffx\n",
+    "related_article1: {url: /a}  # a flow mapping\nz: 1\n",  # its block's span from libyaml
+    "{related_article1: x}\n",  # no block that related_spans can find: spans None
     'a: "\\/"\n',  # libyaml before 0.2.2 refuses this escape
     "a: 2024-02-30\n",
     "a: =\n",  # the value tag, which the safe constructor does not build
@@ -264,8 +273,36 @@ def test_the_quick_reader_types_plain_scalars_by_the_loaders_own_rules(monkeypat
 def test_the_quick_reader_leaves_every_other_layout_to_libyaml(text):
     assert frontmatter.quick_parse(text) is None
     reading = libyaml_reading(text)
-    if reading is not None:
+    if reading is None:
+        with pytest.raises(yaml.YAMLError):
+            frontmatter.value_and_spans(text)
+    else:
         assert repr(load_yaml(text)) == repr(reading[0])
+        assert repr(frontmatter.value_and_spans(text)) == repr(reading)
+
+
+def test_the_plain_layout_is_read_without_libyaml(monkeypatch):
+    expected = yaml.load(PAGE, Loader=yaml.CSafeLoader)
+
+    def refused(text):
+        raise AssertionError("libyaml read the plain layout")
+
+    monkeypatch.setattr(frontmatter, "parse_yaml", refused)
+    assert load_yaml(PAGE) == expected
+    assert frontmatter.value_and_spans(PAGE) == frontmatter.quick_parse(PAGE)
+
+
+def test_the_quick_reader_leaves_the_largest_and_deepest_texts_to_libyaml(monkeypatch):
+    monkeypatch.setattr(frontmatter, "MAX_NODES", 30)  # three a line: key, value, and a margin
+    assert frontmatter.quick_parse("".join(f"k{n}: 1\n" for n in range(10))) is not None
+    assert frontmatter.quick_parse("".join(f"k{n}: 1\n" for n in range(11))) is None
+    monkeypatch.undo()
+
+    def nested(depth):  # mappings open at once: the root and depth - 1 more
+        return "".join(f"{' ' * n}k:\n" for n in range(depth - 1)) + " " * (depth - 1) + "x: 1\n"
+
+    assert assert_read_alike(nested(frontmatter._QUICK_DEPTH))
+    assert frontmatter.quick_parse(nested(frontmatter._QUICK_DEPTH + 1)) is None
 
 
 RISKY = [":", "#", " ", "  ", "-", "?", "'", '"', "\\", "\t", "\r", "\x85", "\u2028", "\ufeff"]
