@@ -21,6 +21,7 @@ from .errors import RewriteCheckError
 __all__ = [
     "MAX_DEPTH",
     "MAX_NODES",
+    "UNSAFE_IN_LINE",
     "file_digest",
     "is_block_key",
     "load_yaml",
@@ -75,6 +76,12 @@ class _SafeLoader(_LIBYAML_LOADER):
         return tag
 
 
+#: A character that no line of YAML text may hold as it is: one YAML refuses, a tab, any of
+#: YAML's line breaks (``\n``, ``\r``, U+0085, U+2028, U+2029), or a BOM.  The exporter
+#: double-quotes (and escapes) text holding one; :func:`quick_parse` leaves it to libyaml.
+UNSAFE_IN_LINE = re.compile(
+    "[^\x20-\x7e\xa0-\u2027\u202a-\ud7ff\ue000-\ufefe\uff00-\ufffd\U00010000-\U0010ffff]"
+)
 _MERGE = "tag:yaml.org,2002:merge"
 #: Most nodes a front matter may hold once its aliases are expanded: a few KB of
 #: aliases ("billion laughs") would otherwise expand to more values than memory holds
@@ -202,11 +209,6 @@ _ENTRY = re.compile(
 _BLOCK_HEADERS = {">-": False, "|-": False, ">": True, "|": True}
 #: A plain scalar cannot open with these; nor with ``-``, ``?`` or ``:`` before a blank.
 _NOT_PLAIN_FIRST = frozenset(",[]{}#&*!|>'\"%@`")
-#: Characters :func:`quick_parse` leaves to libyaml: tabs, line breaks but ``\n``, a BOM,
-#: and every character YAML refuses.
-_NOT_QUICK = re.compile(
-    "[^\n\x20-\x7e\xa0-\u2027\u202a-\ud7ff\ue000-\ufefe\uff00-\ufffd\U00010000-\U0010ffff]"
-)
 _DOUBLE_QUOTED = re.compile(
     r'(?:[^"\\]|\\(?:[0abtnvfre "\\N_LP]|x[0-9a-fA-F]{2}|u[0-9a-fA-F]{4}|U[0-9a-fA-F]{8}))*'
 )
@@ -342,9 +344,9 @@ def _quick_scalar(raw: str) -> Any:
 
 
 def _printable(text: str) -> bool:
-    """Whether text holds no character :data:`_NOT_QUICK` refuses: Python's printable
+    """Whether text holds none of :data:`UNSAFE_IN_LINE`: Python's printable
     characters are among YAML's, so most texts need no regular expression."""
-    return text.isprintable() or not _NOT_QUICK.search(text)
+    return text.isprintable() or not UNSAFE_IN_LINE.search(text)
 
 
 def _unescaped(match: re.Match) -> str:

@@ -42,6 +42,7 @@ import yaml
 from .errors import RewriteCheckError, UnsafeFileError
 from .files import DEFAULT_MAX_PAGE_BYTES, PageWriter, read_regular_file
 from .frontmatter import (
+    UNSAFE_IN_LINE,
     file_digest,
     is_block_key,
     load_yaml,
@@ -69,19 +70,12 @@ _PLAIN_SAFE = re.compile(r"[A-Za-z/][A-Za-z0-9 _./()&,'!?+-]*")
 _YAML_WORDS = frozenset({"yes", "no", "true", "false", "on", "off", "null"})
 
 
-# Not printable in a YAML stream, any of YAML's line breaks (\n, \r, \x85, \u2028,
-# \u2029), or a BOM: such text is double-quoted, and these characters escaped.
-_UNSAFE_IN_BLOCK = re.compile(
-    "[^\x20-\x7e\xa0-\u2027\u202a-\ud7ff\ue000-\ufefe\uff00-\ufffd\U00010000-\U0010ffff]"
-)
-
-
 def _double_quoted(value: str) -> str:
     out = []
     for char in value:
         if char in '"\\':
             out.append("\\" + char)
-        elif not _UNSAFE_IN_BLOCK.match(char):
+        elif not UNSAFE_IN_LINE.match(char):
             out.append(char)
         elif ord(char) <= 0xFF:
             out.append(f"\\x{ord(char):02x}")
@@ -111,7 +105,7 @@ def yaml_scalar(value: object, *, folded: bool = False) -> str:
         raise TypeError(f"cannot write {type(value).__name__} {value!r} as a related block value")
     if isinstance(value, int):
         return str(value)
-    if folded and value and value == value.strip() and not _UNSAFE_IN_BLOCK.search(value):
+    if folded and value and value == value.strip() and not UNSAFE_IN_LINE.search(value):
         return ">-\n" + value
     if (
         _PLAIN_SAFE.fullmatch(value)
