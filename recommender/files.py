@@ -412,7 +412,8 @@ def remove_temporary_files(root: str | os.PathLike[str]) -> int:
 
     Only regular files inside the root are removed; symlinks and dot-folders
     are not followed, but for the scratch folder (:data:`SCRATCH_FOLDER`),
-    which is removed once empty.
+    which is removed once empty if it is this user's and no one else may
+    write to it (as a writer of ours makes it).
     """
     removed = 0
     for folder, dirs, files in os.walk(root):
@@ -422,11 +423,13 @@ def remove_temporary_files(root: str | os.PathLike[str]) -> int:
     with contextlib.suppress(OSError):  # none there, or a link: never followed
         folder = os.open(scratch, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
         try:
-            if _is_private(os.fstat(folder)):
+            ours = _is_private(os.fstat(folder))
+            if ours:
                 removed += _remove_temporary(scratch, os.listdir(folder), folder)
         finally:
             os.close(folder)
-        os.rmdir(scratch)
+        if ours:  # another's folder is left, even empty
+            os.rmdir(scratch)
     return removed
 
 

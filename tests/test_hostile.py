@@ -546,15 +546,20 @@ def test_a_killed_runs_scratch_folder_is_removed_with_its_leftovers(tmp_path, le
     assert list(tmp_path.iterdir()) == []
 
 
-def test_a_scratch_folder_others_may_write_to_is_left_as_it_is(tmp_path):
-    """Not one a writer of ours made: what it holds may be anyone's."""
+@pytest.mark.parametrize("empty", [False, True])
+def test_a_scratch_folder_others_may_write_to_is_left_as_it_is(tmp_path, empty):
+    """Not one a writer of ours made: what it holds may be anyone's, and so is the folder."""
     from recommender.files import remove_temporary_files
 
     (tmp_path / SCRATCH_FOLDER).mkdir()
     (tmp_path / SCRATCH_FOLDER).chmod(0o777)
-    (tmp_path / SCRATCH_FOLDER / ".p.md.0a1b2c3d.tmp").write_text("theirs", encoding="utf-8")
+    if not empty:
+        (tmp_path / SCRATCH_FOLDER / ".p.md.0a1b2c3d.tmp").write_text("theirs", encoding="utf-8")
     assert remove_temporary_files(tmp_path) == 0
-    assert (tmp_path / SCRATCH_FOLDER / ".p.md.0a1b2c3d.tmp").exists()
+    assert (tmp_path / SCRATCH_FOLDER).is_dir()
+    assert [p.name for p in (tmp_path / SCRATCH_FOLDER).iterdir()] == (
+        [] if empty else [".p.md.0a1b2c3d.tmp"]
+    )
 
 
 def test_a_scratch_folder_that_is_a_link_is_never_followed(tmp_path):
