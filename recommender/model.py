@@ -81,7 +81,13 @@ from .rules import (
 )
 from .stability import add_candidates, current_links, held_now, rerank
 
-__all__ = ["LINK_COLUMNS", "Recommender"]
+__all__ = [
+    "LINKING_PARAMETERS",
+    "LINK_COLUMNS",
+    "RUNNING_PARAMETERS",
+    "Recommender",
+    "settings_differ",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -93,6 +99,25 @@ LINK_COLUMNS: dict[str, str] = {
     "score": "cosine similarity of the two pages' feature vectors (0..1); "
     "with semantic_weight, blended with their embeddings' cosine",
 }
+
+#: Settings that only choose each page's links among its candidates (the rules,
+#: coverage, stability): :meth:`Recommender.relink` applies new values of these
+#: without vectorising or searching again.
+LINKING_PARAMETERS = frozenset(
+    {
+        "n_links",
+        "duplicate_threshold",
+        "min_score",
+        "coverage",
+        "max_in_links",
+        "coverage_tolerance",
+        "rules",
+        "stability",
+        "mutual_discount",
+    }
+)
+#: Settings that change how the work runs, never its result.
+RUNNING_PARAMETERS = frozenset({"n_jobs", "block_size", "progress"})
 
 #: With ``search="auto"``, sites of at least this many pages use the fast search.
 FAST_SEARCH_MIN_PAGES = 20_000
@@ -268,6 +293,10 @@ class Recommender(BaseEstimator):
         none); no columns without ``semantic_weight``.
     semantic_candidate_scores_ : numpy.ndarray
         Their embedding cosines.
+    search_params_ : dict
+        The settings the features and candidates were made with (all but
+        :data:`LINKING_PARAMETERS` and :data:`RUNNING_PARAMETERS`), which
+        :meth:`relink` keeps.
 
     Examples
     --------
@@ -512,6 +541,7 @@ class Recommender(BaseEstimator):
             np.arange(len(pages)), is_target
         )
         laps.end("similarity")
+        self.search_params_ = self.search_settings()
         return self._link(pages, features, is_target, candidates, scores, laps, editorial)
 
     def update(self, pages: pd.DataFrame, changed: Iterable[str]) -> Recommender:
@@ -563,6 +593,60 @@ class Recommender(BaseEstimator):
             self._updated_semantic_candidates(is_target, old_rows, is_changed)
         )
         return self._link(pages, features, is_target, candidates, scores, laps, editorial)
+
+    def relink(self, pages: pd.DataFrame) -> Recommender:
+        """Choose the links again from the fitted candidates, with the settings now in effect.
+
+        For quick re-runs while tuning: after :meth:`set_params` of settings
+        in :data:`LINKING_PARAMETERS` (the rules, coverage, stability, the
+        mutual discount...), the links are those a :meth:`fit` with these
+        settings gives, and in the time of the rules and coverage steps
+        alone: the pages are not vectorised or searched again.
+
+        Parameters
+        ----------
+        pages : pandas.DataFrame
+            The pages of the fit (the same urls).  Their fields and links
+            are read again (by the rules, and ``stability``); their texts
+            are not.
+
+        Returns
+        -------
+        self
+
+        Raises
+        ------
+        ConfigError
+            A setting outside :data:`LINKING_PARAMETERS` and
+            :data:`RUNNING_PARAMETERS` changed since the fit (it is named:
+            fit again), or the pages are not those of the fit.
+        """
+        check_is_fitted(self, "search_params_")
+        changed = settings_differ(self.search_settings(), self.search_params_)
+        if changed:
+            raise ConfigError(
+                f"{', '.join(changed)} changed since the fit, and relink applies only "
+                f"{', '.join(sorted(LINKING_PARAMETERS))}: fit again"
+            )
+        self.check_params()
+        pages = self._check_pages(pages, {})
+        if not pages.index.equals(self.urls_):
+            raise ConfigError(
+                "relink needs the pages of the fit (the same urls); "
+                "update() takes pages added, changed or deleted"
+            )
+        return self.update(pages, changed=())
+
+    def search_settings(self) -> dict[str, Any]:
+        """The settings that make the features and candidates: all but
+        :data:`LINKING_PARAMETERS` and :data:`RUNNING_PARAMETERS`.  Two models
+        whose search settings do not differ (:func:`settings_differ`) find
+        the same candidates, so one may :meth:`relink` to the other's links."""
+        return {
+            name: value
+            for name, value in self.get_params(deep=False).items()
+            if name not in LINKING_PARAMETERS | RUNNING_PARAMETERS
+        }
 
     def _link(
         self,
@@ -1049,6 +1133,20 @@ def _is_ngram_range(value: Any) -> bool:
         )
         and value[0] <= value[1]
     )
+
+
+def settings_differ(settings: Mapping[str, Any], others: Mapping[str, Any]) -> list[str]:
+    """The names of the settings whose values differ: not the same object, nor equal values
+    of one type (``max_df`` 1 and 1.0 differ); a setting only one side holds differs."""
+
+    def same(a: Any, b: Any) -> bool:
+        return a is b or (type(a) is type(b) and bool(a == b))
+
+    names = [*settings, *(name for name in others if name not in settings)]
+    missing = object()
+    return [
+        name for name in names if not same(settings.get(name, missing), others.get(name, missing))
+    ]
 
 
 def _updated_lists(

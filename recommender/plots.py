@@ -52,7 +52,7 @@ def plot_tradeoff(
     """
     ax = _axes(ax)
     if label is None:
-        metrics = {"fit_seconds", hue, *(name for _, name in METRICS)}
+        metrics = {"relinked", "fit_seconds", hue, *(name for _, name in METRICS)}
         label = [c for c in results.columns if c not in metrics]
     columns = [label] if isinstance(label, str) else list(label)
     groups = results.groupby(results[hue].map(_short), sort=False) if hue else [(None, results)]

@@ -25,25 +25,49 @@ import pandas as pd
 from sklearn.model_selection import ParameterGrid
 
 from .evaluate import churn, evaluate
-from .model import Recommender
+from .model import Recommender, settings_differ
 
 __all__ = ["STABILITY_TRIAL_COLUMNS", "pair_recall", "stability_trial", "sweep"]
 
 
-def _fit_and_measure(
+def _fit_and_relink(
     pages: pd.DataFrame,
     fixed_params: dict[str, Any],
-    params: dict[str, Any],
+    combinations: list[dict[str, Any]],
     labels: pd.DataFrame | None,
-) -> dict[str, Any]:
-    start = time.perf_counter()
-    model = Recommender(**{**fixed_params, **params}).fit(pages)
-    seconds = time.perf_counter() - start
-    metrics = evaluate(pages, model.related_, k=model.n_links, labels=labels)
-    row: dict[str, Any] = dict(params)
-    row.update(zip(metrics["metric"], metrics["value"], strict=True))
-    row["fit_seconds"] = seconds
-    return row
+) -> list[dict[str, Any]]:
+    """Measure combinations that share their search settings: one fit, then relinks."""
+    rows, model = [], None
+    for params in combinations:
+        settings = Recommender(**{**fixed_params, **params}).get_params(deep=False)
+        start = time.perf_counter()
+        if model is None:
+            model = Recommender(**settings).fit(pages)
+        else:
+            model.set_params(**settings).relink(pages)
+        seconds = time.perf_counter() - start
+        metrics = evaluate(pages, model.related_, k=model.n_links, labels=labels)
+        row: dict[str, Any] = dict(params)
+        row.update(zip(metrics["metric"], metrics["value"], strict=True))
+        row["relinked"] = len(rows) > 0
+        row["fit_seconds"] = seconds
+        rows.append(row)
+    return rows
+
+
+def _sharing_a_fit(
+    combinations: list[dict[str, Any]], fixed_params: dict[str, Any]
+) -> list[list[int]]:
+    """The combinations' places, grouped by their search settings (first met first)."""
+    groups: list[tuple[dict[str, Any], list[int]]] = []
+    for place, params in enumerate(combinations):
+        settings = Recommender(**{**fixed_params, **params}).search_settings()
+        group = next((g for s, g in groups if not settings_differ(settings, s)), None)
+        if group is None:
+            groups.append((settings, [place]))
+        else:
+            group.append(place)
+    return [places for _, places in groups]
 
 
 def sweep(
@@ -54,34 +78,47 @@ def sweep(
     labels: pd.DataFrame | None = None,
     n_jobs: int | None = None,
 ) -> pd.DataFrame:
-    """Fit a :class:`~recommender.model.Recommender` per combination of settings and measure it.
+    """Measure the model's links for every combination of settings.
+
+    Combinations that differ only in settings of
+    :data:`~recommender.model.LINKING_PARAMETERS` (rules, coverage,
+    stability, the mutual discount...) share one fit: the first is fitted,
+    the others :meth:`~recommender.model.Recommender.relink` it, which gives
+    the links of their own fit in the time of the rules and coverage steps.
 
     Parameters
     ----------
     pages : pandas.DataFrame
         ``Corpus.pages``.
     grid : mapping of parameter name to list of values, or a list of such mappings
-        As scikit-learn's ``ParameterGrid``: every combination is fitted.
+        As scikit-learn's ``ParameterGrid``: every combination is measured.
     fixed_params : mapping, optional
         Settings shared by every fit (for example ``{"n_links": 5}``).
     labels : pandas.DataFrame, optional
         Known related pairs, for the label metrics.
     n_jobs : int or None
-        Fits run at once, in processes, as in scikit-learn.
+        Fits (each with its relinks) run at once, in processes, as in scikit-learn.
 
     Returns
     -------
     pandas.DataFrame
         One row per combination, in grid order: the swept settings, then one
         column per metric (see :data:`recommender.evaluate.METRICS`), then
-        ``fit_seconds``.
+        ``relinked`` (True: the links came from an earlier row's fit) and
+        ``fit_seconds`` (the fit's seconds, or the relink's).
     """
     fixed_params = dict(fixed_params or {})
+    combinations = list(ParameterGrid(grid))
+    groups = _sharing_a_fit(combinations, fixed_params)
     jobs = (
-        joblib.delayed(_fit_and_measure)(pages, fixed_params, params, labels)
-        for params in ParameterGrid(grid)
+        joblib.delayed(_fit_and_relink)(pages, fixed_params, [combinations[p] for p in g], labels)
+        for g in groups
     )
-    return pd.DataFrame(joblib.Parallel(n_jobs=n_jobs)(jobs))
+    rows: list[dict[str, Any]] = [{} for _ in combinations]
+    for places, measured in zip(groups, joblib.Parallel(n_jobs=n_jobs)(jobs), strict=True):
+        for place, row in zip(places, measured, strict=True):
+            rows[place] = row
+    return pd.DataFrame(rows)
 
 
 #: Columns of :func:`stability_trial`, one row per ``stability`` value.

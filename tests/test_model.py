@@ -9,7 +9,8 @@ from sklearn.exceptions import NotFittedError
 import recommender.model as model_module
 from recommender import Recommender, evaluate, load_corpus
 from recommender.errors import ConfigError, ModelFileError
-from recommender.model import LINK_COLUMNS
+from recommender.model import LINK_COLUMNS, LINKING_PARAMETERS, RUNNING_PARAMETERS
+from recommender.rules import EditorialRules, Never
 
 from .conftest import SAMPLE
 from .test_coverage import orphan_five
@@ -402,6 +403,74 @@ def test_pages_left_short_for_want_of_candidates_are_counted_in_one_warning(tmp_
         warnings.simplefilter("error")
         related = model.set_params(n_candidates=12).fit(frame).related_
     assert (related.groupby("source_url").size() == 5).all()
+
+
+# ---------------------------------------------------------------- relink (quick re-runs)
+
+LINK_SETTINGS = [
+    {"n_links": 3},
+    {"duplicate_threshold": 0.5},
+    {"min_score": 0.2},
+    {"coverage": False},
+    {"max_in_links": 2},
+    {"coverage_tolerance": 1.0},
+    {"stability": 0.3},
+    {"mutual_discount": 0.0},
+    {"rules": EditorialRules(nevers=(Never("subject:biology", "/learn/chemistry/*"),))},
+    {"max_in_links": 3, "mutual_discount": 0.9, "coverage_tolerance": 0.0},
+]
+
+
+def test_the_link_settings_are_every_setting_that_acts_after_the_search():
+    names = set(Recommender().get_params())
+    assert names >= LINKING_PARAMETERS | RUNNING_PARAMETERS
+    assert {name for settings in LINK_SETTINGS for name in settings} == LINKING_PARAMETERS
+
+
+@pytest.mark.parametrize("settings", LINK_SETTINGS, ids=lambda s: ",".join(s))
+def test_relink_gives_the_links_of_a_fit_with_the_new_settings(sample_pages, settings):
+    model = Recommender(min_df=1).fit(sample_pages)
+    fresh = Recommender(min_df=1, **settings).fit(sample_pages)
+    assert fresh.related_.to_csv() != model.related_.to_csv()  # the setting matters here
+    model.set_params(**settings, n_jobs=2, block_size=7).relink(sample_pages)
+    assert model.related_.to_csv() == fresh.related_.to_csv()
+    assert model.rule_events_.to_csv() == fresh.rule_events_.to_csv()
+    model.set_params(**{**Recommender().get_params(deep=False), "min_df": 1}).relink(sample_pages)
+    assert model.related_.to_csv() == Recommender(min_df=1).fit(sample_pages).related_.to_csv()
+
+
+def test_relink_neither_vectorises_nor_searches(sample_pages, monkeypatch):
+    model = Recommender(min_df=1).fit(sample_pages)
+    for name in ("_search", "_top_k"):
+        monkeypatch.setattr(Recommender, name, lambda *a, **k: pytest.fail("searched again"))
+    monkeypatch.setattr(
+        model.features_model_, "transform", lambda *a: pytest.fail("vectorised again")
+    )
+    model.set_params(coverage=False).relink(sample_pages.drop(columns="answer_text"))
+    assert (model.related_.groupby("source_url").size() == 5).all()
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [{"max_df": 0.3}, {"n_candidates": 12}, {"exclude_no_index": False}, {"max_df": 1}],
+    ids=lambda s: ",".join(s),
+)
+def test_relink_refuses_a_setting_that_changes_the_features_or_candidates(sample_pages, settings):
+    model = Recommender(min_df=1, max_df=1.0).fit(sample_pages)
+    before = model.related_.copy()
+    with pytest.raises(ConfigError, match=rf"^{next(iter(settings))} changed since the fit"):
+        model.set_params(**settings).relink(sample_pages)
+    pd.testing.assert_frame_equal(model.related_, before)
+
+
+def test_relink_needs_a_fitted_model_and_the_pages_of_its_fit(sample_pages):
+    with pytest.raises(NotFittedError):
+        Recommender().relink(sample_pages)
+    model = Recommender(min_df=1).fit(sample_pages)
+    with pytest.raises(ConfigError, match="the pages of the fit"):
+        model.relink(sample_pages.drop(sample_pages.index[3]))
+    shuffled = sample_pages.sample(frac=1, random_state=1)
+    assert model.relink(shuffled).related_.to_csv() == model.related_.to_csv()
 
 
 # ---------------------------------------------------------------- update (the nightly run)

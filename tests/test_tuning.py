@@ -36,13 +36,51 @@ def test_sweep_fits_every_combination(results):
     assert results["fit_seconds"].dtype == float and results["fit_seconds"].notna().all()
 
 
-def test_fit_seconds_is_the_time_the_fit_took(corpus, monkeypatch):
-    # a clock that says the fit started at 100 s and ended at 102.5 s
-    clock = iter([100.0, 102.5])
+def test_fit_seconds_is_the_time_the_fit_or_the_relink_took(corpus, monkeypatch):
+    # a clock that says the fit took 2.5 s, then the relink 0.25 s
+    clock = iter([100.0, 102.5, 200.0, 200.25])
     monkeypatch.setattr(tuning, "time", SimpleNamespace(perf_counter=lambda: next(clock)))
-    row = tuning._fit_and_measure(corpus.pages, {"n_links": 3}, {"max_df": 0.5}, None)
-    assert row["fit_seconds"] == 2.5
-    assert next(clock, "done") == "done"  # read once before the fit and once after
+    combinations = [{"coverage": True}, {"coverage": False}]
+    rows = tuning._fit_and_relink(corpus.pages, {"n_links": 3}, combinations, None)
+    assert [(row["relinked"], row["fit_seconds"]) for row in rows] == [(False, 2.5), (True, 0.25)]
+    assert next(clock, "done") == "done"  # read before and after each
+
+
+def test_combinations_share_a_fit_when_only_their_link_settings_differ(
+    corpus, results, monkeypatch
+):
+    # the fixture's grid order: (coverage, max_df) = (T, 0.1), (T, 0.5), (F, 0.1), (F, 0.5)
+    assert results["relinked"].tolist() == [False, False, True, True]
+    calls = []
+
+    def record(kind):
+        def call(self, pages):
+            calls.append((kind, self.max_df, self.mutual_discount, self.stability))
+            self.related_ = pd.DataFrame(columns=["source_url", "rank", "target_url", "score"])
+            return self
+
+        return call
+
+    monkeypatch.setattr(tuning.Recommender, "fit", record("fit"))
+    monkeypatch.setattr(tuning.Recommender, "relink", record("relink"))
+    monkeypatch.setattr(
+        tuning, "evaluate", lambda *a, **k: pd.DataFrame(columns=["metric", "value"])
+    )
+    grid = [
+        {"max_df": [0.5, 1.0], "mutual_discount": [0.0, 0.2], "rules": [None]},
+        {"stability": [0.2], "n_links": [3], "max_df": [0.5], "block_size": [8]},
+        {"max_df": [1]},  # an int: a number of pages, not a share
+    ]
+    rows = sweep(corpus.pages, grid, fixed_params={"min_df": 1})
+    assert rows["relinked"].tolist() == [False, True, False, True, True, False]
+    assert calls == [  # each relink with every setting of its own row, the others' defaults
+        ("fit", 0.5, 0.0, 0.1),
+        ("relink", 0.5, 0.2, 0.1),
+        ("relink", 0.5, 0.4, 0.2),
+        ("fit", 1.0, 0.0, 0.1),
+        ("relink", 1.0, 0.2, 0.1),
+        ("fit", 1, 0.4, 0.1),
+    ]
 
 
 @pytest.mark.parametrize("max_df", [0.1, 0.5])
@@ -72,7 +110,7 @@ def test_plots_draw_what_they_say(corpus, results):
     ax = plot_tradeoff(results, hue="coverage")
     assert ax.get_xlabel() == "orphan share" and ax.get_ylabel() == "keyword share"
     assert len(ax.collections) == 2  # one scatter per coverage value
-    assert len(ax.texts) == 4 and ax.texts[0].get_text().startswith("max_df=")
+    assert sorted(text.get_text() for text in ax.texts) == ["max_df=0.1"] * 2 + ["max_df=0.5"] * 2
     model = Recommender().fit(corpus.pages)
     ax = plot_in_degrees(corpus.pages, {"site": corpus.links, "model": model.related_})
     assert [line.get_label() for line in ax.get_lines()] == ["site", "model"]
