@@ -65,8 +65,8 @@ from .state import (
     check_state_folder,
     file_signatures,
     read_state,
-    settings_key,
     signatures_after_writes,
+    state_key,
     write_state,
 )
 
@@ -122,8 +122,11 @@ class JobResult:
     full_because : str or None
         Why a run that keeps a state was a full one (no state yet, ``--full``,
         a state ignored or unreadable, the share of files changed, changes
-        the state cannot take); None for an incremental or unchanged run, and
-        for a run without a state.
+        the state cannot take), or an incremental one that chose the links
+        again ("other link settings": the settings of
+        :data:`~recommender.model.LINKING_PARAMETERS` changed since the
+        state was written); None for other incremental runs, unchanged runs
+        and runs without a state.
     changes : SiteChanges or None
         With a state: the files new, changed and deleted since the last run.
     output : Path or None
@@ -362,7 +365,7 @@ def _run(root, *, settings, **options) -> JobResult:
     unfitted = Recommender(**settings)
     unfitted.check_params()  # a bad setting or a missing extra fails before any page is read
     # the page size limit decides which pages load: a state made under another is not used
-    key = settings_key({**unfitted.get_params(), "max_page_bytes": options["max_page_bytes"]})
+    key = state_key({**unfitted.get_params(), "max_page_bytes": options["max_page_bytes"]})
     saved, no_state_because = None, None
     if folder is not None:
         saved, no_state_because = (None, "--full") if options["full"] else read_state(folder, key)
@@ -439,17 +442,21 @@ class _FullRunNeeded(Exception):
 def _run_kind(
     saved: SavedState | None, changes: SiteChanges | None, full_after: float, evaluate: bool
 ) -> tuple[RunKind, str | None]:
-    """The kind of run to make, and why a run with a state is a full one."""
+    """The kind of run to make, and why a run with a state is a full one (or an
+    incremental one with no file changed)."""
     if saved is None or changes is None:
         return RunKind.FULL, None
     if evaluate:
         return RunKind.FULL, "--evaluate reads every page"
-    if changes.count == 0 and saved.in_sync.all():
+    if changes.count == 0 and saved.in_sync.all() and saved.same_links:
         return RunKind.UNCHANGED, None
     if changes.share > full_after:
         because = f"{changes.share:.1%} of the files changed, over {full_after:.0%}"
         logger.info("%s: a full run", because)
         return RunKind.FULL, because
+    if not saved.same_links:  # the state's candidates serve: only their choice differs
+        logger.info("other link settings: the links are chosen again from the state's candidates")
+        return RunKind.INCREMENTAL, "other link settings"
     return RunKind.INCREMENTAL, None
 
 

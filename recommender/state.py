@@ -20,8 +20,11 @@ folder planted in a site cannot run code.  It is written atomically: a new
 generation folder is written whole, then ``state.json`` is replaced to name
 it, then older generations are removed; a killed run leaves the last
 complete state.  A state written by another version of the format or of
-recommender, or with other settings, is ignored with one log line and
-rebuilt, never trusted.
+recommender, or with settings that shape the features and candidates
+otherwise, is ignored with one log line and rebuilt, never trusted.  Settings
+that only choose the links among the candidates
+(:data:`~recommender.model.LINKING_PARAMETERS`: the rules, coverage, ...)
+keep it: the next run chooses the links again from the state's candidates.
 """
 
 from __future__ import annotations
@@ -39,7 +42,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -49,7 +52,7 @@ from . import __version__
 from .corpus import CLEANED_TEXT_COLUMNS, RAW_TEXT_COLUMNS, Corpus
 from .errors import UnsafeFileError
 from .files import read_regular_file, temporary_name, write_atomic
-from .model import DEFAULT_FIELD_WEIGHTS, DEFAULT_NGRAM_RANGES, Recommender
+from .model import DEFAULT_FIELD_WEIGHTS, DEFAULT_NGRAM_RANGES, LINKING_PARAMETERS, Recommender
 from .rules import EditorialRules
 
 __all__ = [
@@ -59,10 +62,12 @@ __all__ = [
     "SavedState",
     "SiteChanges",
     "StateDamagedError",
+    "StateKey",
     "check_state_folder",
     "file_signatures",
     "read_state",
     "settings_key",
+    "state_key",
     "write_state",
 ]
 
@@ -108,27 +113,52 @@ _EMBEDDING_SETTINGS = ("semantic_weight", "n_semantic_candidates", "embedding_mo
 SHAPING_LIBRARIES = ("scikit-learn", "PyStemmer", "PyYAML", "numpy", "scipy", "sparse-dot-topn")
 
 
+class StateKey(NamedTuple):
+    """What a state is compared with: digests of the settings that shape what it holds
+    (:func:`settings_key`) and of those that only choose the links (:func:`links_key`)."""
+
+    search: str
+    links: str
+
+
+def state_key(settings: Mapping[str, Any]) -> StateKey:
+    """Both digests of these settings."""
+    return StateKey(settings_key(settings), links_key(settings))
+
+
 def settings_key(settings: Mapping[str, Any]) -> str:
-    """A digest of everything that shapes the links: settings and library versions.
+    """A digest of everything that shapes the state's features and candidates: settings
+    (all but :data:`~recommender.model.LINKING_PARAMETERS`) and library versions.
 
     Without ``semantic_weight``, the embedding settings are left out: they
     shape nothing then, so changing them does not force a full run.  After
     an upgrade of any of :data:`SHAPING_LIBRARIES` the state is not trusted:
     a new stemmer's words, say, would not match the stored vocabulary.
     """
-    ignored = _NOT_SHAPING
+    ignored = (*_NOT_SHAPING, *LINKING_PARAMETERS)
     if not settings.get("semantic_weight"):
         ignored += _EMBEDDING_SETTINGS
-    described = json.dumps(
+    return _described(
         {
             "settings": {k: _as_shaping(k, v) for k, v in settings.items() if k not in ignored},
             "recommender": __version__,
             **{name: _installed_version(name) for name in SHAPING_LIBRARIES},
-        },
-        sort_keys=True,
-        default=repr,
+        }
     )
-    return hashlib.sha256(described.encode("utf-8")).hexdigest()
+
+
+def links_key(settings: Mapping[str, Any]) -> str:
+    """A digest of the settings that choose the links among the candidates
+    (:data:`~recommender.model.LINKING_PARAMETERS`; the defaults where not given)."""
+    defaults = Recommender().get_params(deep=False)
+    return _described(
+        {name: _as_shaping(name, settings.get(name, defaults[name])) for name in LINKING_PARAMETERS}
+    )
+
+
+def _described(value: Any) -> str:
+    text = json.dumps(value, sort_keys=True, default=repr)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 def _as_shaping(name: str, value: Any) -> Any:
@@ -277,6 +307,7 @@ class SavedState:
     generation: str
     signatures: Signatures
     in_sync: np.ndarray  # per path: its blocks hold its links
+    same_links: bool = True  # made with the link settings of this run
 
     def changes(self, root: Path, now: Signatures) -> SiteChanges:
         """Compare the files now with the state's; a file whose stat differs is hashed.
@@ -400,9 +431,10 @@ def check_state_folder(folder: Path) -> None:
         logger.warning("removed the empty folder %s, where the state's header goes", header)
 
 
-def read_state(folder: Path, key: str) -> tuple[SavedState | None, str]:
-    """The state in ``folder`` if it was made with these settings, and '' ; else None and
-    why not, for the run's summary (and one log line)."""
+def read_state(folder: Path, key: StateKey) -> tuple[SavedState | None, str]:
+    """The state in ``folder`` if it was made with these search settings, and '' ; else
+    None and why not, for the run's summary (and one log line).  Its ``same_links`` says
+    whether its links were chosen with these link settings."""
     try:
         header = json.loads(_state_file(folder, _HEADER, max_bytes=1 << 20).read_text("utf-8"))
     except FileNotFoundError:
@@ -411,15 +443,17 @@ def read_state(folder: Path, key: str) -> tuple[SavedState | None, str]:
     except (OSError, ValueError) as exc:
         logger.warning("state in %s is unreadable (%s): a full run rebuilds it", folder, exc)
         return None, "the state could not be read"
-    reason = _distrust(header, key)
+    reason = _distrust(header, key.search)
     if reason:
         logger.warning("state in %s ignored: %s; a full run rebuilds it", folder, reason)
         return None, f"the state was ignored: {reason}"
     try:
-        return _read_signatures(folder, header["generation"]), ""
+        saved = _read_signatures(folder, header["generation"])
     except Exception as exc:  # a damaged file can fail in many ways; none is trusted
         logger.warning("state in %s is damaged (%s): a full run rebuilds it", folder, exc)
         return None, "the state could not be read"
+    saved.same_links = header.get("links") == key.links
+    return saved, ""
 
 
 def _distrust(header: Any, key: str) -> str:
@@ -452,7 +486,7 @@ def _read_signatures(folder: Path, generation: str) -> SavedState:
 
 def write_state(
     folder: Path,
-    key: str,
+    key: StateKey,
     signatures: Signatures,
     in_sync: np.ndarray,
     corpus: Corpus,
@@ -467,7 +501,8 @@ def write_state(
         header = {
             "format": STATE_FORMAT,
             "recommender": __version__,
-            "settings": key,
+            "settings": key.search,
+            "links": key.links,
             "generation": generation,
             "pages": len(corpus.pages),
         }

@@ -20,8 +20,16 @@ from recommender.corpus import CLEANED_TEXT_COLUMNS, DEFAULT_MAX_PAGE_BYTES, RAW
 from recommender.export import WriteBack
 from recommender.features import FieldFeatures
 from recommender.job import RunKind, run_job
-from recommender.model import Recommender
-from recommender.state import STATE_FORMAT, TEXT_COLUMNS, read_state, settings_key
+from recommender.model import LINKING_PARAMETERS, Recommender
+from recommender.rules import EditorialRules, Keep
+from recommender.state import (
+    STATE_FORMAT,
+    TEXT_COLUMNS,
+    links_key,
+    read_state,
+    settings_key,
+    state_key,
+)
 
 from .conftest import fail_writes_to
 from .test_embeddings import FakeEncoder
@@ -249,10 +257,43 @@ def test_a_state_not_to_trust_is_ignored_with_one_line_and_rebuilt(site, caplog,
 def test_other_settings_do_not_use_the_state(site):
     rewrite(site)
     result = run_job(
-        site, settings={**SETTINGS, "n_links": 4}, write_back=WriteBack.YES, state=True, force=True
+        site, settings={**SETTINGS, "max_df": 0.3}, write_back=WriteBack.YES, state=True
     )
     assert result.kind is RunKind.FULL
-    assert (result.links.groupby("source_url").size() == 4).all()
+    assert result.full_because == "the state was ignored: it was made with other settings"
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [{"n_links": 4}, {"mutual_discount": 0.0, "max_in_links": 3}, {"coverage": False}],
+    ids=lambda s: ",".join(s),
+)
+def test_other_link_settings_choose_the_links_again_from_the_state(
+    site, tmp_path, monkeypatch, settings
+):
+    """No page is read again: the links are those of a full run with the new settings."""
+    first = rewrite(site)
+    fresh = tmp_path / "fresh"
+    shutil.copytree(site, fresh, ignore=shutil.ignore_patterns(".recommender"))
+    full = run_job(
+        fresh, settings={**SETTINGS, **settings}, write_back=WriteBack.YES, state=False, force=True
+    )
+    monkeypatch.setattr(corpus_module, "read_page", lambda *a, **k: pytest.fail("a page was read"))
+    again = run_job(
+        site, settings={**SETTINGS, **settings}, write_back=WriteBack.YES, state=True, force=True
+    )
+    monkeypatch.undo()
+    assert again.kind is RunKind.INCREMENTAL and again.full_because == "other link settings"
+    assert "incremental run (other link settings): 0 new, 0 changed" in "\n".join(
+        again.summary_lines()
+    )
+    assert again.links.to_csv() == full.links.to_csv() != first.links.to_csv()
+    pd.testing.assert_frame_equal(blocks(site), blocks(fresh))
+    assert again.pages_changed == full.pages_changed  # the pages whose blocks change
+    same = run_job(site, settings={**SETTINGS, **settings}, write_back=WriteBack.YES, state=True)
+    assert same.kind is RunKind.UNCHANGED
+    back = rewrite(site, force=True)
+    assert back.kind is RunKind.INCREMENTAL and back.links.to_csv() == first.links.to_csv()
 
 
 def test_only_runs_that_write_keep_a_state(site):
@@ -654,7 +695,7 @@ def _state_line(result) -> str:
 def test_the_summary_says_why_a_run_without_a_state_to_use_was_a_full_one(site):
     assert _state_line(rewrite(site)) == "  state    full run (no state yet)"
     assert _state_line(rewrite(site, full=True)) == "  state    full run (--full)"
-    settings = {**SETTINGS, "mutual_discount": 0.3}
+    settings = {**SETTINGS, "max_df": 0.3}
     other = run_job(site, settings=settings, write_back=WriteBack.YES, state=True)
     assert _state_line(other) == (
         "  state    full run (the state was ignored: it was made with other settings)"
@@ -728,7 +769,8 @@ def test_the_same_settings_spelled_otherwise_keep_the_state(site, tmp_path):
         assert run({"rules": again}).kind is RunKind.UNCHANGED
     assert run({**load_settings(defaults), "rules": load_rules(rules)}).kind is RunKind.UNCHANGED
     rules.write_text("[dates]\nno_newer = false\n", encoding="utf-8")
-    assert run({"rules": load_rules(rules)}).kind is RunKind.FULL  # what the rules say counts
+    other = run({"rules": load_rules(rules)})  # what the rules say counts: links chosen again
+    assert other.kind is RunKind.INCREMENTAL and other.full_because == "other link settings"
 
 
 # ---------------------------------------------------------------- from mutation testing
@@ -778,7 +820,7 @@ def test_a_state_array_holding_a_pickle_is_damage_and_never_unpickled(site, tmp_
 def test_the_model_read_from_the_state_is_the_model_fitted(site):
     rewrite(site)
     settings = Recommender(**SETTINGS).get_params()
-    key = settings_key({**settings, "max_page_bytes": DEFAULT_MAX_PAGE_BYTES})  # as the job's
+    key = state_key({**settings, "max_page_bytes": DEFAULT_MAX_PAGE_BYTES})  # as the job's
     saved, reason = read_state(site / ".recommender", key)
     assert reason == ""
     read = saved.read_model(settings)
@@ -843,6 +885,29 @@ def test_threads_bars_and_the_embedding_cache_never_change_the_settings_key(tmp_
     assert settings_key({**plain, "ngram_range": {"title": [1, 2]}}) == settings_key(
         {**plain, "ngram_range": {"title": (1, 2)}}
     )
+
+
+def test_link_settings_keep_the_settings_key_and_change_the_links_key():
+    plain = Recommender(**SETTINGS).get_params()
+    assert state_key(plain) == (settings_key(plain), links_key(plain))
+    assert links_key({}) == links_key(Recommender().get_params())  # defaults where not given
+    changed = {
+        "n_links": 4,
+        "duplicate_threshold": 0.95,
+        "min_score": 0.1,
+        "coverage": False,
+        "max_in_links": 10,
+        "coverage_tolerance": 0.5,
+        "rules": EditorialRules(keeps=(Keep("/a"),)),
+        "stability": 0.5,
+        "mutual_discount": 0.2,
+    }
+    assert set(changed) == LINKING_PARAMETERS
+    for name, value in changed.items():
+        other = {**plain, name: value}
+        assert settings_key(other) == settings_key(plain), name
+        assert links_key(other) != links_key(plain), name
+    assert links_key({**plain, "max_df": 0.3, "n_jobs": 1}) == links_key(plain)
 
 
 def test_a_generation_that_is_a_link_to_a_folder_elsewhere_is_damage(site, tmp_path, caplog):
