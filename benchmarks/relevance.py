@@ -24,6 +24,10 @@ found when either page lists the other among its first five; see
   search a site of 20,000 pages or more gets, whose labelled recall should
   not fall below the exact search's (issue 13).
 
+Rows that differ only in settings that act after the search (coverage, the
+mutual discount) share one fit: the later ones are relinked from it, which
+gives the links of their own fit (:meth:`recommender.Recommender.relink`).
+
 Where sentence-transformers imports (``pip install ".[embeddings]"``), also:
 
 - ``embeddings alone``: each page's exact top 5 by the cosine of its
@@ -81,6 +85,7 @@ from recommender.embeddings import (
 )
 from recommender.errors import ConfigError
 from recommender.evaluate import read_labels
+from recommender.model import settings_differ
 from recommender.neighbors import top_k_cosine, top_k_dense
 
 CORPORA = Path(__file__).resolve().parents[2] / "shared" / "corpora"
@@ -146,6 +151,17 @@ def extracted(source: Path) -> Path:
 
 def fit(pages: pd.DataFrame, params: dict, **more) -> Recommender:
     return Recommender(n_jobs=-1, **params, **more).fit(pages)
+
+
+def links_of(pages: pd.DataFrame, params: dict, fitted: list[Recommender]) -> pd.DataFrame:
+    """The links of a fit with ``params``: a model of ``fitted`` whose search settings are
+    these relinked (the same links, see Recommender.relink), else a new fit kept there."""
+    wanted = Recommender(n_jobs=-1, **params)
+    for model in fitted:
+        if not settings_differ(wanted.search_settings(), model.search_params_):
+            return model.set_params(**wanted.get_params(deep=False)).relink(pages).related_
+    fitted.append(wanted.fit(pages))
+    return wanted.related_
 
 
 def plain_top5(pages: pd.DataFrame, scores_for) -> pd.DataFrame:
@@ -245,17 +261,19 @@ def measure_site(folder: Path, cache: Path | None = None, variants: bool = False
             **label_row(pages, baseline_links(pages), labels),
         }
     ]
+    fitted: list[Recommender] = []  # designs differing in link settings only share a fit
     for name, params in DESIGNS:
         both = name in ("today", NO_DISCOUNT, CHOSEN_NAME)
         for coverage in (True, False) if both else (False,):
-            model = fit(pages, params, coverage=coverage)
+            links = links_of(pages, {**params, "coverage": coverage}, fitted)
             rows.append(
                 {
                     "method": name,
                     "coverage": "on" if coverage else "off",
-                    **label_row(pages, model.related_, labels),
+                    **label_row(pages, links, labels),
                 }
             )
+    del fitted
     model = fit(pages, {}, search="fast")  # what a large site's default search finds here
     rows.append(
         {

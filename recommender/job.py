@@ -552,10 +552,12 @@ def _incremental(saved, changes, walked, root, settings, options):
         model = saved.read_model(
             {**_rules_knowing(corpus, settings), "progress": options["progress"]}
         )
-        old_links = model.related_
+        old_links, kept_before = model.related_, set(model.kept_urls_)
         links = model.update(corpus.pages, changed=fresh.pages.index).related_
         restated = _restated(old, fresh)
         sources = _pages_to_export(corpus, old_links, links, fresh.pages.index, restated, saved)
+        released = kept_before - set(model.kept_urls_)  # left as they were until now
+        sources |= set(corpus.pages.index[is_in(corpus.pages.index, released)])
     report = _export(corpus, links, model, options, sources)
     return corpus, links, _report(corpus.pages, links, [report]), model
 

@@ -82,6 +82,7 @@ from .rules import (
 from .stability import add_candidates, current_links, held_now, rerank
 
 __all__ = [
+    "EMBEDDING_PARAMETERS",
     "LINKING_PARAMETERS",
     "LINK_COLUMNS",
     "RUNNING_PARAMETERS",
@@ -117,7 +118,9 @@ LINKING_PARAMETERS = frozenset(
     }
 )
 #: Settings that change how the work runs, never its result.
-RUNNING_PARAMETERS = frozenset({"n_jobs", "block_size", "progress"})
+RUNNING_PARAMETERS = frozenset({"n_jobs", "block_size", "progress", "embedding_cache"})
+#: Settings that shape nothing while ``semantic_weight`` is 0.
+EMBEDDING_PARAMETERS = ("semantic_weight", "n_semantic_candidates", "embedding_model")
 
 #: With ``search="auto"``, sites of at least this many pages use the fast search.
 FAST_SEARCH_MIN_PAGES = 20_000
@@ -297,6 +300,9 @@ class Recommender(BaseEstimator):
         The settings the features and candidates were made with (all but
         :data:`LINKING_PARAMETERS` and :data:`RUNNING_PARAMETERS`), which
         :meth:`relink` keeps.
+    targets_ : numpy.ndarray
+        Per page (rows as ``urls_``), whether it may be linked to (with
+        ``exclude_no_index``, the pages not ``no_index``).
 
     Examples
     --------
@@ -606,9 +612,9 @@ class Recommender(BaseEstimator):
         Parameters
         ----------
         pages : pandas.DataFrame
-            The pages of the fit (the same urls).  Their fields and links
-            are read again (by the rules, and ``stability``); their texts
-            are not.
+            The pages of the fit (the same urls, each ``no_index`` as it
+            was).  Their other fields and their links are read again (by the
+            rules, and ``stability``); their texts are not.
 
         Returns
         -------
@@ -619,7 +625,9 @@ class Recommender(BaseEstimator):
         ConfigError
             A setting outside :data:`LINKING_PARAMETERS` and
             :data:`RUNNING_PARAMETERS` changed since the fit (it is named:
-            fit again), or the pages are not those of the fit.
+            fit again), or the pages are not those of the fit (other urls,
+            or a page whose ``no_index`` changed: :meth:`update` takes it
+            as a changed page).
         """
         check_is_fitted(self, "search_params_")
         changed = settings_differ(self.search_settings(), self.search_params_)
@@ -635,18 +643,27 @@ class Recommender(BaseEstimator):
                 "relink needs the pages of the fit (the same urls); "
                 "update() takes pages added, changed or deleted"
             )
+        moved = pages.index[
+            target_mask(pages, exclude_no_index=self.exclude_no_index) != self.targets_
+        ]
+        if len(moved):
+            raise ConfigError(
+                f"relink needs the pages of the fit: {len(moved)} may be linked to or not, "
+                f"unlike then (no_index changed: {', '.join(moved[:3])}); update() takes "
+                "them as changed pages"
+            )
         return self.update(pages, changed=())
 
     def search_settings(self) -> dict[str, Any]:
         """The settings that make the features and candidates: all but
-        :data:`LINKING_PARAMETERS` and :data:`RUNNING_PARAMETERS`.  Two models
-        whose search settings do not differ (:func:`settings_differ`) find
-        the same candidates, so one may :meth:`relink` to the other's links."""
-        return {
-            name: value
-            for name, value in self.get_params(deep=False).items()
-            if name not in LINKING_PARAMETERS | RUNNING_PARAMETERS
-        }
+        :data:`LINKING_PARAMETERS` and :data:`RUNNING_PARAMETERS` (and
+        :data:`EMBEDDING_PARAMETERS` at a ``semantic_weight`` of 0).  Two
+        models whose search settings do not differ (:func:`settings_differ`)
+        find the same candidates, so one may :meth:`relink` to the other's links."""
+        ignored = LINKING_PARAMETERS | RUNNING_PARAMETERS
+        if not self.semantic_weight:
+            ignored |= set(EMBEDDING_PARAMETERS)
+        return {k: v for k, v in self.get_params(deep=False).items() if k not in ignored}
 
     def _link(
         self,
@@ -660,6 +677,7 @@ class Recommender(BaseEstimator):
     ) -> Recommender:
         """From each page's raw candidates to its links: rules, coverage; set the attributes."""
         self.urls_ = pages.index.copy()
+        self.targets_ = is_target
         self.features_ = features
         self.candidates_, self.candidate_scores_ = candidates, scores
         search_was_full = scores[:, -1] > self.min_score  # more candidates may lie beyond

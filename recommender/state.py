@@ -52,7 +52,14 @@ from . import __version__
 from .corpus import CLEANED_TEXT_COLUMNS, RAW_TEXT_COLUMNS, Corpus
 from .errors import UnsafeFileError
 from .files import read_regular_file, temporary_name, write_atomic
-from .model import DEFAULT_FIELD_WEIGHTS, DEFAULT_NGRAM_RANGES, LINKING_PARAMETERS, Recommender
+from .model import (
+    DEFAULT_FIELD_WEIGHTS,
+    DEFAULT_NGRAM_RANGES,
+    EMBEDDING_PARAMETERS,
+    LINKING_PARAMETERS,
+    RUNNING_PARAMETERS,
+    Recommender,
+)
 from .rules import EditorialRules
 
 __all__ = [
@@ -74,7 +81,7 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 #: Version of the state's layout; a state of another format is rebuilt.
-STATE_FORMAT = 7  # 7: the fast search picks strong terms by classic TF-IDF (its candidates)
+STATE_FORMAT = 8  # 8: the pages a keep rule left as they were (7: strong terms by TF-IDF)
 #: Page columns the state leaves out: the long texts, which only vectorising
 #: and embedding read, and only for the new and changed pages a run reads anew.
 #: Leaving them out keeps the state's page table a sixth of the size (19 MB, not 117 MB).
@@ -102,10 +109,10 @@ _LEFT_HEADER = temporary_name(_HEADER)
 _HASHED_BYTES = 1 << 26
 
 
-#: Settings that never change the links (where embeddings are cached, threads, bars).
-_NOT_SHAPING = ("n_jobs", "progress", "embedding_cache")
+#: Settings that never change the links (threads, blocks, bars, where embeddings are cached).
+_NOT_SHAPING = tuple(sorted(RUNNING_PARAMETERS))
 #: Settings that shape the links only with a positive ``semantic_weight``.
-_EMBEDDING_SETTINGS = ("semantic_weight", "n_semantic_candidates", "embedding_model")
+_EMBEDDING_SETTINGS = EMBEDDING_PARAMETERS
 
 
 #: Libraries whose version shapes what the state holds: the parsed fields (PyYAML), the
@@ -386,9 +393,9 @@ class SavedState:
             model.semantic_candidates_ = arrays["semantic_candidates"]
             model.semantic_candidate_scores_ = arrays["semantic_candidate_scores"]
         model.related_ = self.read_links()
-        model.urls_ = pd.Index(
-            pd.read_parquet(_state_file(folder, "urls.parquet"))["url"].astype(str), name="url"
-        )
+        urls = pd.read_parquet(_state_file(folder, "urls.parquet"))
+        model.urls_ = pd.Index(urls["url"].astype(str), name="url")
+        model.kept_urls_ = model.urls_[urls["kept"].to_numpy(dtype=bool)]
         model.timings_ = {}
         return model
 
@@ -576,7 +583,8 @@ def _write_generation(
         **model.features_model_.to_arrays(),
         **({} if model.embeddings_ is None else {"embeddings": model.embeddings_}),
     )
-    pd.DataFrame({"url": model.urls_}).to_parquet(target / "urls.parquet")
+    kept = model.urls_.isin(getattr(model, "kept_urls_", ()))
+    pd.DataFrame({"url": model.urls_, "kept": kept}).to_parquet(target / "urls.parquet")
     model.related_.to_parquet(target / "links.parquet")
     corpus.pages.drop(columns=list(TEXT_COLUMNS), errors="ignore").to_parquet(
         target / "pages.parquet"

@@ -450,6 +450,16 @@ def test_relink_neither_vectorises_nor_searches(sample_pages, monkeypatch):
     assert (model.related_.groupby("source_url").size() == 5).all()
 
 
+def test_relink_takes_settings_that_shape_nothing_here(sample_pages, tmp_path):
+    model = Recommender(min_df=1).fit(sample_pages)
+    links = model.related_.to_csv()
+    unused = {"embedding_model": "other", "n_semantic_candidates": 3}  # at semantic_weight 0
+    running = {"embedding_cache": tmp_path, "block_size": 5, "n_jobs": 1, "progress": True}
+    assert model.set_params(**unused, **running).relink(sample_pages).related_.to_csv() == links
+    with pytest.raises(ConfigError, match=r"^embedding_model, n_semantic_candidates, semantic_w"):
+        model.set_params(semantic_weight=0.5).relink(sample_pages)
+
+
 @pytest.mark.parametrize(
     "settings",
     [{"max_df": 0.3}, {"n_candidates": 12}, {"exclude_no_index": False}, {"max_df": 1}],
@@ -471,6 +481,12 @@ def test_relink_needs_a_fitted_model_and_the_pages_of_its_fit(sample_pages):
         model.relink(sample_pages.drop(sample_pages.index[3]))
     shuffled = sample_pages.sample(frac=1, random_state=1)
     assert model.relink(shuffled).related_.to_csv() == model.related_.to_csv()
+    hidden = sample_pages.copy()
+    hidden.loc[hidden.index[[4, 9]], "no_index"] = True  # no longer targets: a new search
+    with pytest.raises(ConfigError, match=r"2 may be linked to or not, unlike then"):
+        model.relink(hidden)
+    targets = model.targets_.sum()
+    assert model.update(hidden, changed=hidden.index[[4, 9]]).targets_.sum() == targets - 2
 
 
 # ---------------------------------------------------------------- update (the nightly run)

@@ -46,6 +46,10 @@ def blocks(site):
     return corpus.links[["source_url", "rank", "target_url"]].reset_index(drop=True)
 
 
+def page_bytes(site):
+    return {p.relative_to(site): p.read_bytes() for p in sorted(site.rglob("*.md"))}
+
+
 def mtimes(site):
     return {p: p.stat().st_mtime_ns for p in site.rglob("*.md")}
 
@@ -288,7 +292,7 @@ def test_other_link_settings_choose_the_links_again_from_the_state(
         again.summary_lines()
     )
     assert again.links.to_csv() == full.links.to_csv() != first.links.to_csv()
-    pd.testing.assert_frame_equal(blocks(site), blocks(fresh))
+    assert page_bytes(site) == page_bytes(fresh)
     assert again.pages_changed == full.pages_changed  # the pages whose blocks change
     same = run_job(site, settings={**SETTINGS, **settings}, write_back=WriteBack.YES, state=True)
     assert same.kind is RunKind.UNCHANGED
@@ -876,7 +880,8 @@ def test_a_header_naming_no_generation_is_ignored_and_the_state_rebuilt(site, ca
 def test_threads_bars_and_the_embedding_cache_never_change_the_settings_key(tmp_path):
     plain = Recommender(**SETTINGS).get_params()
     key = settings_key(plain)
-    for name, value in [("n_jobs", 1), ("progress", True), ("embedding_cache", tmp_path)]:
+    running = [("n_jobs", 1), ("progress", True), ("embedding_cache", tmp_path), ("block_size", 9)]
+    for name, value in running:
         assert settings_key({**plain, name: value}) == key, name
     assert settings_key({**plain, "ngram_range": {"title": (1, 2)}}) != key
     assert settings_key({**plain, "ngram_range": {"title": (1, 2)}}) != settings_key(
@@ -885,6 +890,30 @@ def test_threads_bars_and_the_embedding_cache_never_change_the_settings_key(tmp_
     assert settings_key({**plain, "ngram_range": {"title": [1, 2]}}) == settings_key(
         {**plain, "ngram_range": {"title": (1, 2)}}
     )
+
+
+def test_a_page_a_keep_rule_left_is_written_as_a_full_run_writes_it_once_released(site, tmp_path):
+    """Its block, which a keep rule left, links a page that is gone (found by a review)."""
+    pages = rewrite(site).corpus.pages  # each page holds its links: a list that can stay
+    kept = pages.index[10]
+    page = site / pages.loc[kept, "path"]
+    head, _, body = page.read_text(encoding="utf-8").partition("\n---\n")
+    gone = "/learn/biology/questions/gone"
+    stale = (
+        f"related_article6:\n    id: 1\n    title: Gone\n    subject: Biology\n    url: {gone}\n"
+    )
+    page.write_text(f"{head}\n{stale}---\n{body}", encoding="utf-8")
+    keeping = {**SETTINGS, "rules": EditorialRules(keeps=(Keep(kept),))}
+    run_job(site, settings=keeping, write_back=WriteBack.YES, state=True, force=True)
+    assert gone in page.read_text(encoding="utf-8")
+    fresh = tmp_path / "fresh"
+    shutil.copytree(site, fresh, ignore=shutil.ignore_patterns(".recommender"))
+    run_job(fresh, settings=SETTINGS, write_back=WriteBack.YES, state=False, force=True)
+    released = rewrite(site, force=True)
+    assert released.kind is RunKind.INCREMENTAL and released.full_because == "other link settings"
+    assert gone not in page.read_text(encoding="utf-8")
+    assert page_bytes(site) == page_bytes(fresh)
+    assert rewrite(site).kind is RunKind.UNCHANGED
 
 
 def test_link_settings_keep_the_settings_key_and_change_the_links_key():
