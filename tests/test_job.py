@@ -4,13 +4,17 @@ What a run says of itself (summary, problems, report, seconds), what an unchange
 and an incremental run read and keep in the state, and the refusals.
 """
 
+import os
+import re
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
 import recommender.export as export_module
+import recommender.job as job_module
 import recommender.rewrite as rewrite_module
 from recommender import load_corpus
 from recommender.config import load_rules
@@ -45,6 +49,23 @@ def edit(page: Path, old: str, new: str) -> None:
     text = page.read_text(encoding="utf-8")
     assert old in text
     page.write_text(text.replace(old, new, 1), encoding="utf-8")
+
+
+def touch(path: Path) -> None:
+    """A new modification time, the same bytes."""
+    info = path.stat()
+    os.utime(path, ns=(info.st_atime_ns, info.st_mtime_ns + 10**9))
+
+
+def edited_while_exporting(monkeypatch, page: Path, old: str, new: str) -> None:
+    """Edit ``page`` after the run has loaded the site, just before it writes the pages."""
+    real = job_module.export_links
+
+    def export_links(*args, **kwargs):
+        edit(page, old, new)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(job_module, "export_links", export_links)
 
 
 def line(result: JobResult, start: str) -> str:
@@ -100,6 +121,12 @@ def test_a_page_that_fails_to_write_is_a_problem_line_and_the_state_keeps_its_ol
     pd.testing.assert_series_equal(again.corpus.pages["related_urls"], on_disk)
     row = again.report.set_index("path").loc[victim.relative_to(site).as_posix()]
     assert row["status"] == "written"
+
+
+def test_the_summary_shows_the_seconds_fitting_and_in_all(site):
+    result = replace(run_job(site, settings=SETTINGS), seconds={"fit": 1.5, "total": 2.5})
+    assert line(result, "  links    320 for").endswith(" in 1.5 s")
+    assert result.summary_lines()[-1] == "  done in 2.5 s"
 
 
 # -------------------------------------------------------------------- an unchanged run
@@ -209,9 +236,10 @@ def test_pages_whose_paths_sort_otherwise_than_their_urls_are_not_parsed_again(s
     assert again.kind is RunKind.INCREMENTAL and again.corpus.errors.empty
     assert again.pages_changed > 1
     assert parsed == []  # the edited page was just loaded, the others are as last written
-    # the report too is in the order of the paths, numbered from 0
+    # the report too is in the order of the paths, numbered from 0, and the blocks
     assert again.report["path"].is_monotonic_increasing
     assert again.report.index.equals(pd.RangeIndex(len(again.report)))
+    assert again.corpus.links.index.equals(pd.RangeIndex(len(again.corpus.links)))
 
 
 def test_deleting_a_bad_page_changes_no_list_and_writes_nothing(site):
@@ -257,6 +285,81 @@ def test_a_site_shrunk_to_one_page_is_a_full_run(tmp_path):
     assert result.links.empty and len(result.corpus.pages) == 1
 
 
+def test_a_site_whose_every_page_turns_no_index_is_a_full_run_linking_nothing(site):
+    rewrite(site)
+    for page in site.rglob("*.md"):
+        text = re.sub(r"\nno_index:.*", "", page.read_text(encoding="utf-8"))
+        page.write_text(text.replace("\nanswer:", "\nno_index: true\nanswer:", 1), "utf-8")
+    result = rewrite(site, full_after=1.0, max_removal_share=1.0)
+    assert result.kind is RunKind.FULL
+    assert result.full_because == "the changes cannot be merged into the state"
+    assert result.links.empty and len(result.corpus.pages) == 64
+
+
+# ------------------------------------------------------------------------------ the state
+
+
+def test_a_page_edited_while_the_run_computes_is_written_with_its_edit_and_the_state_saved(
+    site, monkeypatch
+):
+    page = site / "chemistry" / "how-do-you-balance-a-chemical-equation.md"
+    text = page.read_text(encoding="utf-8")
+    edited_while_exporting(monkeypatch, page, "\nanswer:", "\nlede: Edited.\nanswer:")
+    result = rewrite(site)  # its bytes written are not those it was loaded from
+    row = result.report.set_index("path").loc["chemistry/how-do-you-balance-a-chemical-equation.md"]
+    assert row["status"] == "written" and not isinstance(row["file_digest"], str)
+    now = page.read_text(encoding="utf-8")
+    assert "lede: Edited." in now and now != text.replace("\nanswer:", "\nlede: Edited.\nanswer:")
+    assert (site / ".recommender" / "state.json").is_file()
+
+
+def test_a_bad_page_s_content_hash_is_kept_from_state_to_state(site):
+    bad = site / "chemistry" / "missing-title.md"
+    shutil.copy2(BROKEN / "missing-title.md", bad)
+    rewrite(site)
+    touch(bad)  # read again (the full run knew no hash of it), and hashed now
+    edit(sorted(site.rglob("*.md"))[5], "\nanswer:", "\nlede: One.\nanswer:")
+    assert rewrite(site).changes.changed[-1] == "chemistry/missing-title.md"
+    edit(sorted(site.rglob("*.md"))[6], "\nanswer:", "\nlede: Two.\nanswer:")
+    assert rewrite(site).kind is RunKind.INCREMENTAL  # a state made from the last one
+    touch(bad)
+    assert rewrite(site).kind is RunKind.UNCHANGED  # its hash is still known
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="bug: a page edited after the run loaded it and before it was written is written "
+    "with the edit, and the state records the hash of those bytes with the page as loaded "
+    "before the edit: the next run finds nothing changed and never reads the edit",
+)
+def test_a_page_edited_while_the_run_computes_is_read_again_next_run(site, monkeypatch):
+    page = site / "chemistry" / "how-do-you-balance-a-chemical-equation.md"
+    title = "title: How do you balance a chemical equation?"
+    edited_while_exporting(monkeypatch, page, title, f"{title} A guide")
+    rewrite(site)
+    monkeypatch.undo()
+    again = rewrite(site)
+    assert again.changes.changed == ["chemistry/how-do-you-balance-a-chemical-equation.md"]
+    url = "/learn/chemistry/questions/how-do-you-balance-a-chemical-equation"
+    assert again.corpus.pages.loc[url, "title"].endswith("A guide")
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="bug: after an incremental run, corpus.links holds the blocks of the pages not "
+    "read again as a run before loaded them, before it wrote them, while corpus.pages' "
+    "related_urls are as written",
+)
+def test_an_incremental_run_s_blocks_are_those_the_files_hold(site):
+    rewrite(site)
+    edit(sorted(site.rglob("*.md"))[5], "\nanswer:", "\nlede: One.\nanswer:")
+    on_disk = load_corpus(site).links
+    again = rewrite(site)
+    assert again.kind is RunKind.INCREMENTAL
+    columns = ["source_url", "rank", "target_url"]
+    pd.testing.assert_frame_equal(again.corpus.links[columns], on_disk[columns])
+
+
 # ------------------------------------------------------------------ evaluate and refusals
 
 
@@ -265,6 +368,7 @@ def test_evaluate_measures_with_the_settings_links_per_page_and_names_the_churn(
     rewrite(site, settings, max_removal_share=1.0)
     result = run_job(site, settings=settings, evaluate=True, state=True)
     assert result.kind is RunKind.FULL and result.full_because == "--evaluate reads every page"
+    assert list(result.metrics.columns) == ["in the pages", "recommended"]
     assert result.metrics.loc[("coverage", "pages_with_k_links"), "recommended"] == 64
     assert list(result.churn.columns) == ["pages -> recommended"]
 
