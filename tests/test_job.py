@@ -80,16 +80,13 @@ def test_a_two_page_site_links_each_page_to_the_other(tmp_path):
     result = run_job(site, settings=SETTINGS)
     urls = sorted(result.corpus.pages.index)
     pairs = result.links[["source_url", "target_url"]].itertuples(index=False, name=None)
-    assert sorted(pairs) == [
-        (urls[0], urls[1]),
-        (urls[1], urls[0]),
-    ]
-    assert line(result, "  links    2 for 2 pages (0 with 5) in ")
+    assert sorted(pairs) == [(urls[0], urls[1]), (urls[1], urls[0])]
+    assert "\n  links    2 for 2 pages (0 with 5) in " in "\n".join(result.summary_lines())
 
 
 def test_the_summary_counts_the_links_of_the_pages_touched_and_no_failure(site):
     rewrite(site)
-    page = sorted(site.rglob("*.md"))[4]
+    page = sorted(site.rglob("*.md"))[4]  # a dangling block first: only its list changes
     edit(page, "\nrelated_article1:", "\nrelated_article1:\n    url: /nowhere\nrelated_article9:")
     result = run_job(site, settings=SETTINGS)
     touched = result.report[result.report["status"] == "changed"]
@@ -177,10 +174,13 @@ def test_a_strict_unchanged_run_raises_the_first_bad_page_with_its_line(site):
 
 
 def test_a_run_says_how_long_it_took_in_all_and_fitting(site):
-    for result in (rewrite(site), rewrite(site)):  # a full run, then an unchanged one
+    full, unchanged = rewrite(site), rewrite(site)
+    assert unchanged.kind is RunKind.UNCHANGED
+    for result in (full, unchanged):
         assert set(result.seconds) == {"fit", "total"}
-        assert result.seconds["total"] >= result.seconds["fit"] >= 0.0
+        assert result.seconds["total"] >= result.seconds["fit"]
         assert result.seconds["total"] > 0.0
+    assert full.seconds["fit"] > 0.0 and unchanged.seconds["fit"] == 0.0  # nothing fitted
 
 
 # --------------------------------------------------------------------- an incremental run
@@ -188,7 +188,7 @@ def test_a_run_says_how_long_it_took_in_all_and_fitting(site):
 
 def test_full_after_is_a_share_a_run_may_reach_and_stay_incremental(site):
     rewrite(site)
-    edit(sorted(site.rglob("*.md"))[5], "\nanswer:", "\nscore: 99\nanswer:")
+    edit(sorted(site.rglob("*.md"))[5], "\nanswer:", "\nlede: One.\nanswer:")
     result = rewrite(site, full_after=1 / 64)
     assert result.changes.share == 1 / 64
     assert result.kind is RunKind.INCREMENTAL
@@ -258,7 +258,9 @@ def test_deleting_a_bad_page_changes_no_list_and_writes_nothing(site):
 def test_an_incremental_run_showing_diffs_starts_no_exporter_workers(site, monkeypatch):
     settings = {**SETTINGS, "n_jobs": 2}
     rewrite(site, settings)
-    edit(sorted(site.rglob("*.md"))[5], "\nanswer:", "\nscore: 99\nanswer:")
+    page = site / "chemistry" / "how-do-you-balance-a-chemical-equation.md"
+    title = "title: How do you balance a chemical equation?"
+    edit(page, title, f"{title} A guide")  # the pages linking to it change
     asked = []
     real = export_module.workers_started
     monkeypatch.setattr(
@@ -386,6 +388,12 @@ def test_a_removal_refused_for_one_page_names_it(site):
     assert {p: p.read_bytes() for p in site.rglob("*.md")} == before
 
 
-def test_a_scheduler_address_is_used_before_any_page_is_read(site):
+@pytest.mark.parametrize("share", [-0.1, 1.5])
+def test_a_removal_share_outside_0_1_is_refused_naming_it(site, share):
+    with pytest.raises(ConfigError, match=rf"^max_removal_share must be in \[0, 1\], got {share}$"):
+        run_job(site, settings=SETTINGS, max_removal_share=share)
+
+
+def test_a_bad_scheduler_address_fails_the_run_as_a_config_error(site):
     with pytest.raises(ConfigError, match="no Dask scheduler address"):
         run_job(site, settings=SETTINGS, scheduler="not an address")
