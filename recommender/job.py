@@ -555,9 +555,10 @@ def _incremental(saved, changes, walked, root, settings, options):
         old_links, kept_before = model.related_, set(model.kept_urls_)
         links = model.update(corpus.pages, changed=fresh.pages.index).related_
         restated = _restated(old, fresh)
-        sources = _pages_to_export(corpus, old_links, links, fresh.pages.index, restated, saved)
-        released = kept_before - set(model.kept_urls_)  # left as they were until now
-        sources |= set(corpus.pages.index[is_in(corpus.pages.index, released)])
+        released = kept_before - set(model.kept_urls_)
+        sources = _pages_to_export(
+            corpus, old_links, links, fresh.pages.index, restated, saved, released
+        )
     report = _export(corpus, links, model, options, sources)
     return corpus, links, _report(corpus.pages, links, [report]), model
 
@@ -637,14 +638,16 @@ def _pages_to_export(
     fresh: pd.Index,
     restated: pd.Index,
     saved: SavedState,
+    released: set[str],
 ) -> set[str]:
     """Pages whose blocks may change: new lists, fresh pages, pages linking to a page
-    that reads differently in a block now (``restated``), and pages a failed write left behind."""
+    that reads differently in a block now (``restated``), pages a failed write left behind,
+    and pages a keep rule left as they were until now (``released``)."""
     sources = sources_with_new_lists(old_links, links, corpus.pages.index) | set(fresh)
     sources |= set(links["source_url"][is_in(links["target_url"], restated)])
     out_of_step = set(np.array(saved.signatures.paths)[~saved.in_sync])
     sources |= set(corpus.pages.index[is_in(corpus.pages["path"], out_of_step)])
-    return sources
+    return sources | released.intersection(corpus.pages.index)
 
 
 def _report(pages: pd.DataFrame, links: pd.DataFrame, parts: list[pd.DataFrame]) -> pd.DataFrame:

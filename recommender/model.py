@@ -88,6 +88,7 @@ __all__ = [
     "RUNNING_PARAMETERS",
     "Recommender",
     "settings_differ",
+    "unsearched_settings",
 ]
 
 logger = logging.getLogger(__name__)
@@ -636,8 +637,7 @@ class Recommender(BaseEstimator):
                 f"{', '.join(changed)} changed since the fit, and relink applies only "
                 f"{', '.join(sorted(LINKING_PARAMETERS))}: fit again"
             )
-        self.check_params()
-        pages = self._check_pages(pages, {})
+        pages = self._check_pages(pages, {})  # update checks the settings
         if not pages.index.equals(self.urls_):
             raise ConfigError(
                 "relink needs the pages of the fit (the same urls); "
@@ -660,9 +660,7 @@ class Recommender(BaseEstimator):
         :data:`EMBEDDING_PARAMETERS` at a ``semantic_weight`` of 0).  Two
         models whose search settings do not differ (:func:`settings_differ`)
         find the same candidates, so one may :meth:`relink` to the other's links."""
-        ignored = LINKING_PARAMETERS | RUNNING_PARAMETERS
-        if not self.semantic_weight:
-            ignored |= set(EMBEDDING_PARAMETERS)
+        ignored = unsearched_settings(self.semantic_weight)
         return {k: v for k, v in self.get_params(deep=False).items() if k not in ignored}
 
     def _link(
@@ -1151,6 +1149,13 @@ def _is_ngram_range(value: Any) -> bool:
         )
         and value[0] <= value[1]
     )
+
+
+def unsearched_settings(semantic_weight: float | None) -> frozenset[str]:
+    """The settings that shape neither the features nor the candidates: the linking and
+    running ones, and the embedding ones at a ``semantic_weight`` of 0 (or None)."""
+    ignored = LINKING_PARAMETERS | RUNNING_PARAMETERS
+    return ignored if semantic_weight else ignored | set(EMBEDDING_PARAMETERS)
 
 
 def settings_differ(settings: Mapping[str, Any], others: Mapping[str, Any]) -> list[str]:

@@ -55,10 +55,9 @@ from .files import read_regular_file, temporary_name, write_atomic
 from .model import (
     DEFAULT_FIELD_WEIGHTS,
     DEFAULT_NGRAM_RANGES,
-    EMBEDDING_PARAMETERS,
     LINKING_PARAMETERS,
-    RUNNING_PARAMETERS,
     Recommender,
+    unsearched_settings,
 )
 from .rules import EditorialRules
 
@@ -109,12 +108,6 @@ _LEFT_HEADER = temporary_name(_HEADER)
 _HASHED_BYTES = 1 << 26
 
 
-#: Settings that never change the links (threads, blocks, bars, where embeddings are cached).
-_NOT_SHAPING = tuple(sorted(RUNNING_PARAMETERS))
-#: Settings that shape the links only with a positive ``semantic_weight``.
-_EMBEDDING_SETTINGS = EMBEDDING_PARAMETERS
-
-
 #: Libraries whose version shapes what the state holds: the parsed fields (PyYAML), the
 #: words and their stems (scikit-learn, PyStemmer), the weights and the candidates.
 SHAPING_LIBRARIES = ("scikit-learn", "PyStemmer", "PyYAML", "numpy", "scipy", "sparse-dot-topn")
@@ -142,9 +135,7 @@ def settings_key(settings: Mapping[str, Any]) -> str:
     an upgrade of any of :data:`SHAPING_LIBRARIES` the state is not trusted:
     a new stemmer's words, say, would not match the stored vocabulary.
     """
-    ignored = (*_NOT_SHAPING, *LINKING_PARAMETERS)
-    if not settings.get("semantic_weight"):
-        ignored += _EMBEDDING_SETTINGS
+    ignored = unsearched_settings(settings.get("semantic_weight"))
     return _described(
         {
             "settings": {k: _as_shaping(k, v) for k, v in settings.items() if k not in ignored},
