@@ -222,8 +222,11 @@ def signatures_after_writes(
     """The signatures to save after a run: ``before``'s, the written files' taken anew.
 
     ``written``: each written file's path and the content hash of the bytes
-    written (hex), or None where it is not known.  Only the written files are
-    stat'ed again, and hashed where their hash is not known.  Every other file
+    written (hex), or None where the exporter did not write it over the bytes
+    its pages were made from (edited while the run computed): such a file is
+    saved as unknown, never the same, so that the next run reads it again (its
+    saved fields are those before the edit).  Only the written files are
+    stat'ed again.  Every other file
     keeps its signature from the start of the run (a file that changed under
     the run then differs from it next time, and is read again), and its
     content hash from the ``saved`` state where its stat has not changed
@@ -249,21 +252,19 @@ def signatures_after_writes(
             known = loaded.get(after.paths[i])
             if isinstance(known, str):
                 after.digest[i] = np.frombuffer(bytes.fromhex(known), np.uint8)
-    root_real = os.path.realpath(root)
     for i, path in enumerate(after.paths):
-        if path in written:
-            try:
-                info = os.stat(root / path)
-            except OSError:
-                after.size[i], after.mtime_ns[i], after.digest[i] = -1, 0, 0
-                continue
+        if path not in written:
+            continue
+        known = written[path]
+        try:
+            info = os.stat(root / path)
+        except OSError:
+            known = None
+        if known is None:  # gone, or its pages were not made from the bytes it was written over
+            after.size[i], after.mtime_ns[i], after.digest[i] = -1, 0, 0
+        else:
             after.size[i], after.mtime_ns[i] = info.st_size, info.st_mtime_ns
-            known = written[path]
-            after.digest[i] = (
-                _digest(root, path, root_real)
-                if known is None
-                else np.frombuffer(bytes.fromhex(known), np.uint8)
-            )
+            after.digest[i] = np.frombuffer(bytes.fromhex(known), np.uint8)
     return after
 
 

@@ -328,12 +328,6 @@ def test_a_bad_page_s_content_hash_is_kept_from_state_to_state(site):
     assert rewrite(site).kind is RunKind.UNCHANGED  # its hash is still known
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: a page edited after the run loaded it and before it was written is written "
-    "with the edit, and the state records the hash of those bytes with the page as loaded "
-    "before the edit: the next run finds nothing changed and never reads the edit",
-)
 def test_a_page_edited_while_the_run_computes_is_read_again_next_run(site, monkeypatch):
     page = site / "chemistry" / "how-do-you-balance-a-chemical-equation.md"
     title = "title: How do you balance a chemical equation?"
