@@ -29,6 +29,7 @@ from .files import DEFAULT_MAX_PAGE_BYTES, PageWriter, write_atomic
 from .frames import is_in
 from .rewrite import (
     PageChange,
+    block_values,
     check_rewrite,
     related_blocks,
     replace_related,
@@ -52,6 +53,7 @@ __all__ = [
     "targets_by_source",
     "write_atomic",
     "write_links_table",
+    "written_blocks",
     "yaml_scalar",
 ]
 
@@ -322,6 +324,37 @@ def _blocks_by_url(pages: pd.DataFrame) -> dict[str, dict[str, object]]:
             strict=True,
         )
     }
+
+
+def written_blocks(pages: pd.DataFrame, links: pd.DataFrame) -> pd.DataFrame:
+    """The related blocks that :func:`export_links` writes for ``links``, as the loader
+    reads them back: one row per link, with the columns of ``Corpus.links`` (each
+    source's links numbered from 1 in rank order; an id or subject the block leaves
+    out is missing)."""
+    ordered = links.sort_values(["source_url", "rank"], kind="stable", ignore_index=True)
+    codes, targets = pd.factorize(ordered["target_url"])  # each target's block said once
+    fields = pages.loc[targets, ["id", "title", "subject"]]
+    said = [
+        block_values({"id": i, "title": t, "subject": s})
+        for i, t, s in zip(*(fields[name].tolist() for name in fields), strict=True)
+    ]
+
+    def column(name: str, dtype: str) -> pd.api.extensions.ExtensionArray:
+        values = (values.get(name) for values in said)
+        if dtype == "str":
+            values = (None if value is None else str(value) for value in values)
+        return pd.array(list(values), dtype=dtype).take(codes)
+
+    return pd.DataFrame(
+        {
+            "source_url": pd.array(ordered["source_url"], dtype="str"),
+            "rank": ordered.groupby("source_url", sort=False).cumcount().to_numpy(np.int64) + 1,
+            "target_url": pd.array(ordered["target_url"], dtype="str"),
+            "target_id": column("id", "Int64"),
+            "target_title": column("title", "str"),
+            "target_subject": column("subject", "str"),
+        }
+    )
 
 
 def _link_counts(old_urls: list[str], new_urls: list[str]) -> tuple[int, int, int]:

@@ -51,6 +51,7 @@ from .export import (
     exporter_started,
     targets_by_source,
     write_links_table,
+    written_blocks,
 )
 from .files import DEFAULT_MAX_PAGE_BYTES, SiteLock, remove_temporary_files
 from .frames import is_in, sources_with_new_lists
@@ -703,8 +704,9 @@ def _save_state(folder, key, root, rels, before: Signatures, report, corpus, mod
 
 def _as_written(corpus: Corpus, model, written: pd.DataFrame, failed: set[str]) -> Corpus:
     """The corpus as the pages now are: each page's ``related_urls`` as its blocks say (for
-    stability) and, for a written page (``written``: its report rows), its new content hash
-    and block spans (so that the next run need not parse it again to find its blocks)."""
+    stability) and, for a written page (``written``: its report rows), its blocks, new
+    content hash and block spans (so that the next run need not parse it again to find
+    its blocks)."""
     now = targets_by_source(model.related_)
     kept = set(getattr(model, "kept_urls_", ()))
     pages = corpus.pages.copy(deep=False)  # copy on write: the columns set below are new
@@ -719,7 +721,17 @@ def _as_written(corpus: Corpus, model, written: pd.DataFrame, failed: set[str]) 
             values = pages[column].astype(object)
             values[rows] = written[column].reindex(pages.index[rows]).to_numpy()
             pages[column] = values
-    return Corpus(root=corpus.root, pages=pages, errors=corpus.errors, links=corpus.links)
+    rewritten = is_in(corpus.links["source_url"], written.index)
+    blocks = pd.concat(
+        [
+            corpus.links[~rewritten],
+            written_blocks(
+                pages, model.related_[is_in(model.related_["source_url"], written.index)]
+            ),
+        ],
+        ignore_index=True,
+    ).sort_values(["source_url", "rank"], ignore_index=True)
+    return Corpus(root=corpus.root, pages=pages, errors=corpus.errors, links=blocks)
 
 
 def pages_losing_links(pages: pd.DataFrame, links: pd.DataFrame) -> pd.Index:

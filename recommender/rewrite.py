@@ -55,6 +55,7 @@ from .frontmatter import (
 
 __all__ = [
     "PageChange",
+    "block_values",
     "check_rewrite",
     "related_blocks",
     "replace_related",
@@ -129,7 +130,7 @@ def _rendered_blocks(
     """
     out = []
     for number, target in enumerate(targets, 1):
-        values = _block_values(target)
+        values = block_values(target)
         key = (newline, *values.items())
         body = None if cache is None else cache.get(key)
         if body is None:
@@ -213,7 +214,7 @@ def _replaced(
         blocks, fingerprint = related_spans(front_matter, root), None
     else:
         (blocks, fingerprint), before = known, None
-    wanted = [_block_values(target) for target in targets]
+    wanted = [block_values(target) for target in targets]
     newline = "\r\n" if text[start - 2 : start] == "\r\n" else "\n"
     each_block = _rendered_blocks(wanted, newline, cache)
     rendered = "".join(each_block)
@@ -323,15 +324,16 @@ def _same(a: object, b: object, ordered: bool = True) -> bool:
     return a == b
 
 
-def _block_values(target: Mapping[str, object]) -> dict[str, object]:
-    """The keys a block holds for a target, in order; a missing id or subject is left out."""
+def block_values(target: Mapping[str, object]) -> dict[str, object]:
+    """The keys a block holds for a target, in order; a missing value (None, NaN, pandas'
+    NA, empty text) is left out."""
     values: dict[str, object] = {}
     for key in ("id", "title", "subject", "url"):
         value = target.get(key)
         if isinstance(value, str):
             if not value:
                 continue
-        elif value is None or (key == "id" and _is_nan(value)):
+        elif value is None or _is_nan(value):
             continue
         values[key] = int(value) if key == "id" else value
     return values

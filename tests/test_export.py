@@ -28,9 +28,11 @@ from recommender.export import (
     targets_by_source,
     write_atomic,
     write_links_table,
+    written_blocks,
     yaml_scalar,
 )
 from recommender.files import SCRATCH_FOLDER, PageWriter
+from recommender.frames import is_in
 from recommender.rewrite import check_rewrite
 
 from .conftest import FIXTURES, SAMPLE
@@ -243,6 +245,30 @@ def test_written_blocks_equal_the_target_pages(site):
             target = pages.loc[block["url"]]
             assert block["id"] == target["id"]
             assert (block["title"], block["subject"]) == (target["title"], target["subject"])
+
+
+ODD_TARGETS = [  # id, title, subject of a target page, as a caller's frame may hold them
+    (None, "A title", ""),
+    (pd.NA, "yes", None),
+    (7, "123", "0x1F"),
+    (-(2**40), "Ünïcode: a 'quoted' \"title\" # with a hash", "Chemistry"),
+    (3, "A long title " * 12, "  spaced  "),
+]
+
+
+def test_written_blocks_are_what_the_loader_reads_back(site):
+    corpus, links = links_for(site)
+    pages = corpus.pages.copy()
+    targets = links["target_url"].unique()[: len(ODD_TARGETS)]
+    pages["id"] = pages["id"].astype(object)
+    for url, (block_id, title, subject) in zip(targets, ODD_TARGETS, strict=True):
+        pages.loc[url, ["id", "title", "subject"]] = [block_id, title, subject]
+    export_links(site, pages, links, write=True)
+    on_disk = load_corpus(site).links
+    assert is_in(on_disk["target_url"], targets).any()
+    pd.testing.assert_frame_equal(
+        written_blocks(pages, links.sample(frac=1, random_state=0)), on_disk
+    )
 
 
 def test_counts_of_links_added_removed_kept(site):

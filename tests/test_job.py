@@ -340,12 +340,6 @@ def test_a_page_edited_while_the_run_computes_is_read_again_next_run(site, monke
     assert again.corpus.pages.loc[url, "title"].endswith("A guide")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: after an incremental run, corpus.links holds the blocks of the pages not "
-    "read again as a run before loaded them, before it wrote them, while corpus.pages' "
-    "related_urls are as written",
-)
 def test_an_incremental_run_s_blocks_are_those_the_files_hold(site):
     rewrite(site)
     edit(sorted(site.rglob("*.md"))[5], "\nanswer:", "\nlede: One.\nanswer:")
