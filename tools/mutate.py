@@ -5,7 +5,7 @@
     python tools/mutate.py rules --tests tests/test_rules.py tests/test_model.py
     python tools/mutate.py --summary            # print the last runs' summary again
     python tools/mutate.py rules --again        # new tests against the last run's survivors
-    python tools/mutate.py export --every 4     # then every 4th of the mutants it made
+    python tools/mutate.py export --every 4     # every 4th mutant only, a sample
 
 Each module is mutated in its own scratch copy of the project (``--workdir``,
 default ``$TMPDIR/recommender-mutation/<module>``), with a ``[tool.mutmut]``
@@ -127,6 +127,14 @@ def run(module: str, scratch: Path, max_children: int, names: list[str] = ()) ->
         return subprocess.run(command, cwd=scratch, env=env, stdout=log, stderr=log).returncode
 
 
+def generate(module: str, scratch: Path, max_children: int) -> None:
+    """Make the mutants (and the tests' coverage of them) without running any: mutmut
+    has no such command, so it runs for a name that matches none, and stops there."""
+    code = run(module, scratch, max_children, ["generate-only: a name no mutant has"])
+    if not results(scratch):
+        print(f"{module}: mutmut made no mutants (exit {code}); see {scratch / 'mutmut.log'}")
+
+
 def results(scratch: Path) -> dict[str, str]:
     """Mutant name -> status, from ``mutmut results --all true``."""
     out = subprocess.run(
@@ -215,13 +223,18 @@ def main(argv: list[str] | None = None) -> int:
         for module in args.modules:
             tests = args.tests or TESTS.get(module) or [f"tests/test_{module}.py"]
             scratch = args.workdir / module
-            if args.every > 1 and (scratch / "mutants").is_dir():
-                # a sample of the mutants an earlier (perhaps interrupted) run made
-                refresh_tests(scratch)
+            names = []
+            if args.every > 1:  # a sample of the mutants made now, or by an earlier run
+                if (scratch / "mutants").is_dir():
+                    refresh_tests(scratch)
+                else:
+                    scratch = prepare(module, tests, args.workdir)
+                    generate(module, scratch, args.max_children)
                 names = sample(results(scratch), args.every)
+                if not names:
+                    continue
             else:
                 scratch = prepare(module, tests, args.workdir)
-                names = []
             code = run(module, scratch, args.max_children, names)
             if code:
                 print(f"{module}: mutmut exited with {code}; see {scratch / 'mutmut.log'}")
