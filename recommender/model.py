@@ -580,9 +580,21 @@ class Recommender(BaseEstimator):
         Returns
         -------
         self
+
+        Raises
+        ------
+        ConfigError
+            A setting that shapes the features or candidates changed since the
+            fit (it is named: fit again).  Only the embedding settings may
+            change, from a fit without them: every page is embedded then.
         """
         check_is_fitted(self, "candidates_")
         self.check_params()
+        fitted = getattr(self, "search_params_", None)
+        if fitted is not None:  # embeddings turned on since: every page is embedded
+            self._check_search_unchanged(
+                "update", EMBEDDING_PARAMETERS if not fitted.get("semantic_weight") else ()
+            )
         pages = self._check_pages(pages, {})
         editorial = self._resolve_rules(pages)
         laps = _Laps()
@@ -599,6 +611,7 @@ class Recommender(BaseEstimator):
         self.semantic_candidates_, self.semantic_candidate_scores_ = (
             self._updated_semantic_candidates(is_target, old_rows, is_changed)
         )
+        self.search_params_ = self.search_settings()
         return self._link(pages, features, is_target, candidates, scores, laps, editorial)
 
     def relink(self, pages: pd.DataFrame) -> Recommender:
@@ -631,12 +644,7 @@ class Recommender(BaseEstimator):
             as a changed page).
         """
         check_is_fitted(self, "search_params_")
-        changed = settings_differ(self.search_settings(), self.search_params_)
-        if changed:
-            raise ConfigError(
-                f"{', '.join(changed)} changed since the fit, and relink applies only "
-                f"{', '.join(sorted(LINKING_PARAMETERS))}: fit again"
-            )
+        self._check_search_unchanged("relink")
         pages = self._check_pages(pages, {})  # update checks the settings
         if not pages.index.equals(self.urls_):
             raise ConfigError(
@@ -653,6 +661,17 @@ class Recommender(BaseEstimator):
                 "them as changed pages"
             )
         return self.update(pages, changed=())
+
+    def _check_search_unchanged(self, verb: str, free: Iterable[str] = ()) -> None:
+        """Refuse, by name, a setting that shapes the features or candidates and has
+        changed since the fit (``free``: those the caller can change)."""
+        changed = settings_differ(self.search_settings(), self.search_params_)
+        changed = [name for name in changed if name not in set(free)]
+        if changed:
+            raise ConfigError(
+                f"{', '.join(changed)} changed since the fit, and {verb} applies only "
+                f"{', '.join(sorted(LINKING_PARAMETERS))}: fit again"
+            )
 
     def search_settings(self) -> dict[str, Any]:
         """The settings that make the features and candidates: all but

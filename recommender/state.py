@@ -388,6 +388,7 @@ class SavedState:
         urls = pd.read_parquet(_state_file(folder, "urls.parquet"))
         model.urls_ = pd.Index(urls["url"].astype(str), name="url")
         model.kept_urls_ = model.urls_[urls["kept"].to_numpy(dtype=bool)]
+        model.search_params_ = model.search_settings()  # those of the state's key
         model.timings_ = {}
         return model
 

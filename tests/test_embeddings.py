@@ -298,6 +298,11 @@ def test_update_of_a_model_fitted_without_embeddings_embeds_every_page(sample_pa
     model.update(sample_pages, changed=[])
     assert model.embeddings_.shape[0] == len(sample_pages)
     assert sum(map(len, encoder.calls)) == len(set(embedding_text(sample_pages)))
+    assert model.search_params_["semantic_weight"] == 0.5  # the settings it was updated with
+    links = model.related_.copy()
+    assert model.set_params(n_links=5).relink(sample_pages).related_.equals(links)
+    with pytest.raises(ConfigError, match=r"^semantic_weight changed since the fit"):
+        model.set_params(semantic_weight=0.3).update(sample_pages, changed=[])
 
 
 def without_sentence_transformers(monkeypatch):

@@ -473,6 +473,17 @@ def test_relink_refuses_a_setting_that_changes_the_features_or_candidates(sample
     pd.testing.assert_frame_equal(model.related_, before)
 
 
+@pytest.mark.parametrize("settings", [{"max_df": 0.3}, {"n_candidates": 12}], ids=str)
+def test_update_refuses_a_setting_that_changes_the_features_or_candidates(sample_pages, settings):
+    model = Recommender(min_df=1, max_df=1.0).fit(sample_pages)
+    before = model.related_.copy()
+    with pytest.raises(ConfigError, match=rf"^{next(iter(settings))} changed since the fit"):
+        model.set_params(**settings).update(sample_pages, changed=sample_pages.index[:2])
+    pd.testing.assert_frame_equal(model.related_, before)
+    model.set_params(max_df=1.0, n_candidates=Recommender().n_candidates, n_links=3)
+    assert model.update(sample_pages, changed=sample_pages.index[:2]).related_["rank"].max() == 3
+
+
 def test_relink_needs_a_fitted_model_and_the_pages_of_its_fit(sample_pages):
     with pytest.raises(NotFittedError):
         Recommender().relink(sample_pages)
