@@ -846,11 +846,7 @@ _INT64_MAX = int(np.iinfo(np.int64).max)
 
 def _is_int64(value: Any) -> bool:
     """An integer (not a bool) that an int64 holds: an old block's id another can be."""
-    return (
-        isinstance(value, int)
-        and not isinstance(value, bool)
-        and -_INT64_MAX <= value <= _INT64_MAX
-    )
+    return isinstance(value, int) and not isinstance(value, bool) and value in _INT64
 
 
 def _frames(

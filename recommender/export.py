@@ -72,6 +72,8 @@ REPORT_COLUMNS: dict[str, str] = {
     "(else missing)",
     "block_spans": "for a page written as it was loaded, its new related blocks' spans in "
     "the front matter, flattened as the loader gives them (else missing)",
+    "file_signature": "for a page written, its new file's size and modification time (ns) "
+    "right after the write, a pair (else missing)",
 }
 
 #: Columns of a pages frame telling what the loader found in each file, which
@@ -208,10 +210,11 @@ def export_links(
     ):
         if url in leave:
             kept = len(old_urls)
-            rows[path] = (path, url, "unchanged", 0, 0, kept, "kept as it is by a rule", None, None)
+            kept_row = (path, url, "unchanged", 0, 0, kept, "kept as it is by a rule")
+            rows[path] = (*kept_row, None, None, None)
             continue
         targets = lists_by_source.get(url, [])
-        rows[path] = (path, url, None, *_link_counts(old_urls, targets), "", None, None)
+        rows[path] = (path, url, None, *_link_counts(old_urls, targets), "", None, None, None)
         work.append((path, url, [blocks_by_url[t] for t in targets], known))
     with tqdm(
         total=len(work), desc="writing" if write else "comparing", unit="page", disable=not progress
@@ -219,7 +222,12 @@ def export_links(
         for chunk, outcomes in _rewritten(root, work, write, max_page_bytes, on_change, n_jobs):
             for (path, *_), (status, *written) in zip(chunk, outcomes, strict=True):
                 row = rows[path]
-                rows[path] = (*row[:2], status, *row[3:6], *written)  # detail, digest, spans
+                rows[path] = (
+                    *row[:2],
+                    status,
+                    *row[3:6],
+                    *written,
+                )  # detail, digest, spans, signature
             bar.update(len(chunk))
     return pd.DataFrame(list(rows.values()), columns=list(REPORT_COLUMNS))
 
@@ -263,19 +271,24 @@ def _rewritten(root: Path, work: list, write: bool, max_page_bytes: int, on_chan
                 yield chunk, outcomes
 
 
-def _as_loaded(pages: pd.DataFrame) -> list[tuple[str, list[int], str] | None]:
+def _as_loaded(pages: pd.DataFrame) -> list[tuple[str, list[int] | None, str | None] | None]:
     """Per page, what the loader found in its file (:data:`LOADED_COLUMNS`), where it could.
 
     Content hash, block spans (flat, as loaded: paired in the worker) and rest
-    fingerprint; None where the frame lacks them or the loader could not tell
-    (see :func:`replace_related`).
+    fingerprint; None where the frame lacks them or holds no hash, and spans or
+    fingerprint None where the loader could not tell them (see
+    :func:`replace_related`): the hash alone still says the file is the one loaded.
     """
     if not set(LOADED_COLUMNS) <= set(pages.columns):
         return [None] * len(pages)
     return [
-        None  # a frame holds a missing fingerprint (a !!set value) as NaN: not one
-        if not isinstance(digest, str) or spans is None or not isinstance(fingerprint, str)
-        else (digest, spans, fingerprint)
+        None
+        if not isinstance(digest, str)
+        else (  # a frame holds a missing fingerprint (a !!set value) as NaN: not one
+            digest,
+            None if spans is None or isinstance(spans, float) else spans,
+            fingerprint if isinstance(fingerprint, str) else None,
+        )
         for digest, spans, fingerprint in zip(
             *(pages[column].tolist() for column in LOADED_COLUMNS), strict=True
         )
@@ -343,6 +356,10 @@ def written_blocks(pages: pd.DataFrame, links: pd.DataFrame) -> pd.DataFrame:
         values = (values.get(name) for values in said)
         if dtype == "str":
             values = (None if value is None else str(value) for value in values)
+        else:  # an id an int64 cannot hold is read back as missing
+            values = (
+                value if isinstance(value, int) and value in _INT64 else None for value in values
+            )
         return pd.array(list(values), dtype=dtype).take(codes)
 
     return pd.DataFrame(
@@ -355,6 +372,9 @@ def written_blocks(pages: pd.DataFrame, links: pd.DataFrame) -> pd.DataFrame:
             "target_subject": column("subject", "str"),
         }
     )
+
+
+_INT64 = range(-(2**63), 2**63)
 
 
 def _link_counts(old_urls: list[str], new_urls: list[str]) -> tuple[int, int, int]:

@@ -183,8 +183,9 @@ class PageWriter:
         self._scratch = _Scratch(root_real) if scratch is None else scratch
         self._via_scratch = False  # may the held folder's pages be written from the scratch?
 
-    def replace(self, path: str | os.PathLike[str], data: bytes) -> None:
-        """Replace the page at ``path`` with ``data``, keeping its mode.
+    def replace(self, path: str | os.PathLike[str], data: bytes) -> tuple[int, int]:
+        """Replace the page at ``path`` with ``data``, keeping its mode; return the new
+        file's size and modification time (ns) as it was written.
 
         Raises
         ------
@@ -198,8 +199,7 @@ class PageWriter:
         status = os.lstat(name, dir_fd=descriptor)
         if stat.S_ISLNK(status.st_mode):  # a page linked to another: checked by its real path
             with PageWriter(self.root_real, self._scratch) as writer:
-                writer.replace(writable_target(path, self.root_real), data)
-            return
+                return writer.replace(writable_target(path, self.root_real), data)
         if not stat.S_ISREG(status.st_mode):
             raise UnsafeFileError(f"{_kind(status.st_mode)}, not a regular file; not written")
         writable = status.st_mode & (stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH)
@@ -208,12 +208,11 @@ class PageWriter:
         mode = stat.S_IMODE(status.st_mode)
         if self._via_scratch:
             try:
-                _replace_in(descriptor, name, data, mode, self._scratch.descriptor())
-                return
+                return _replace_in(descriptor, name, data, mode, self._scratch.descriptor())
             except OSError as exc:  # another mount under the site, say: the folder's pages
                 self._via_scratch = False  # are written beside themselves from now on
                 logger.debug("%s: written beside itself (%s)", path, exc)
-        _replace_in(descriptor, name, data, mode)
+        return _replace_in(descriptor, name, data, mode)
 
     def _open(self, folder: str) -> int:
         if folder == self._folder and self._descriptor is not None:
@@ -360,8 +359,9 @@ def _umask() -> int:
 
 def _replace_in(
     folder: int | None, path: str, data: bytes, mode: int, scratch: int | None = None
-) -> None:
-    """Write ``data`` to a temporary file beside ``path``, then rename it over ``path``.
+) -> tuple[int, int]:
+    """Write ``data`` to a temporary file beside ``path``, then rename it over ``path``;
+    return the file's size and modification time (ns) as written (a rename keeps them).
 
     ``path`` is a name in the open ``folder`` (a descriptor), or with no
     folder, a path.  With a ``scratch`` folder (a descriptor), the temporary
@@ -393,10 +393,12 @@ def _replace_in(
         while view:
             view = view[os.write(descriptor, view) :]
         os.fchmod(descriptor, mode)
+        written = os.fstat(descriptor)
         os.close(descriptor)
         descriptor = None
         both = {} if folder is None else {"src_dir_fd": temporary_folder, "dst_dir_fd": folder}
         os.replace(temporary, path, **both)
+        return written.st_size, written.st_mtime_ns
     except BaseException:
         if descriptor is not None:
             with contextlib.suppress(OSError):

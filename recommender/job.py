@@ -685,9 +685,14 @@ def _save_state(folder, key, root, rels, before: Signatures, report, corpus, mod
     started = time.perf_counter()
     release_free_memory()  # what the writing freed
     done = report[report["status"] == "written"]
-    written = {  # the hash of the bytes written, where the exporter knew it
-        path: digest if isinstance(digest, str) else None
-        for path, digest in zip(done["path"], done["file_digest"], strict=True)
+    written = {  # the hash of the bytes written, where the exporter knew it, and its size and time
+        path: (
+            digest if isinstance(digest, str) else None,
+            signature if isinstance(signature, tuple) else None,
+        )
+        for path, digest, signature in zip(
+            done["path"], done["file_digest"], done["file_signature"], strict=True
+        )
     }
     pages = corpus.pages  # the hash of the bytes each page was made from, where known
     loaded = (

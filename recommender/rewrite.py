@@ -404,6 +404,10 @@ def _patch_lines(text: str) -> list[str]:
 #: A page's new bytes for :func:`write_pending`: its place in the work, its path
 #: under the root, the bytes, and the file's identity once they were checked.
 Pending = tuple[int, str, bytes, tuple[int, int, int]]
+#: A page's outcome: its status, what went wrong for an error, and for a page written as
+#: it was loaded the content hash and flat block spans of its new bytes; for a page
+#: written, its new file's size and modification time (ns) right after the write.
+Outcome = tuple[str, str, str | None, list[int] | None, tuple[int, int] | None]
 
 
 def rewrite_pages(
@@ -412,7 +416,7 @@ def rewrite_pages(
     write: bool,
     max_bytes: int,
     on_change: Callable[[PageChange], None] | None,
-) -> tuple[list[tuple[str, str, str | None, list[int] | None]], list[Pending]]:
+) -> tuple[list[Outcome], list[Pending]]:
     """Prepare the rewrite of (or, without ``write``, compare) some pages of the site at ``root``.
 
     ``work`` holds, per page, its path under ``root``, its url, its wanted
@@ -445,7 +449,7 @@ def write_pending(
     writer: PageWriter,
     root: Path,
     pending: list[Pending],
-    outcomes: list[tuple[str, str, str | None, list[int] | None]],
+    outcomes: list[Outcome],
 ) -> None:
     """Write the pages :func:`rewrite_pages` prepared; a page that cannot be written
     becomes an error in ``outcomes`` (and is logged), and the others go on.
@@ -458,10 +462,10 @@ def write_pending(
         try:
             if _identity(os.stat(file)) != identity:
                 raise UnsafeFileError("the page changed since it was read; left as it is")
-            writer.replace(file, data)
+            outcomes[place] = (*outcomes[place][:4], writer.replace(file, data))
         except (OSError, UnsafeFileError) as exc:
             logger.warning("%s: cannot write: %s", path, exc)
-            outcomes[place] = ("error", f"{path}: cannot write: {exc}", None, None)
+            outcomes[place] = ("error", f"{path}: cannot write: {exc}", None, None, None)
 
 
 def _identity(status: os.stat_result) -> tuple[int, int, int]:
@@ -491,16 +495,17 @@ def _rewrite_page(
     writer: PageWriter | None,
     on_change: Callable[[PageChange], None] | None,
     max_bytes: int = DEFAULT_MAX_PAGE_BYTES,
-    known: tuple[str, list[int], str] | None = None,
-) -> tuple[str, str, str | None, list[int] | None]:
+    known: tuple[str, list[int] | None, str | None] | None = None,
+) -> Outcome:
     """Rewrite one page's blocks (without a writer, compare only).
 
     Returns its status, what went wrong for an error, and for a page written
     as it was loaded the content hash and flattened block spans of its new
     bytes (as the loader would find them; None for a page that changed since,
     whose rest the loader's fingerprint no longer describes).  ``known``: the
-    loader's content hash, flat block spans and rest fingerprint; used when the
-    file still has that hash.
+    loader's content hash, flat block spans and rest fingerprint (the last two
+    None where the loader could not tell them); used when the file still has
+    that hash.
     """
     file = root / path
     try:
@@ -508,29 +513,33 @@ def _rewrite_page(
             file, writer.root_real if writer else os.path.realpath(root), max_bytes
         )
         same = known is not None and file_digest(old) == known[0]
-        loaded = (list(zip(known[1][::2], known[1][1::2], strict=True)), known[2]) if same else None
+        loaded = (
+            (list(zip(known[1][::2], known[1][1::2], strict=True)), known[2])
+            if same and known[1] is not None and known[2] is not None
+            else None  # the loader could not tell its blocks or rest: read it whole
+        )
         new, spans = _replaced(old.decode("utf-8"), targets, cache, loaded)
     except (OSError, UnicodeDecodeError, ValueError, yaml.YAMLError, UnsafeFileError) as exc:
         logger.warning("%s: not exported: %s", path, _first_line(exc))
-        return "error", f"{path}: {_first_line(exc)}", None, None
+        return "error", f"{path}: {_first_line(exc)}", None, None, None
     encoded = new.encode("utf-8")
     if encoded == old:
-        return "unchanged", "", None, None
+        return "unchanged", "", None, None, None
     if len(encoded) > max_bytes:  # the next run would not read it back
         problem = (
             f"its new text would be {len(encoded):,} bytes, over {max_bytes:,} (max_page_bytes)"
         )
         logger.warning("%s: not exported: %s", path, problem)
-        return "error", f"{path}: {problem}", None, None
+        return "error", f"{path}: {problem}", None, None, None
     if on_change is not None:
         on_change(PageChange(path=path, url=url, old=old.decode("utf-8"), new=new))
     if writer is None:
-        return "changed", "", None, None
+        return "changed", "", None, None, None
     try:
         writer.replace(file, encoded)
     except (OSError, UnsafeFileError) as exc:
         logger.warning("%s: cannot write: %s", path, exc)
-        return "error", f"{path}: cannot write: {exc}", None, None
+        return "error", f"{path}: cannot write: {exc}", None, None, None
     if not same:  # changed since it was loaded: the loader's fingerprint is not its own
-        return "written", "", None, None
-    return "written", "", file_digest(encoded), [place for span in spans for place in span]
+        return "written", "", None, None, None
+    return "written", "", file_digest(encoded), [place for span in spans for place in span], None

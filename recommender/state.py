@@ -80,7 +80,7 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 #: Version of the state's layout; a state of another format is rebuilt.
-STATE_FORMAT = 8  # 8: the pages a keep rule left as they were (7: strong terms by TF-IDF)
+STATE_FORMAT = 9  # 9: the blocks as written (8: the pages a keep rule left as they were)
 #: Page columns the state leaves out: the long texts, which only vectorising
 #: and embedding read, and only for the new and changed pages a run reads anew.
 #: Leaving them out keeps the state's page table a sixth of the size (19 MB, not 117 MB).
@@ -215,18 +215,20 @@ def file_signatures(root: Path, paths: list[str]) -> Signatures:
 def signatures_after_writes(
     root: Path,
     before: Signatures,
-    written: Mapping[str, str | None],
+    written: Mapping[str, tuple[str | None, tuple[int, int] | None]],
     saved: Signatures | None = None,
     loaded: Mapping[str, str] | None = None,
 ) -> Signatures:
     """The signatures to save after a run: ``before``'s, the written files' taken anew.
 
-    ``written``: each written file's path and the content hash of the bytes
-    written (hex), or None where the exporter did not write it over the bytes
-    its pages were made from (edited while the run computed): such a file is
-    saved as unknown, never the same, so that the next run reads it again (its
-    saved fields are those before the edit).  Only the written files are
-    stat'ed again.  Every other file
+    ``written``: each written file's path, the content hash of the bytes
+    written (hex) and the file's size and modification time (ns) right after
+    the write (else stat'ed now).  A hash of None: the exporter did not write
+    it over the bytes its pages were made from (edited while the run
+    computed); such a file is saved as unknown, never the same, so that the
+    next run reads it again (its saved fields are those before the edit).
+    The size and time from right after the write let an edit made since (the
+    writing of a large site takes minutes) be seen next time.  Every other file
     keeps its signature from the start of the run (a file that changed under
     the run then differs from it next time, and is read again), and its
     content hash from the ``saved`` state where its stat has not changed
@@ -255,15 +257,17 @@ def signatures_after_writes(
     for i, path in enumerate(after.paths):
         if path not in written:
             continue
-        known = written[path]
-        try:
-            info = os.stat(root / path)
-        except OSError:
-            known = None
+        known, signature = written[path]
+        if known is not None and signature is None:
+            try:
+                info = os.stat(root / path)
+                signature = info.st_size, info.st_mtime_ns
+            except OSError:
+                known = None
         if known is None:  # gone, or its pages were not made from the bytes it was written over
             after.size[i], after.mtime_ns[i], after.digest[i] = -1, 0, 0
         else:
-            after.size[i], after.mtime_ns[i] = info.st_size, info.st_mtime_ns
+            after.size[i], after.mtime_ns[i] = signature
             after.digest[i] = np.frombuffer(bytes.fromhex(known), np.uint8)
     return after
 

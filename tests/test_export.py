@@ -253,6 +253,9 @@ ODD_TARGETS = [  # id, title, subject of a target page, as a caller's frame may 
     (7, "123", "0x1F"),
     (-(2**40), "Ünïcode: a 'quoted' \"title\" # with a hash", "Chemistry"),
     (3, "A long title " * 12, "  spaced  "),
+    (-(2**63), "The least int64", "x"),
+    (2**63, "An id no int64 holds: read back as missing", "x"),
+    (2**70, "Nor this one", "x"),
 ]
 
 
@@ -1001,8 +1004,9 @@ def test_a_page_gone_between_its_read_and_its_check_is_an_error(tmp_path, monkey
         "a.md: cannot write: [Errno 2] No such file or directory",
         None,
         None,
+        None,
     )
-    assert outcomes[1] == ("written", "", None, None)  # not as loaded: no hash or spans
+    assert outcomes[1] == ("written", "", None, None, None)  # not as loaded, not written yet
     assert [page[1] for page in pending] == ["b.md"]
     assert caplog.messages == ["a.md: cannot write: [Errno 2] No such file or directory"]
 

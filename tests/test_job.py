@@ -328,6 +328,39 @@ def test_a_bad_page_s_content_hash_is_kept_from_state_to_state(site):
     assert rewrite(site).kind is RunKind.UNCHANGED  # its hash is still known
 
 
+def test_a_page_edited_after_it_was_written_and_before_the_state_is_saved_is_read_again(
+    site, monkeypatch
+):
+    page = site / "chemistry" / "how-do-you-balance-a-chemical-equation.md"
+    title = "title: How do you balance a chemical equation?"
+    real = job_module._save_state
+
+    def edited_first(*args, **kwargs):  # the page written minutes ago, on a large site
+        edit(page, title, f"{title} A guide")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(job_module, "_save_state", edited_first)
+    first = rewrite(site)
+    assert first.report.set_index("path").loc[page.relative_to(site).as_posix(), "status"] == (
+        "written"
+    )
+    monkeypatch.undo()
+    again = rewrite(site)
+    assert again.changes.changed == ["chemistry/how-do-you-balance-a-chemical-equation.md"]
+    url = "/learn/chemistry/questions/how-do-you-balance-a-chemical-equation"
+    assert again.corpus.pages.loc[url, "title"].endswith("A guide")
+
+
+def test_a_written_page_the_loader_kept_no_fingerprint_of_is_not_read_again(site):
+    page = sorted(site.rglob("*.md"))[4]
+    edit(page, "\nanswer:", "\ntags: !!set {a, b}\nanswer:")  # no rest fingerprint
+    path = page.relative_to(site).as_posix()
+    assert pd.isna(load_corpus(site).pages.set_index("path").loc[path, "rest_fingerprint"])
+    row = rewrite(site).report.set_index("path").loc[path]
+    assert row["status"] == "written" and isinstance(row["file_digest"], str)
+    assert rewrite(site).kind is RunKind.UNCHANGED
+
+
 def test_a_page_edited_while_the_run_computes_is_read_again_next_run(site, monkeypatch):
     page = site / "chemistry" / "how-do-you-balance-a-chemical-equation.md"
     title = "title: How do you balance a chemical equation?"

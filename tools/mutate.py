@@ -225,7 +225,7 @@ def main(argv: list[str] | None = None) -> int:
             scratch = args.workdir / module
             names = []
             if args.every > 1:  # a sample of the mutants made now, or by an earlier run
-                if (scratch / "mutants").is_dir():
+                if (scratch / "mutants").is_dir() and results(scratch):
                     refresh_tests(scratch)
                 else:
                     scratch = prepare(module, tests, args.workdir)
