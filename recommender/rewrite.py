@@ -340,11 +340,13 @@ def block_values(target: Mapping[str, object]) -> dict[str, object]:
 
 
 def _is_nan(value: object) -> bool:
-    """NaN (a float, a numpy float) or pandas' NA: a missing id."""
+    """NaN (a float, a numpy float) or pandas' NA: a missing value."""
     try:
         return bool(value != value)
     except TypeError:  # pandas' NA has no truth value
         return True
+    except ValueError:  # an array's: not a value a block can hold (yaml_scalar says so)
+        return False
 
 
 def _blocks_say(blocks_text: str, wanted: list[dict[str, object]]) -> bool:

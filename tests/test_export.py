@@ -189,6 +189,13 @@ def test_round_trip_any_values(targets, crlf, old):
     assert replace_related(result, targets) == result
 
 
+def test_a_block_value_that_is_an_array_is_refused_by_its_type():
+    page = "---\ntitle: T\nurl: /t\n---\nbody\n"
+    target = {"id": 1, "title": np.array(["a", "b"]), "subject": "S", "url": "/a"}
+    with pytest.raises(TypeError, match="cannot write ndarray"):
+        replace_related(page, [target])
+
+
 @pytest.mark.parametrize("missing", [None, "", float("nan"), np.nan, np.float32("nan"), pd.NA])
 def test_a_missing_id_is_left_out_of_its_block(missing):
     page = "---\ntitle: T\nurl: /t\n---\nbody\n"
