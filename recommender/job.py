@@ -715,9 +715,14 @@ def _as_written(corpus: Corpus, model, written: pd.DataFrame, failed: set[str]) 
     now = targets_by_source(model.related_)
     kept = set(getattr(model, "kept_urls_", ()))
     pages = corpus.pages.copy(deep=False)  # copy on write: the columns set below are new
-    pages["related_urls"] = [
+    pages["related_urls"] = [  # lists, not an Arrow array's scalars one by one
         old if path in failed or url in kept else now.get(url, [])
-        for url, path, old in zip(pages.index, pages["path"], pages["related_urls"], strict=True)
+        for url, path, old in zip(
+            pages.index.tolist(),
+            pages["path"].tolist(),
+            pages["related_urls"].tolist(),
+            strict=True,
+        )
     ]
     written = written.set_index("url")
     if "file_digest" in pages and len(written):
