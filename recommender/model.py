@@ -548,8 +548,9 @@ class Recommender(BaseEstimator):
             np.arange(len(pages)), is_target
         )
         laps.end("similarity")
-        self.search_params_ = self.search_settings()
-        return self._link(pages, features, is_target, candidates, scores, laps, editorial)
+        self._link(pages, features, is_target, candidates, scores, laps, editorial)
+        self.search_params_ = self.search_settings()  # the settings it is now made with
+        return self
 
     def update(self, pages: pd.DataFrame, changed: Iterable[str]) -> Recommender:
         """Recompute the links after some pages were added, changed or deleted.
@@ -611,8 +612,9 @@ class Recommender(BaseEstimator):
         self.semantic_candidates_, self.semantic_candidate_scores_ = (
             self._updated_semantic_candidates(is_target, old_rows, is_changed)
         )
-        self.search_params_ = self.search_settings()
-        return self._link(pages, features, is_target, candidates, scores, laps, editorial)
+        self._link(pages, features, is_target, candidates, scores, laps, editorial)
+        self.search_params_ = self.search_settings()  # the settings it is now made with
+        return self
 
     def relink(self, pages: pd.DataFrame) -> Recommender:
         """Choose the links again from the fitted candidates, with the settings now in effect.
