@@ -41,6 +41,7 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib import metadata
+from numbers import Real
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -161,7 +162,12 @@ def _described(value: Any) -> str:
 
 def _as_shaping(name: str, value: Any) -> Any:
     """A setting as it shapes the links, whatever its spelling: the default field weights
-    and n-grams written out or not, an editor's rules without their file's name or lines."""
+    and n-grams written out or not, a real number written as an integer or not (a weight
+    of 3 or 3.0), an editor's rules without their file's name or lines."""
+    if name == "field_weights" and isinstance(value, Mapping):
+        return {field: _as_real(weight) for field, weight in value.items()}
+    if name in _REAL_SETTINGS:
+        return _as_real(value)
     if name == "field_weights" and value is None:
         return DEFAULT_FIELD_WEIGHTS
     if name == "ngram_range" and value is None:
@@ -177,6 +183,19 @@ def _as_shaping(name: str, value: Any) -> Any:
         }
     return value
 
+
+def _as_real(value: Any) -> Any:
+    is_integer = isinstance(value, int | np.integer) and not isinstance(value, bool)
+    return float(value) if is_integer else value
+
+
+#: The settings that are real numbers only (an integer means the same as its float;
+#: not ``max_df`` or ``min_df``, whose integers count pages).
+_REAL_SETTINGS = frozenset(
+    name
+    for name, constraints in Recommender._parameter_constraints.items()
+    if constraints and all(getattr(rule, "type", None) is Real for rule in constraints)
+)
 
 #: An editor's rules' settings besides the rules themselves.
 _RULE_VALUES = ("no_newer", "half_life_days", "min_same", "cross_min_score")
@@ -483,7 +502,8 @@ def _read_signatures(folder: Path, generation: str) -> SavedState:
         )
         signatures = Signatures(paths, arrays["size"], arrays["mtime_ns"], arrays["digest"])
         in_sync = arrays["in_sync"]
-    if len({len(paths), len(signatures.size), len(signatures.digest), len(in_sync)}) != 1:
+    lengths = (signatures.size, signatures.mtime_ns, signatures.digest, in_sync)
+    if len({len(paths), *(len(values) for values in lengths)}) != 1:
         raise ValueError("signature arrays of different lengths")
     return SavedState(folder, generation, signatures, in_sync)
 
@@ -519,9 +539,10 @@ def write_state(
         if old.name != generation and _is_generation(old):
             with contextlib.suppress(OSError):
                 shutil.rmtree(old)
-        elif _LEFT_HEADER.fullmatch(old.name) and stat.S_ISREG(os.lstat(old).st_mode):
+        elif _LEFT_HEADER.fullmatch(old.name):
             with contextlib.suppress(OSError):  # a killed run's unfinished state.json
-                old.unlink()
+                if stat.S_ISREG(os.lstat(old).st_mode):  # (gone meanwhile: nothing to do)
+                    old.unlink()
 
 
 def _is_generation(path: Path) -> bool:

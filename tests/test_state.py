@@ -6,6 +6,7 @@ import os
 import shutil
 import weakref
 from pathlib import Path
+from types import MappingProxyType
 
 import numpy as np
 import pandas as pd
@@ -25,9 +26,13 @@ from recommender.rules import EditorialRules, Keep
 from recommender.state import (
     STATE_FORMAT,
     TEXT_COLUMNS,
+    SavedState,
+    StateKey,
+    file_signatures,
     links_key,
     read_state,
     settings_key,
+    signatures_after_writes,
     state_key,
 )
 
@@ -973,3 +978,126 @@ def test_the_state_says_in_one_line_why_it_is_not_used(site, caplog):
     generation = folder / json.loads((folder / "state.json").read_text())["generation"]
     (generation / "signatures.npz").write_bytes(b"not an npz")
     assert said()[0].startswith(f"state in {folder} is damaged (")
+
+
+def test_the_pages_read_back_from_the_state_hold_their_keywords_and_links_as_lists(site):
+    rewrite(site)
+    settings = Recommender(**SETTINGS).get_params()
+    key = state_key({**settings, "max_page_bytes": DEFAULT_MAX_PAGE_BYTES})  # as the job's
+    saved, _ = read_state(site / ".recommender", key)
+    pages = saved.read_corpus(site).pages
+    loaded = load_corpus(site).pages.loc[pages.index]
+    for column in ("keywords", "related_urls"):  # as the loader gives them, not Arrow's arrays
+        assert all(type(value) is list for value in pages[column]), column
+        assert pages[column].tolist() == loaded[column].tolist(), column
+
+
+def test_a_state_of_another_format_says_which_format_it_is(tmp_path):
+    (tmp_path / "state.json").write_text(json.dumps({"format": STATE_FORMAT + 1}))
+    assert read_state(tmp_path, StateKey("", "")) == (
+        None,
+        f"the state was ignored: it is of format {STATE_FORMAT + 1}, this is {STATE_FORMAT}",
+    )
+
+
+def test_a_missing_page_file_is_signed_with_a_size_no_file_has(tmp_path):
+    signatures = file_signatures(tmp_path, ["gone.md"])
+    assert signatures.size.tolist() == [-1] and signatures.mtime_ns.tolist() == [0]
+    assert not signatures.digest.any()
+
+
+def test_a_file_signature_keeps_every_nanosecond_of_its_time(tmp_path):
+    page = tmp_path / "page.md"
+    page.write_text("a")
+    times = [1_700_000_000_123_456_789, 1_700_000_000_123_456_790]  # one float64 apart: none
+    signed = []
+    for ns in times:
+        os.utime(page, ns=(ns, ns))
+        signed += file_signatures(tmp_path, ["page.md"]).mtime_ns.tolist()
+    assert signed == times
+
+
+def test_a_file_saved_as_unknown_is_a_change_next_time_whatever_its_size_and_time(tmp_path):
+    page = tmp_path / "page.md"
+    page.write_text("a")  # one byte, and the time an unknown file is saved with
+    os.utime(page, ns=(0, 0))
+    before = file_signatures(tmp_path, ["page.md"])
+    after = signatures_after_writes(tmp_path, before, {"page.md": (None, None)})
+    saved = SavedState(tmp_path, "0" * 32, after, np.ones(1, dtype=bool))
+    assert saved.changes(tmp_path, file_signatures(tmp_path, ["page.md"])).changed == ["page.md"]
+
+
+def test_a_state_folder_that_cannot_be_tidied_after_writing_still_serves(site, monkeypatch):
+    rewrite(site)
+    folder = site / ".recommender"
+    old = folder / json.loads((folder / "state.json").read_text())["generation"]
+    left = folder / ".state.json.0a1b2c3d.tmp"  # a killed run's, as write_atomic names it
+    left.write_text('{"form')
+    unlink, rmtree = Path.unlink, shutil.rmtree
+
+    def refused_unlink(path, *args, **kwargs):
+        if path == left:
+            raise PermissionError(13, "Permission denied")
+        return unlink(path, *args, **kwargs)
+
+    def refused_rmtree(path, *args, **kwargs):
+        if Path(path) == old:
+            raise PermissionError(13, "Permission denied")
+        return rmtree(path, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "unlink", refused_unlink)
+    monkeypatch.setattr(shutil, "rmtree", refused_rmtree)
+    page = sorted(site.rglob("*.md"))[0]
+    page.write_text(page.read_text(encoding="utf-8") + "\n", encoding="utf-8")
+    assert rewrite(site).kind is RunKind.INCREMENTAL
+    monkeypatch.undo()
+    assert left.exists() and old.is_dir()  # left as they were, the run not failed for them
+    assert rewrite(site).kind is RunKind.UNCHANGED
+
+
+def test_a_state_header_over_a_mebibyte_is_not_read(tmp_path, caplog):
+    header = json.dumps({"format": STATE_FORMAT + 1}).encode("utf-8")
+    for size, reason in [
+        (1 << 20, "the state was ignored: it is of format"),
+        ((1 << 20) + 1, "the state could not be read"),
+    ]:
+        (tmp_path / "state.json").write_bytes(header.ljust(size))  # JSON padded with spaces
+        with caplog.at_level("WARNING", logger="recommender.state"):
+            assert read_state(tmp_path, StateKey("", ""))[1].startswith(reason), size
+    assert "is over 1,048,576 bytes" in caplog.text
+
+
+def test_the_keys_do_not_depend_on_the_order_or_spelling_of_the_settings():
+    plain = Recommender(**SETTINGS).get_params()
+    assert state_key(dict(reversed(plain.items()))) == state_key(plain)
+    assert plain["ngram_range"] is None  # the default: every field's words one by one
+    for same in ({}, MappingProxyType({})):  # as a settings file of the defaults spells it
+        assert settings_key({**plain, "ngram_range": same}) == settings_key(plain)
+    title = {**plain, "ngram_range": {"title": [1, 2]}}
+    assert settings_key({**plain, "ngram_range": MappingProxyType({"title": (1, 2)})}) == (
+        settings_key(title)
+    )
+
+
+def test_a_real_setting_written_as_an_integer_is_the_same_setting():
+    plain = Recommender(**SETTINGS).get_params()
+    weights = {"title": 3, "keywords": 2, "answer": 1}  # the defaults, as a TOML file may say
+    assert settings_key({**plain, "field_weights": weights}) == settings_key(plain)
+    assert settings_key({**plain, "bm25_b": 1}) == settings_key({**plain, "bm25_b": 1.0})
+    assert links_key({**plain, "stability": 0}) == links_key({**plain, "stability": 0.0})
+    assert settings_key({**plain, "max_df": 1}) != settings_key({**plain, "max_df": 1.0})
+
+
+def test_a_state_whose_signature_arrays_disagree_in_length_is_damaged_and_rebuilt(site):
+    rewrite(site)
+    folder = site / ".recommender"
+    signatures = folder / json.loads((folder / "state.json").read_text())["generation"]
+    signatures /= "signatures.npz"
+    with np.load(signatures) as arrays:
+        values = {name: arrays[name] for name in arrays.files}
+    np.savez(signatures, **{**values, "mtime_ns": values["mtime_ns"][:-1]})
+    page = sorted(site.rglob("*.md"))[0]
+    page.write_text(page.read_text(encoding="utf-8") + "\n", encoding="utf-8")
+    result = rewrite(site)
+    assert result.kind is RunKind.FULL and result.full_because == "the state could not be read"
+    assert rewrite(site).kind is RunKind.UNCHANGED
