@@ -85,8 +85,10 @@ __all__ = [
     "EMBEDDING_PARAMETERS",
     "LINKING_PARAMETERS",
     "LINK_COLUMNS",
+    "REAL_SETTINGS",
     "RUNNING_PARAMETERS",
     "Recommender",
+    "as_real",
     "settings_differ",
     "unsearched_settings",
 ]
@@ -1179,18 +1181,36 @@ def unsearched_settings(semantic_weight: float | None) -> frozenset[str]:
     return ignored if semantic_weight else ignored | set(EMBEDDING_PARAMETERS)
 
 
+def as_real(value: Any) -> Any:
+    """An integer as its float (not a bool); any other value as it is."""
+    is_integer = isinstance(value, int | np.integer) and not isinstance(value, bool)
+    return float(value) if is_integer else value
+
+
+#: The settings that are real numbers only, whose integer means the same as its float
+#: (not ``max_df`` or ``min_df``, whose integers count pages).
+REAL_SETTINGS = frozenset(
+    name
+    for name, constraints in Recommender._parameter_constraints.items()
+    if constraints and all(getattr(rule, "type", None) is Real for rule in constraints)
+)
+
+
 def settings_differ(settings: Mapping[str, Any], others: Mapping[str, Any]) -> list[str]:
     """The names of the settings whose values differ: not the same object, nor equal values
-    of one type (``max_df`` 1 and 1.0 differ); a setting only one side holds differs."""
+    of one type (``max_df`` 1 and 1.0 differ; in :data:`REAL_SETTINGS`, an integer is its
+    float); a setting only one side holds differs."""
 
     def same(a: Any, b: Any) -> bool:
         return a is b or (type(a) is type(b) and bool(a == b))
 
+    def said(values: Mapping[str, Any], name: str) -> Any:
+        value = values.get(name, missing)
+        return as_real(value) if name in REAL_SETTINGS else value
+
     names = [*settings, *(name for name in others if name not in settings)]
     missing = object()
-    return [
-        name for name in names if not same(settings.get(name, missing), others.get(name, missing))
-    ]
+    return [name for name in names if not same(said(settings, name), said(others, name))]
 
 
 def _updated_lists(

@@ -41,7 +41,6 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib import metadata
-from numbers import Real
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -57,7 +56,9 @@ from .model import (
     DEFAULT_FIELD_WEIGHTS,
     DEFAULT_NGRAM_RANGES,
     LINKING_PARAMETERS,
+    REAL_SETTINGS,
     Recommender,
+    as_real,
     unsearched_settings,
 )
 from .rules import EditorialRules
@@ -165,9 +166,9 @@ def _as_shaping(name: str, value: Any) -> Any:
     and n-grams written out or not, a real number written as an integer or not (a weight
     of 3 or 3.0), an editor's rules without their file's name or lines."""
     if name == "field_weights" and isinstance(value, Mapping):
-        return {field: _as_real(weight) for field, weight in value.items()}
-    if name in _REAL_SETTINGS:
-        return _as_real(value)
+        return {field: as_real(weight) for field, weight in value.items()}
+    if name in REAL_SETTINGS:
+        return as_real(value)
     if name == "field_weights" and value is None:
         return DEFAULT_FIELD_WEIGHTS
     if name == "ngram_range" and value is None:
@@ -183,19 +184,6 @@ def _as_shaping(name: str, value: Any) -> Any:
         }
     return value
 
-
-def _as_real(value: Any) -> Any:
-    is_integer = isinstance(value, int | np.integer) and not isinstance(value, bool)
-    return float(value) if is_integer else value
-
-
-#: The settings that are real numbers only (an integer means the same as its float;
-#: not ``max_df`` or ``min_df``, whose integers count pages).
-_REAL_SETTINGS = frozenset(
-    name
-    for name, constraints in Recommender._parameter_constraints.items()
-    if constraints and all(getattr(rule, "type", None) is Real for rule in constraints)
-)
 
 #: An editor's rules' settings besides the rules themselves.
 _RULE_VALUES = ("no_newer", "half_life_days", "min_same", "cross_min_score")

@@ -9,7 +9,7 @@ from sklearn.exceptions import NotFittedError
 import recommender.model as model_module
 from recommender import Recommender, evaluate, load_corpus
 from recommender.errors import ConfigError, ModelFileError
-from recommender.model import LINK_COLUMNS, LINKING_PARAMETERS, RUNNING_PARAMETERS
+from recommender.model import LINK_COLUMNS, LINKING_PARAMETERS, RUNNING_PARAMETERS, settings_differ
 from recommender.rules import EditorialRules, Never
 
 from .conftest import SAMPLE
@@ -482,6 +482,19 @@ def test_update_refuses_a_setting_that_changes_the_features_or_candidates(sample
     pd.testing.assert_frame_equal(model.related_, before)
     model.set_params(max_df=1.0, n_candidates=Recommender().n_candidates, n_links=3)
     assert model.update(sample_pages, changed=sample_pages.index[:2]).related_["rank"].max() == 3
+
+
+def test_a_real_setting_written_as_an_integer_is_not_a_change(sample_pages):
+    model = Recommender(min_df=1, bm25_b=1.0, idf_power=1.0).fit(sample_pages)
+    links = model.related_.copy()
+    assert (
+        model.set_params(bm25_b=1, idf_power=np.int64(1))
+        .relink(sample_pages)
+        .related_.equals(links)
+    )
+    assert settings_differ({"bm25_b": 1, "max_df": 1}, {"bm25_b": 1.0, "max_df": 1.0}) == [
+        "max_df"  # its integer counts pages
+    ]
 
 
 def test_relink_needs_a_fitted_model_and_the_pages_of_its_fit(sample_pages):
