@@ -531,9 +531,8 @@ def _incremental(saved, changes, walked, root, settings, options):
     old = saved.read_corpus(root)
     duplicates = set(old.errors["path"][old.errors["problem"] == "duplicate url"])
     again = sorted((duplicates - set(changes.deleted)) | set(changes.new + changes.changed))
-    fresh = load_corpus(
+    fresh = load_corpus(  # not strict: the first bad page by path is named below, as in full
         root,
-        strict=options["strict"],
         n_jobs=settings.get("n_jobs"),
         paths=again,
         max_page_bytes=options["max_page_bytes"],

@@ -157,6 +157,18 @@ def test_an_unchanged_run_after_one_that_linked_nothing_counts_no_link_kept(site
     assert result.report["links_kept"].tolist() == [0] * 64
 
 
+def test_a_strict_incremental_run_names_the_bad_page_a_full_run_names(site):
+    shutil.copy2(BROKEN / "invalid-yaml.md", site / "biology" / "0-invalid-yaml.md")
+    rewrite(site)  # the state holds it as a bad page
+    shutil.copy2(BROKEN / "missing-title.md", site / "chemistry" / "missing-title.md")
+    named = []
+    for full in (True, False):
+        with pytest.raises(PageError) as raised:
+            rewrite(site, strict=True, full=full)
+        named.append(raised.value.path)
+    assert named == ["biology/0-invalid-yaml.md"] * 2  # the first by path, either way
+
+
 def test_a_strict_unchanged_run_raises_the_first_bad_page_with_its_line(site):
     shutil.copy2(BROKEN / "invalid-yaml.md", site / "chemistry" / "invalid-yaml.md")
     first = rewrite(site)
