@@ -34,6 +34,7 @@ from .errors import (
     UnsafeFileError,
 )
 from .files import DEFAULT_MAX_PAGE_BYTES, is_inside, read_regular_file
+from .frames import INT64
 from .frontmatter import (
     file_digest,
     rest_fingerprint,
@@ -65,7 +66,6 @@ _BLANK = re.compile(r"\s+")
 #: A url a page may have: a site path or an http(s) address, without blanks or control characters.
 _URL = re.compile(r"(?:/|https?://)[^\s\x00-\x1f\x7f-\x9f\u2028\u2029]*", re.IGNORECASE)
 #: Ids are stored as Int64.
-_INT64 = range(-(2**63), 2**63)
 
 #: Columns of :attr:`Corpus.pages`, in order, with what each holds.  The index is ``url``.
 PAGE_COLUMNS: dict[str, str] = {
@@ -204,7 +204,7 @@ class _Checker:
     def integer(self, key: str, value: object) -> int | None:
         if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
             self.wrong_type(key, value, "expected an integer")
-        if value is not None and value not in _INT64:
+        if value is not None and value not in INT64:
             self.fail("wrong type", f"`{key}` {str(value)[:30]} does not fit in 64 bits", key)
         return value
 
@@ -846,7 +846,7 @@ _INT64_MAX = int(np.iinfo(np.int64).max)
 
 def _is_int64(value: Any) -> bool:
     """An integer (not a bool) that an int64 holds: an old block's id another can be."""
-    return isinstance(value, int) and not isinstance(value, bool) and value in _INT64
+    return isinstance(value, int) and not isinstance(value, bool) and value in INT64
 
 
 def _frames(

@@ -26,7 +26,7 @@ from tqdm.auto import tqdm
 
 from .errors import ExportError
 from .files import DEFAULT_MAX_PAGE_BYTES, PageWriter, write_atomic
-from .frames import is_in
+from .frames import INT64, is_in
 from .rewrite import (
     PageChange,
     block_values,
@@ -75,6 +75,9 @@ REPORT_COLUMNS: dict[str, str] = {
     "file_signature": "for a page written, its new file's size and modification time (ns) "
     "right after the write, a pair (else missing)",
 }
+
+#: A report row's last columns before its page is looked at: digest, spans, signature.
+_NONE = (None, None, None)
 
 #: Columns of a pages frame telling what the loader found in each file, which
 #: spare the exporter parsing the file again while it is unchanged.
@@ -210,24 +213,18 @@ def export_links(
     ):
         if url in leave:
             kept = len(old_urls)
-            kept_row = (path, url, "unchanged", 0, 0, kept, "kept as it is by a rule")
-            rows[path] = (*kept_row, None, None, None)
+            rows[path] = (path, url, "unchanged", 0, 0, kept, "kept as it is by a rule", *_NONE)
             continue
         targets = lists_by_source.get(url, [])
-        rows[path] = (path, url, None, *_link_counts(old_urls, targets), "", None, None, None)
+        rows[path] = (path, url, None, *_link_counts(old_urls, targets), "", *_NONE)
         work.append((path, url, [blocks_by_url[t] for t in targets], known))
     with tqdm(
         total=len(work), desc="writing" if write else "comparing", unit="page", disable=not progress
     ) as bar:
         for chunk, outcomes in _rewritten(root, work, write, max_page_bytes, on_change, n_jobs):
             for (path, *_), (status, *written) in zip(chunk, outcomes, strict=True):
-                row = rows[path]
-                rows[path] = (
-                    *row[:2],
-                    status,
-                    *row[3:6],
-                    *written,
-                )  # detail, digest, spans, signature
+                row = rows[path]  # written: detail, digest, spans, signature
+                rows[path] = (*row[:2], status, *row[3:6], *written)
             bar.update(len(chunk))
     return pd.DataFrame(list(rows.values()), columns=list(REPORT_COLUMNS))
 
@@ -358,7 +355,7 @@ def written_blocks(pages: pd.DataFrame, links: pd.DataFrame) -> pd.DataFrame:
             values = (None if value is None else str(value) for value in values)
         else:  # an id an int64 cannot hold is read back as missing
             values = (
-                value if isinstance(value, int) and value in _INT64 else None for value in values
+                value if isinstance(value, int) and value in INT64 else None for value in values
             )
         return pd.array(list(values), dtype=dtype).take(codes)
 
@@ -372,9 +369,6 @@ def written_blocks(pages: pd.DataFrame, links: pd.DataFrame) -> pd.DataFrame:
             "target_subject": column("subject", "str"),
         }
     )
-
-
-_INT64 = range(-(2**63), 2**63)
 
 
 def _link_counts(old_urls: list[str], new_urls: list[str]) -> tuple[int, int, int]:

@@ -14,7 +14,10 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-__all__ = ["is_in", "sources_with_new_lists"]
+__all__ = ["INT64", "is_in", "sources_with_new_lists"]
+
+#: The integers an int64 column holds (a page's id, a block's): ``value in INT64``.
+INT64 = range(-(2**63), 2**63)
 
 
 def is_in(values: pd.Series | pd.Index, among: Iterable[object]) -> np.ndarray:

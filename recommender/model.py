@@ -594,7 +594,7 @@ class Recommender(BaseEstimator):
         check_is_fitted(self, "candidates_")
         self.check_params()
         fitted = getattr(self, "search_params_", None)
-        if fitted is not None:  # embeddings turned on since: every page is embedded
+        if fitted is not None:  # embeddings may be turned on after a fit without them
             self._check_search_unchanged(
                 "update", EMBEDDING_PARAMETERS if not fitted.get("semantic_weight") else ()
             )

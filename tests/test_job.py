@@ -340,11 +340,22 @@ def test_a_bad_page_s_content_hash_is_kept_from_state_to_state(site):
     assert rewrite(site).kind is RunKind.UNCHANGED  # its hash is still known
 
 
+#: A page whose title the tests of edits made during a run change, and that title.
+EDITED_PATH = "chemistry/how-do-you-balance-a-chemical-equation.md"
+EDITED_TITLE = "title: How do you balance a chemical equation?"
+
+
+def assert_the_next_run_reads_the_edit(site) -> None:
+    again = rewrite(site)
+    assert again.changes.changed == [EDITED_PATH]
+    url = "/learn/chemistry/questions/how-do-you-balance-a-chemical-equation"
+    assert again.corpus.pages.loc[url, "title"].endswith("A guide")
+
+
 def test_a_page_edited_after_it_was_written_and_before_the_state_is_saved_is_read_again(
     site, monkeypatch
 ):
-    page = site / "chemistry" / "how-do-you-balance-a-chemical-equation.md"
-    title = "title: How do you balance a chemical equation?"
+    page, title = site / EDITED_PATH, EDITED_TITLE
     real = job_module._save_state
 
     def edited_first(*args, **kwargs):  # the page written minutes ago, on a large site
@@ -352,15 +363,9 @@ def test_a_page_edited_after_it_was_written_and_before_the_state_is_saved_is_rea
         return real(*args, **kwargs)
 
     monkeypatch.setattr(job_module, "_save_state", edited_first)
-    first = rewrite(site)
-    assert first.report.set_index("path").loc[page.relative_to(site).as_posix(), "status"] == (
-        "written"
-    )
+    assert rewrite(site).report.set_index("path").loc[EDITED_PATH, "status"] == "written"
     monkeypatch.undo()
-    again = rewrite(site)
-    assert again.changes.changed == ["chemistry/how-do-you-balance-a-chemical-equation.md"]
-    url = "/learn/chemistry/questions/how-do-you-balance-a-chemical-equation"
-    assert again.corpus.pages.loc[url, "title"].endswith("A guide")
+    assert_the_next_run_reads_the_edit(site)
 
 
 def test_a_written_page_the_loader_kept_no_fingerprint_of_is_not_read_again(site):
@@ -374,15 +379,10 @@ def test_a_written_page_the_loader_kept_no_fingerprint_of_is_not_read_again(site
 
 
 def test_a_page_edited_while_the_run_computes_is_read_again_next_run(site, monkeypatch):
-    page = site / "chemistry" / "how-do-you-balance-a-chemical-equation.md"
-    title = "title: How do you balance a chemical equation?"
-    edited_while_exporting(monkeypatch, page, title, f"{title} A guide")
+    edited_while_exporting(monkeypatch, site / EDITED_PATH, EDITED_TITLE, f"{EDITED_TITLE} A guide")
     rewrite(site)
     monkeypatch.undo()
-    again = rewrite(site)
-    assert again.changes.changed == ["chemistry/how-do-you-balance-a-chemical-equation.md"]
-    url = "/learn/chemistry/questions/how-do-you-balance-a-chemical-equation"
-    assert again.corpus.pages.loc[url, "title"].endswith("A guide")
+    assert_the_next_run_reads_the_edit(site)
 
 
 def test_an_incremental_run_s_blocks_are_those_the_files_hold(site):
